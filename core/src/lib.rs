@@ -1,0 +1,1 @@
+//! shomei-core: the code every Shomei phone runs (skeleton; see issue 2).

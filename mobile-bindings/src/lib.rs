@@ -1,0 +1,1 @@
+//! shomei-mobile (skeleton; see issue 5).

@@ -1,0 +1,1 @@
+//! shomei-server (skeleton; see issue 3).

@@ -1,0 +1,1 @@
+//! shomei-tests (skeleton; see issue 4).
