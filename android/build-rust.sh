@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds libshomei_mobile.so for the Android ABIs with cargo-ndk into app/src/main/jniLibs,
+# then regenerates the uniffi Kotlin the app compiles (mobile-bindings/generated/kotlin).
+#
+# Needs: Android NDK (ANDROID_NDK_HOME), `cargo install cargo-ndk`, and
+#   rustup target add aarch64-linux-android armv7-linux-androideabi x86_64-linux-android
+# Env: PROFILE=release|debug (default release).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+profile="${PROFILE:-release}"
+
+command -v cargo-ndk >/dev/null || { echo "cargo-ndk not found: cargo install cargo-ndk" >&2; exit 1; }
+[[ -n "${ANDROID_NDK_HOME:-}" ]] || { echo "ANDROID_NDK_HOME is not set" >&2; exit 1; }
+
+release_flag=()
+[[ "$profile" == "release" ]] && release_flag=(--release)
+
+cd "$repo"
+# minSdk 28 = the app's minSdk; -P sets the platform level the NDK links against.
+cargo ndk \
+  -t arm64-v8a -t armeabi-v7a -t x86_64 \
+  -P 28 \
+  -o "$here/app/src/main/jniLibs" \
+  build -p shomei-mobile "${release_flag[@]}"
+
+# The Kotlin is generated from the host build (same crate, same uniffi metadata).
+"$repo/mobile-bindings/scripts/generate-bindings.sh" >/dev/null
+echo "jniLibs in $here/app/src/main/jniLibs; Kotlin in $repo/mobile-bindings/generated/kotlin" >&2
