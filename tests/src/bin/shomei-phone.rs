@@ -1,0 +1,144 @@
+//! `shomei-phone`: a desktop stand-in for the Shomei phone app, for EHR integrators without a
+//! phone and for demos. The "biometric" is you running the command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use shomei_tests::{KeyStoreKind, Phone, PhoneError};
+
+#[derive(Parser)]
+#[command(name = "shomei-phone", version, about = "Desktop phone for Shomei: enroll, scan a login QR, approve or deny, manage grants")]
+struct Cli {
+    /// Where the phone keeps its state (server, device id, device token, pending login).
+    #[arg(long, global = true, env = "SHOMEI_PHONE_STATE")]
+    state: Option<PathBuf>,
+    /// Which key store holds the device key: keyutils (Linux default; headless, lost on reboot),
+    /// file (plain file in the state dir; demos only), memory (this process only).
+    #[arg(long, global = true, env = "SHOMEI_PHONE_KEYSTORE", value_enum)]
+    keystore: Option<KeyStoreKind>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Enroll this phone with an enrollment code (payload URL, or a PNG of its QR).
+    Enroll {
+        /// Enrollment payload URL or path of a PNG showing the enrollment QR.
+        code: String,
+        /// The activation password the operator handed over with the code.
+        #[arg(long)]
+        password: String,
+        /// Device name shown to the operator.
+        #[arg(long, default_value = "desktop phone")]
+        name: String,
+    },
+    /// Scan a login QR from a PNG: shows who asks and the numbers to choose from.
+    Scan { png: PathBuf },
+    /// Approve the scanned login, choosing the number the EHR screen shows.
+    Approve {
+        #[arg(long)]
+        number: u8,
+    },
+    /// Deny the scanned login ("this wasn't me").
+    Deny,
+    /// List this phone's active grants.
+    Grants,
+    /// End one grant, or all with --all.
+    EndGrant {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<uuid::Uuid>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show this phone's enrollment.
+    Status,
+}
+
+fn default_state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(d).join("shomei-phone");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/share/shomei-phone")
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("shomei-phone: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), PhoneError> {
+    let state_dir = cli.state.unwrap_or_else(default_state_dir);
+    let kind = cli.keystore.unwrap_or_else(KeyStoreKind::platform_default);
+    shomei_tests::keystore::install(kind, &state_dir)?;
+    let mut phone = Phone::open(&state_dir)?;
+    match cli.command {
+        Command::Enroll { code, password, name } => {
+            let e = &phone.enroll(&code, &password, &name).await?.enrollment;
+            println!("enrolled with {}", e.origin.as_str());
+            println!("device id:    {}", e.device_id);
+            println!("practitioner: {} ({:?})", e.practitioner.display_name, e.practitioner.role);
+        }
+        Command::Scan { png } => {
+            let ctx = phone.scan_png(&png).await?;
+            println!("facility:  {}", ctx.facility.name);
+            println!("terminal:  {}", ctx.terminal.name);
+            println!("requested: {}", ctx.requested_at);
+            println!("expires:   {}", ctx.expires_at);
+            let numbers: Vec<String> = ctx.number_choices.iter().map(|n| n.to_string()).collect();
+            println!("numbers:   {}", numbers.join("  "));
+            println!("approve with: shomei-phone approve --number <the number the EHR shows>   or: shomei-phone deny");
+        }
+        Command::Approve { number } => {
+            let r = phone.approve(number).await?;
+            println!("{:?}", r.outcome);
+            if let Some(g) = r.grant {
+                println!("grant {} until {}", g.id, g.expires_at);
+            }
+        }
+        Command::Deny => {
+            let r = phone.deny().await?;
+            println!("{:?}", r.outcome);
+        }
+        Command::Grants => {
+            let grants = phone.grants().await?;
+            if grants.is_empty() {
+                println!("no active grants");
+            }
+            for g in grants {
+                println!(
+                    "{}  {} / {}  until {}  signatures {}",
+                    g.id, g.facility.name, g.terminal.name, g.expires_at, g.signatures_made
+                );
+            }
+        }
+        Command::EndGrant { id, all } => {
+            if all {
+                println!("ended {} grant(s)", phone.end_all_grants().await?);
+            } else if let Some(id) = id {
+                phone.end_grant(id).await?;
+                println!("ended grant {id}");
+            }
+        }
+        Command::Status => {
+            let s = phone.state().ok_or(PhoneError::NotEnrolled)?;
+            let e = &s.enrollment;
+            println!("server:       {}", e.origin.as_str());
+            println!("device id:    {}", e.device_id);
+            println!("practitioner: {} ({:?})", e.practitioner.display_name, e.practitioner.role);
+            if let Some(p) = &s.pending {
+                println!("pending login at {} / {}", p.context.facility.name, p.context.terminal.name);
+            }
+        }
+    }
+    Ok(())
+}

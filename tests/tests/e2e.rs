@@ -1,0 +1,22 @@
+//! End-to-end tests: a practitioner's whole day across the real `shomei` binary (spawned on an
+//! ephemeral loopback port with a temp data dir), the real desktop phone (shomei-core's client,
+//! scanner and software key), and an EHR terminal speaking plain HTTP.
+//!
+//! One test binary for the whole suite (modules below), because every extra file under
+//! tests/ links another binary and CI has two cores.
+
+#[path = "e2e/server.rs"]
+mod server;
+#[path = "e2e/terminal.rs"]
+mod terminal;
+#[path = "e2e/world.rs"]
+mod world;
+
+#[path = "e2e/day.rs"]
+mod day;
+#[path = "e2e/refusals.rs"]
+mod refusals;
+#[path = "e2e/postgres.rs"]
+mod postgres;
+#[path = "e2e/phone_cli.rs"]
+mod phone_cli;
