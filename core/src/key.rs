@@ -76,6 +76,10 @@ impl SoftwareKey {
 
     /// From a raw 32-byte big-endian scalar (used by test vectors).
     pub fn from_scalar_bytes(b: &[u8]) -> Result<SoftwareKey, KeyError> {
+        // from_slice alone would left-pad short inputs; a scalar is exactly 32 bytes.
+        if b.len() != 32 {
+            return Err(KeyError::Failed("a P-256 private scalar is 32 bytes".into()));
+        }
         p256::ecdsa::SigningKey::from_slice(b)
             .map(|signing| SoftwareKey { signing })
             .map_err(|_| KeyError::Failed("not a valid P-256 private scalar".into()))

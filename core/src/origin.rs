@@ -18,10 +18,11 @@ use crate::payload::PayloadError;
 pub struct Origin(String);
 
 impl Origin {
-    /// Longest normalized origin accepted, in bytes. A login payload of an origin
-    /// this long still fits a QR code of version 7 at error correction level M
-    /// (tested in `payload`).
-    pub const MAX_LEN: usize = 80;
+    /// Longest normalized origin accepted, in bytes. A payload of an origin this
+    /// long is 118 characters and fits a QR code of version 7 at error
+    /// correction level M (122 bytes) with room for encoders whose segment
+    /// optimizer is not perfect (tested in `payload`).
+    pub const MAX_LEN: usize = 60;
 
     /// Parses and normalizes. A trailing `/` is tolerated (config files often
     /// have one); anything else beyond scheme, host and port is rejected.
