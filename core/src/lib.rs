@@ -18,6 +18,9 @@ pub mod key;
 pub mod origin;
 pub mod payload;
 
+#[cfg(test)]
+mod vectors;
+
 pub use approval::{ApprovalMessage, Decision, DevicePublicKey, EnrollmentMessage, SignatureError};
 pub use ids::{EnrollmentId, LoginId, QrSecret};
 pub use key::{KeyError, PlatformKey, SoftwareKey};

@@ -5,7 +5,7 @@
 //! app through Android App Links / iOS Universal Links:
 //!
 //! ```text
-//! https://shomei.example.jp/shomei#EQABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4faffUwA
+//! https://shomei.example.jp/shomei#EQABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4fav2GwA
 //! ```
 //!
 //! The binary body (kind, version, id, secret, expiry) sits in the URL
