@@ -48,17 +48,21 @@ pub mod b64u {
         use serde::{Deserializer, Serializer};
 
         /// serde `serialize_with` for `[u8; N]`.
-        pub fn serialize<S: Serializer, const N: usize>(b: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
+        pub fn serialize<S: Serializer, const N: usize>(
+            b: &[u8; N],
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
             super::serialize(b, s)
         }
 
         /// serde `deserialize_with` for `[u8; N]`; rejects other lengths.
-        pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[u8; N], D::Error> {
+        pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+            d: D,
+        ) -> Result<[u8; N], D::Error> {
             let v = super::deserialize(d)?;
             let len = v.len();
-            v.try_into().map_err(|_| {
-                serde::de::Error::custom(format!("expected {N} bytes, got {len}"))
-            })
+            v.try_into()
+                .map_err(|_| serde::de::Error::custom(format!("expected {N} bytes, got {len}")))
         }
     }
 
@@ -79,7 +83,10 @@ pub mod b64u {
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
             let v = Vec::<String>::deserialize(d)?;
             v.iter()
-                .map(|s| super::decode(s).map_err(|_| serde::de::Error::custom("not base64url without padding")))
+                .map(|s| {
+                    super::decode(s)
+                        .map_err(|_| serde::de::Error::custom("not base64url without padding"))
+                })
                 .collect()
         }
 
@@ -88,7 +95,10 @@ pub mod b64u {
             use serde::{Deserialize, Deserializer, Serializer};
 
             /// serde `serialize_with` for `Option<Vec<Vec<u8>>>`.
-            pub fn serialize<S: Serializer>(v: &Option<Vec<Vec<u8>>>, s: S) -> Result<S::Ok, S::Error> {
+            pub fn serialize<S: Serializer>(
+                v: &Option<Vec<Vec<u8>>>,
+                s: S,
+            ) -> Result<S::Ok, S::Error> {
                 match v {
                     Some(v) => super::serialize(v, s),
                     None => s.serialize_none(),
@@ -96,11 +106,17 @@ pub mod b64u {
             }
 
             /// serde `deserialize_with` for `Option<Vec<Vec<u8>>>`.
-            pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Vec<u8>>>, D::Error> {
+            pub fn deserialize<'de, D: Deserializer<'de>>(
+                d: D,
+            ) -> Result<Option<Vec<Vec<u8>>>, D::Error> {
                 let v = Option::<Vec<String>>::deserialize(d)?;
                 v.map(|v| {
                     v.iter()
-                        .map(|s| super::super::decode(s).map_err(|_| serde::de::Error::custom("not base64url without padding")))
+                        .map(|s| {
+                            super::super::decode(s).map_err(|_| {
+                                serde::de::Error::custom("not base64url without padding")
+                            })
+                        })
                         .collect()
                 })
                 .transpose()
@@ -156,7 +172,11 @@ pub struct EnrollRequest {
     /// The phone's platform.
     pub platform: Platform,
     /// Platform attestation chain (DER certificates or App Attest object), stored as given.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "b64u::list::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "b64u::list::option"
+    )]
     pub attestation: Option<Vec<Vec<u8>>>,
 }
 
@@ -487,12 +507,18 @@ mod tests {
         for part in section.split('`').skip(1).step_by(2) {
             listed.push(part.to_string());
         }
-        let known: Vec<String> = ErrorCode::ALL.iter().map(|c| c.as_str().to_string()).collect();
+        let known: Vec<String> = ErrorCode::ALL
+            .iter()
+            .map(|c| c.as_str().to_string())
+            .collect();
         assert_eq!(listed, known);
         // Each code's status in the doc, e.g. "`login_expired` (410)".
         for &c in ErrorCode::ALL {
             let needle = format!("`{}` ({}", c.as_str(), c.http_status());
-            assert!(section.contains(&needle), "status of {c} differs from docs/api.md");
+            assert!(
+                section.contains(&needle),
+                "status of {c} differs from docs/api.md"
+            );
         }
     }
 

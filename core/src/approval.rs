@@ -293,41 +293,83 @@ mod tests {
     #[test]
     fn approval_cannot_be_replayed_at_another_server() {
         let other = Origin::parse("https://evil.example.jp").unwrap();
-        assert_binding(|f| ApprovalMessage { origin: &other, ..approval(f) }.to_bytes());
+        assert_binding(|f| {
+            ApprovalMessage {
+                origin: &other,
+                ..approval(f)
+            }
+            .to_bytes()
+        });
     }
 
     #[test]
     fn approval_cannot_be_replayed_into_another_login() {
         let other = LoginId([9; 16]);
-        assert_binding(|f| ApprovalMessage { login_id: &other, ..approval(f) }.to_bytes());
+        assert_binding(|f| {
+            ApprovalMessage {
+                login_id: &other,
+                ..approval(f)
+            }
+            .to_bytes()
+        });
     }
 
     #[test]
     fn approval_binds_the_qr_secret() {
         let other = QrSecret::from_bytes([9; 16]);
-        assert_binding(|f| ApprovalMessage { secret: &other, ..approval(f) }.to_bytes());
+        assert_binding(|f| {
+            ApprovalMessage {
+                secret: &other,
+                ..approval(f)
+            }
+            .to_bytes()
+        });
     }
 
     #[test]
     fn approval_binds_the_device() {
-        assert_binding(|f| ApprovalMessage { device_id: [8; 16], ..approval(f) }.to_bytes());
+        assert_binding(|f| {
+            ApprovalMessage {
+                device_id: [8; 16],
+                ..approval(f)
+            }
+            .to_bytes()
+        });
     }
 
     #[test]
     fn approval_cannot_be_turned_into_a_deny() {
-        assert_binding(|f| ApprovalMessage { decision: Decision::Deny, ..approval(f) }.to_bytes());
+        assert_binding(|f| {
+            ApprovalMessage {
+                decision: Decision::Deny,
+                ..approval(f)
+            }
+            .to_bytes()
+        });
     }
 
     #[test]
     fn approval_binds_the_number() {
-        assert_binding(|f| ApprovalMessage { number: 43, ..approval(f) }.to_bytes());
+        assert_binding(|f| {
+            ApprovalMessage {
+                number: 43,
+                ..approval(f)
+            }
+            .to_bytes()
+        });
     }
 
     #[test]
     fn approval_binds_the_challenge() {
         let mut c = [4; 32];
         c[31] = 5;
-        assert_binding(|f| ApprovalMessage { challenge: c, ..approval(f) }.to_bytes());
+        assert_binding(|f| {
+            ApprovalMessage {
+                challenge: c,
+                ..approval(f)
+            }
+            .to_bytes()
+        });
     }
 
     #[test]
@@ -349,7 +391,13 @@ mod tests {
         let f = fixture();
         let m = approval(&f);
         let by_digest = approval_bytes_from_secret_sha256(
-            m.origin, m.login_id, &f.secret.sha256(), m.device_id, m.decision, m.number, &m.challenge,
+            m.origin,
+            m.login_id,
+            &f.secret.sha256(),
+            m.device_id,
+            m.decision,
+            m.number,
+            &m.challenge,
         );
         assert_eq!(by_digest, m.to_bytes());
     }
@@ -368,7 +416,10 @@ mod tests {
     fn garbage_signature_is_bad_encoding() {
         let f = fixture();
         let msg = approval(&f).to_bytes();
-        assert_eq!(f.public.verify(&msg, b"not der"), Err(SignatureError::BadEncoding));
+        assert_eq!(
+            f.public.verify(&msg, b"not der"),
+            Err(SignatureError::BadEncoding)
+        );
         assert_eq!(f.public.verify(&msg, &[]), Err(SignatureError::BadEncoding));
     }
 
@@ -400,13 +451,34 @@ mod tests {
         let other_origin = Origin::parse("https://other.example").unwrap();
         let other_id = EnrollmentId([8; 16]);
         let other_secret = QrSecret::from_bytes([8; 16]);
-        let other_key = DevicePublicKey::from_sec1(&SoftwareKey::generate().public_key_sec1()).unwrap();
+        let other_key =
+            DevicePublicKey::from_sec1(&SoftwareKey::generate().public_key_sec1()).unwrap();
         let variants = [
-            EnrollmentMessage { origin: &other_origin, ..enrollment(&f, &id) }.to_bytes(),
-            EnrollmentMessage { enrollment_id: &other_id, ..enrollment(&f, &id) }.to_bytes(),
-            EnrollmentMessage { secret: &other_secret, ..enrollment(&f, &id) }.to_bytes(),
-            EnrollmentMessage { public_key: &other_key, ..enrollment(&f, &id) }.to_bytes(),
-            EnrollmentMessage { device_name: "Dr. Sato's Pixe", ..enrollment(&f, &id) }.to_bytes(),
+            EnrollmentMessage {
+                origin: &other_origin,
+                ..enrollment(&f, &id)
+            }
+            .to_bytes(),
+            EnrollmentMessage {
+                enrollment_id: &other_id,
+                ..enrollment(&f, &id)
+            }
+            .to_bytes(),
+            EnrollmentMessage {
+                secret: &other_secret,
+                ..enrollment(&f, &id)
+            }
+            .to_bytes(),
+            EnrollmentMessage {
+                public_key: &other_key,
+                ..enrollment(&f, &id)
+            }
+            .to_bytes(),
+            EnrollmentMessage {
+                device_name: "Dr. Sato's Pixe",
+                ..enrollment(&f, &id)
+            }
+            .to_bytes(),
         ];
         for v in variants {
             assert_eq!(f.public.verify(&v, &sig), Err(SignatureError::Invalid));
@@ -418,8 +490,16 @@ mod tests {
         // Moving a character from the device name into the origin must change the bytes.
         let f = fixture();
         let id = EnrollmentId([7; 16]);
-        let a = EnrollmentMessage { device_name: "ab", ..enrollment(&f, &id) }.to_bytes();
-        let b = EnrollmentMessage { device_name: "a", ..enrollment(&f, &id) }.to_bytes();
+        let a = EnrollmentMessage {
+            device_name: "ab",
+            ..enrollment(&f, &id)
+        }
+        .to_bytes();
+        let b = EnrollmentMessage {
+            device_name: "a",
+            ..enrollment(&f, &id)
+        }
+        .to_bytes();
         assert_ne!(a[..a.len() - 1], b[..]);
     }
 
@@ -429,27 +509,49 @@ mod tests {
         let good = key.public_key_sec1();
         assert!(DevicePublicKey::from_sec1(&good).is_ok());
         // Wrong lengths.
-        assert_eq!(DevicePublicKey::from_sec1(&good[..64]), Err(SignatureError::BadPublicKey));
-        assert_eq!(DevicePublicKey::from_sec1(&[]), Err(SignatureError::BadPublicKey));
+        assert_eq!(
+            DevicePublicKey::from_sec1(&good[..64]),
+            Err(SignatureError::BadPublicKey)
+        );
+        assert_eq!(
+            DevicePublicKey::from_sec1(&[]),
+            Err(SignatureError::BadPublicKey)
+        );
         // Compressed form of the same key.
         let compressed = p256::PublicKey::from_sec1_bytes(&good).unwrap();
-        let compressed = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&compressed, true);
-        assert_eq!(DevicePublicKey::from_sec1(compressed.as_bytes()), Err(SignatureError::BadPublicKey));
+        let compressed =
+            p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&compressed, true);
+        assert_eq!(
+            DevicePublicKey::from_sec1(compressed.as_bytes()),
+            Err(SignatureError::BadPublicKey)
+        );
         // Off-curve: flip a bit of Y.
         let mut off = good.clone();
         off[64] ^= 1;
-        assert_eq!(DevicePublicKey::from_sec1(&off), Err(SignatureError::BadPublicKey));
+        assert_eq!(
+            DevicePublicKey::from_sec1(&off),
+            Err(SignatureError::BadPublicKey)
+        );
         // Hybrid prefix.
         let mut hybrid = good.clone();
         hybrid[0] = 0x06;
-        assert_eq!(DevicePublicKey::from_sec1(&hybrid), Err(SignatureError::BadPublicKey));
+        assert_eq!(
+            DevicePublicKey::from_sec1(&hybrid),
+            Err(SignatureError::BadPublicKey)
+        );
         // Coordinates >= p.
         let mut big = vec![0x04];
         big.extend_from_slice(&[0xff; 64]);
-        assert_eq!(DevicePublicKey::from_sec1(&big), Err(SignatureError::BadPublicKey));
+        assert_eq!(
+            DevicePublicKey::from_sec1(&big),
+            Err(SignatureError::BadPublicKey)
+        );
         // All-zero (not a point; identity has no uncompressed encoding).
         let mut zero = vec![0x04];
         zero.extend_from_slice(&[0; 64]);
-        assert_eq!(DevicePublicKey::from_sec1(&zero), Err(SignatureError::BadPublicKey));
+        assert_eq!(
+            DevicePublicKey::from_sec1(&zero),
+            Err(SignatureError::BadPublicKey)
+        );
     }
 }

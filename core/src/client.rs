@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::api::{
-    self, DecisionRequest, DecisionResponse, EndAllResponse, EnrollRequest, EnrollResponse, ErrorCode,
-    GrantList, GrantSummary, LoginContext, LoginContextRequest, Platform, PractitionerInfo, Problem,
+    self, DecisionRequest, DecisionResponse, EndAllResponse, EnrollRequest, EnrollResponse,
+    ErrorCode, GrantList, GrantSummary, LoginContext, LoginContextRequest, Platform,
+    PractitionerInfo, Problem,
 };
 use crate::approval::{ApprovalMessage, Decision, DevicePublicKey, EnrollmentMessage};
 use crate::key::{KeyError, PlatformKey};
@@ -191,7 +192,11 @@ impl Client {
     }
 
     /// Fetches who is asking (facility, terminal, time) and the numbers to match.
-    pub async fn login_context(&self, e: &Enrollment, p: &LoginPayload) -> Result<LoginContext, ClientError> {
+    pub async fn login_context(
+        &self,
+        e: &Enrollment,
+        p: &LoginPayload,
+    ) -> Result<LoginContext, ClientError> {
         self.check_enrollment(e)?;
         if p.origin != e.origin {
             return Err(ClientError::WrongServer);
@@ -201,10 +206,14 @@ impl Client {
             .http
             .post(self.url(&path))
             .bearer_auth(&e.device_token)
-            .json(&LoginContextRequest { secret: p.secret.clone() });
+            .json(&LoginContextRequest {
+                secret: p.secret.clone(),
+            });
         let ctx: LoginContext = self.send(req, StatusCode::OK).await?;
         if ctx.login_id != p.login_id {
-            return Err(ClientError::Protocol("context is for a different login".into()));
+            return Err(ClientError::Protocol(
+                "context is for a different login".into(),
+            ));
         }
         Ok(ctx)
     }
@@ -227,11 +236,15 @@ impl Client {
             return Err(ClientError::WrongServer);
         }
         if ctx.login_id != p.login_id {
-            return Err(ClientError::InvalidInput("context belongs to another login".into()));
+            return Err(ClientError::InvalidInput(
+                "context belongs to another login".into(),
+            ));
         }
         let offered = ctx.number_choices.contains(&number);
         if !(offered || (d == Decision::Deny && number == 0)) {
-            return Err(ClientError::InvalidInput(format!("number {number} was not offered")));
+            return Err(ClientError::InvalidInput(format!(
+                "number {number} was not offered"
+            )));
         }
         let message = ApprovalMessage {
             origin: &e.origin,
@@ -245,8 +258,17 @@ impl Client {
         .to_bytes();
         let signature = key.sign(&message)?;
         let path = format!("/v1/phone/logins/{}/decision", p.login_id.to_b64u());
-        let body = DecisionRequest { device_id: e.device_id, decision: d, number, signature };
-        let req = self.http.post(self.url(&path)).bearer_auth(&e.device_token).json(&body);
+        let body = DecisionRequest {
+            device_id: e.device_id,
+            decision: d,
+            number,
+            signature,
+        };
+        let req = self
+            .http
+            .post(self.url(&path))
+            .bearer_auth(&e.device_token)
+            .json(&body);
         let resp: DecisionResponse = self.send(req, StatusCode::OK).await?;
         let consistent = matches!(
             (d, resp.outcome),
@@ -264,7 +286,10 @@ impl Client {
     /// Active grants of this device's practitioner.
     pub async fn grants(&self, e: &Enrollment) -> Result<Vec<GrantSummary>, ClientError> {
         self.check_enrollment(e)?;
-        let req = self.http.get(self.url("/v1/phone/grants")).bearer_auth(&e.device_token);
+        let req = self
+            .http
+            .get(self.url("/v1/phone/grants"))
+            .bearer_auth(&e.device_token);
         let list: GrantList = self.send(req, StatusCode::OK).await?;
         Ok(list.grants)
     }
@@ -282,12 +307,19 @@ impl Client {
     /// Ends every grant of this practitioner; returns how many were ended.
     pub async fn end_all_grants(&self, e: &Enrollment) -> Result<u32, ClientError> {
         self.check_enrollment(e)?;
-        let req = self.http.delete(self.url("/v1/phone/grants")).bearer_auth(&e.device_token);
+        let req = self
+            .http
+            .delete(self.url("/v1/phone/grants"))
+            .bearer_auth(&e.device_token);
         let r: EndAllResponse = self.send(req, StatusCode::OK).await?;
         Ok(r.ended)
     }
 
-    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder, expect: StatusCode) -> Result<T, ClientError> {
+    async fn send<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        expect: StatusCode,
+    ) -> Result<T, ClientError> {
         let (status, body) = exchange(req).await?;
         if status != expect {
             return Err(unexpected(status, &body));
@@ -296,7 +328,11 @@ impl Client {
             .map_err(|e| ClientError::Protocol(format!("response is not the expected JSON: {e}")))
     }
 
-    async fn send_empty(&self, req: reqwest::RequestBuilder, expect: StatusCode) -> Result<(), ClientError> {
+    async fn send_empty(
+        &self,
+        req: reqwest::RequestBuilder,
+        expect: StatusCode,
+    ) -> Result<(), ClientError> {
         let (status, body) = exchange(req).await?;
         if status != expect {
             return Err(unexpected(status, &body));
@@ -335,7 +371,11 @@ async fn exchange(req: reqwest::RequestBuilder) -> Result<(StatusCode, Vec<u8>),
 fn unexpected(status: StatusCode, body: &[u8]) -> ClientError {
     if status.is_client_error() || status.is_server_error() {
         if let Ok(p) = serde_json::from_slice::<Problem>(body) {
-            return ClientError::Rejected { status: status.as_u16(), code: p.code, detail: p.detail };
+            return ClientError::Rejected {
+                status: status.as_u16(),
+                code: p.code,
+                detail: p.detail,
+            };
         }
         return ClientError::Rejected {
             status: status.as_u16(),

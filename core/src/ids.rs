@@ -197,7 +197,10 @@ mod tests {
         );
         assert_eq!(
             EnrollmentId::from_b64u("AAAA"),
-            Err(PayloadError::WrongLength { expected: 16, actual: 3 })
+            Err(PayloadError::WrongLength {
+                expected: 16,
+                actual: 3
+            })
         );
     }
 

@@ -78,7 +78,9 @@ impl SoftwareKey {
     pub fn from_scalar_bytes(b: &[u8]) -> Result<SoftwareKey, KeyError> {
         // from_slice alone would left-pad short inputs; a scalar is exactly 32 bytes.
         if b.len() != 32 {
-            return Err(KeyError::Failed("a P-256 private scalar is 32 bytes".into()));
+            return Err(KeyError::Failed(
+                "a P-256 private scalar is 32 bytes".into(),
+            ));
         }
         p256::ecdsa::SigningKey::from_slice(b)
             .map(|signing| SoftwareKey { signing })
@@ -194,7 +196,10 @@ mod tests {
 
     #[test]
     fn garbage_pkcs8_is_rejected() {
-        assert!(matches!(SoftwareKey::from_pkcs8(b"junk"), Err(KeyError::Failed(_))));
+        assert!(matches!(
+            SoftwareKey::from_pkcs8(b"junk"),
+            Err(KeyError::Failed(_))
+        ));
     }
 
     #[test]

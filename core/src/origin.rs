@@ -149,7 +149,12 @@ mod tests {
 
     #[test]
     fn http_is_allowed_for_loopback() {
-        for s in ["http://127.0.0.1:8080", "http://127.9.9.9", "http://[::1]:1", "http://localhost:3000"] {
+        for s in [
+            "http://127.0.0.1:8080",
+            "http://127.9.9.9",
+            "http://[::1]:1",
+            "http://localhost:3000",
+        ] {
             let o = Origin::parse(s).unwrap();
             assert!(o.is_loopback_http(), "{s}");
         }
@@ -157,7 +162,10 @@ mod tests {
 
     #[test]
     fn other_schemes_are_insecure() {
-        assert_eq!(Origin::parse("ftp://a.example"), Err(PayloadError::InsecureOrigin));
+        assert_eq!(
+            Origin::parse("ftp://a.example"),
+            Err(PayloadError::InsecureOrigin)
+        );
     }
 
     #[test]
@@ -169,7 +177,10 @@ mod tests {
             "https://u:p@a.example",
             "not a url",
         ] {
-            assert!(matches!(Origin::parse(s), Err(PayloadError::BadOrigin(_))), "{s}");
+            assert!(
+                matches!(Origin::parse(s), Err(PayloadError::BadOrigin(_))),
+                "{s}"
+            );
         }
     }
 

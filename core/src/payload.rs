@@ -142,7 +142,13 @@ pub enum Payload {
     Enrollment(EnrollmentPayload),
 }
 
-fn encode(origin: &Origin, kind: u8, id: &[u8; ID_LEN], secret: &QrSecret, expires_at: u64) -> String {
+fn encode(
+    origin: &Origin,
+    kind: u8,
+    id: &[u8; ID_LEN],
+    secret: &QrSecret,
+    expires_at: u64,
+) -> String {
     let mut body = [0u8; BODY_LEN_V1];
     body[0] = (PAYLOAD_VERSION << 4) | kind;
     body[1..17].copy_from_slice(id);
@@ -150,7 +156,12 @@ fn encode(origin: &Origin, kind: u8, id: &[u8; ID_LEN], secret: &QrSecret, expir
     // u32 seconds reach 2106; a later expiry is capped, which only makes the code expire sooner.
     let expires_at = u32::try_from(expires_at).unwrap_or(u32::MAX);
     body[33..37].copy_from_slice(&expires_at.to_be_bytes());
-    let out = format!("{}{}#{}", origin.as_str(), PAYLOAD_PATH, URL_SAFE_NO_PAD.encode(body));
+    let out = format!(
+        "{}{}#{}",
+        origin.as_str(),
+        PAYLOAD_PATH,
+        URL_SAFE_NO_PAD.encode(body)
+    );
     zeroize::Zeroize::zeroize(&mut body);
     out
 }
@@ -158,7 +169,13 @@ fn encode(origin: &Origin, kind: u8, id: &[u8; ID_LEN], secret: &QrSecret, expir
 impl LoginPayload {
     /// The payload URL to put in the QR code.
     pub fn to_url(&self) -> String {
-        encode(&self.origin, KIND_LOGIN, self.login_id.as_bytes(), &self.secret, self.expires_at)
+        encode(
+            &self.origin,
+            KIND_LOGIN,
+            self.login_id.as_bytes(),
+            &self.secret,
+            self.expires_at,
+        )
     }
     /// Strict parse of a login payload, rejecting it if expired at `now_unix`.
     pub fn parse(s: &str, now_unix: u64) -> Result<LoginPayload, PayloadError> {
@@ -175,7 +192,13 @@ impl LoginPayload {
 impl EnrollmentPayload {
     /// The payload URL to put in the QR code.
     pub fn to_url(&self) -> String {
-        encode(&self.origin, KIND_ENROLLMENT, self.enrollment_id.as_bytes(), &self.secret, self.expires_at)
+        encode(
+            &self.origin,
+            KIND_ENROLLMENT,
+            self.enrollment_id.as_bytes(),
+            &self.secret,
+            self.expires_at,
+        )
     }
     /// Strict parse of an enrollment payload, rejecting it if expired at `now_unix`.
     pub fn parse(s: &str, now_unix: u64) -> Result<EnrollmentPayload, PayloadError> {
@@ -195,7 +218,10 @@ impl Payload {
         let p = Payload::parse_ignoring_expiry(s)?;
         let expires_at = p.expires_at();
         if now_unix >= expires_at {
-            return Err(PayloadError::Expired { expires_at, now: now_unix });
+            return Err(PayloadError::Expired {
+                expires_at,
+                now: now_unix,
+            });
         }
         Ok(p)
     }
@@ -244,7 +270,12 @@ impl Payload {
         let mut body = body;
         zeroize::Zeroize::zeroize(&mut body);
         Ok(if kind == KIND_LOGIN {
-            Payload::Login(LoginPayload { origin, login_id: LoginId(id), secret, expires_at })
+            Payload::Login(LoginPayload {
+                origin,
+                login_id: LoginId(id),
+                secret,
+                expires_at,
+            })
         } else {
             Payload::Enrollment(EnrollmentPayload {
                 origin,
@@ -343,7 +374,10 @@ mod tests {
         let p = enrollment();
         let url = p.to_url();
         assert_eq!(EnrollmentPayload::parse(&url, NOW).unwrap(), p);
-        assert_eq!(Payload::parse(&url, NOW).unwrap().kind(), PayloadKind::Enrollment);
+        assert_eq!(
+            Payload::parse(&url, NOW).unwrap().kind(),
+            PayloadKind::Enrollment
+        );
     }
 
     #[test]
@@ -369,7 +403,10 @@ mod tests {
         let url = p.to_url();
         assert_eq!(
             Payload::parse(&url, p.expires_at),
-            Err(PayloadError::Expired { expires_at: p.expires_at, now: p.expires_at })
+            Err(PayloadError::Expired {
+                expires_at: p.expires_at,
+                now: p.expires_at
+            })
         );
         assert!(Payload::parse(&url, p.expires_at - 1).is_ok());
         assert!(Payload::parse_ignoring_expiry(&url).is_ok());
@@ -380,20 +417,32 @@ mod tests {
         let url = login("https://shomei.example.jp").to_url();
         assert_eq!(
             EnrollmentPayload::parse(&url, NOW),
-            Err(PayloadError::WrongKind { expected: PayloadKind::Enrollment, found: PayloadKind::Login })
+            Err(PayloadError::WrongKind {
+                expected: PayloadKind::Enrollment,
+                found: PayloadKind::Login
+            })
         );
         assert_eq!(
             LoginPayload::parse(&enrollment().to_url(), NOW),
-            Err(PayloadError::WrongKind { expected: PayloadKind::Login, found: PayloadKind::Enrollment })
+            Err(PayloadError::WrongKind {
+                expected: PayloadKind::Login,
+                found: PayloadKind::Enrollment
+            })
         );
     }
 
     #[test]
     fn unknown_version_is_rejected() {
         let url = with_body(&login("https://a.example").to_url(), |b| b[0] = 0x21);
-        assert_eq!(Payload::parse(&url, NOW), Err(PayloadError::UnknownVersion(2)));
+        assert_eq!(
+            Payload::parse(&url, NOW),
+            Err(PayloadError::UnknownVersion(2))
+        );
         let url = with_body(&login("https://a.example").to_url(), |b| b[0] = 0x01);
-        assert_eq!(Payload::parse(&url, NOW), Err(PayloadError::UnknownVersion(0)));
+        assert_eq!(
+            Payload::parse(&url, NOW),
+            Err(PayloadError::UnknownVersion(0))
+        );
     }
 
     #[test]
@@ -407,30 +456,50 @@ mod tests {
         let long = with_body(&login("https://a.example").to_url(), |b| b.push(0));
         assert_eq!(
             Payload::parse(&long, NOW),
-            Err(PayloadError::WrongLength { expected: BODY_LEN_V1, actual: BODY_LEN_V1 + 1 })
+            Err(PayloadError::WrongLength {
+                expected: BODY_LEN_V1,
+                actual: BODY_LEN_V1 + 1
+            })
         );
         let short = with_body(&login("https://a.example").to_url(), |b| b.truncate(36));
         assert_eq!(
             Payload::parse(&short, NOW),
-            Err(PayloadError::WrongLength { expected: BODY_LEN_V1, actual: 36 })
+            Err(PayloadError::WrongLength {
+                expected: BODY_LEN_V1,
+                actual: 36
+            })
         );
         assert_eq!(
             Payload::parse("https://a.example/shomei#", NOW),
-            Err(PayloadError::WrongLength { expected: BODY_LEN_V1, actual: 0 })
+            Err(PayloadError::WrongLength {
+                expected: BODY_LEN_V1,
+                actual: 0
+            })
         );
     }
 
     #[test]
     fn bad_encoding_is_rejected() {
         let url = login("https://a.example").to_url();
-        for bad in [format!("{url}="), url.replace('#', "#+"), format!("{url}*"), format!("{url} ")] {
-            assert_eq!(Payload::parse(&bad, NOW), Err(PayloadError::BadEncoding), "{bad}");
+        for bad in [
+            format!("{url}="),
+            url.replace('#', "#+"),
+            format!("{url}*"),
+            format!("{url} "),
+        ] {
+            assert_eq!(
+                Payload::parse(&bad, NOW),
+                Err(PayloadError::BadEncoding),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn non_https_origin_is_rejected() {
-        let url = login("https://shomei.example.jp").to_url().replacen("https://", "http://", 1);
+        let url = login("https://shomei.example.jp")
+            .to_url()
+            .replacen("https://", "http://", 1);
         assert_eq!(Payload::parse(&url, NOW), Err(PayloadError::InsecureOrigin));
     }
 
@@ -442,7 +511,11 @@ mod tests {
             url.replacen("shomei.example.jp", "shomei.example.jp:443", 1),
             url.replacen("/shomei#", "//shomei#", 1),
         ] {
-            assert_eq!(Payload::parse(&bad, NOW), Err(PayloadError::NonCanonical), "{bad}");
+            assert_eq!(
+                Payload::parse(&bad, NOW),
+                Err(PayloadError::NonCanonical),
+                "{bad}"
+            );
         }
     }
 
@@ -450,20 +523,38 @@ mod tests {
     fn bad_origin_is_rejected() {
         let url = login("https://shomei.example.jp").to_url();
         let bad = url.replacen("https://", "https://user@", 1);
-        assert!(matches!(Payload::parse(&bad, NOW), Err(PayloadError::BadOrigin(_))));
+        assert!(matches!(
+            Payload::parse(&bad, NOW),
+            Err(PayloadError::BadOrigin(_))
+        ));
         let bad = url.replacen("shomei.example.jp", "shomei.example.jp/extra", 1);
-        assert!(matches!(Payload::parse(&bad, NOW), Err(PayloadError::BadOrigin(_))));
+        assert!(matches!(
+            Payload::parse(&bad, NOW),
+            Err(PayloadError::BadOrigin(_))
+        ));
     }
 
     #[test]
     fn foreign_codes_are_not_shomei() {
-        for s in ["", "hello", "https://example.com/", "WIFI:S:x;;", "https://a.example/shomei?x#y", "mailto:x/shomei#AAAA"] {
-            assert_eq!(Payload::parse_ignoring_expiry(s), Err(PayloadError::NotShomei), "{s}");
+        for s in [
+            "",
+            "hello",
+            "https://example.com/",
+            "WIFI:S:x;;",
+            "https://a.example/shomei?x#y",
+            "mailto:x/shomei#AAAA",
+        ] {
+            assert_eq!(
+                Payload::parse_ignoring_expiry(s),
+                Err(PayloadError::NotShomei),
+                "{s}"
+            );
         }
     }
 
     fn qr_version(data: &str) -> i16 {
-        let code = qrcode::QrCode::with_error_correction_level(data.as_bytes(), qrcode::EcLevel::M).unwrap();
+        let code = qrcode::QrCode::with_error_correction_level(data.as_bytes(), qrcode::EcLevel::M)
+            .unwrap();
         match code.version() {
             qrcode::Version::Normal(v) => v,
             qrcode::Version::Micro(_) => panic!("unexpected micro QR"),
@@ -475,7 +566,9 @@ mod tests {
     fn longest_origin() -> Origin {
         let port = ":65535";
         let host_len = Origin::MAX_LEN - "https://".len() - port.len();
-        let host: String = (0..host_len).map(|i| if i % 20 == 19 { '.' } else { 'w' }).collect();
+        let host: String = (0..host_len)
+            .map(|i| if i % 20 == 19 { '.' } else { 'w' })
+            .collect();
         let o = Origin::parse(&format!("https://{host}{port}")).unwrap();
         assert_eq!(o.as_str().len(), Origin::MAX_LEN);
         o
@@ -483,7 +576,10 @@ mod tests {
 
     #[test]
     fn longest_origin_fits_qr_version_7_at_level_m() {
-        let p = LoginPayload { origin: longest_origin(), ..login("https://a.example") };
+        let p = LoginPayload {
+            origin: longest_origin(),
+            ..login("https://a.example")
+        };
         let url = p.to_url();
         let v = qr_version(&url);
         assert!(v <= 7, "{} chars need QR version {v}", url.len());
@@ -493,7 +589,8 @@ mod tests {
 
     /// Renders to pixels and decodes with rqrr, proving the code is readable, not just sized.
     fn render_and_decode(data: &str) -> String {
-        let code = qrcode::QrCode::with_error_correction_level(data.as_bytes(), qrcode::EcLevel::M).unwrap();
+        let code = qrcode::QrCode::with_error_correction_level(data.as_bytes(), qrcode::EcLevel::M)
+            .unwrap();
         let w = code.width();
         let scale = 4;
         let quiet = 4;
@@ -501,7 +598,10 @@ mod tests {
         let colors = code.to_colors();
         let img = image::GrayImage::from_fn(size as u32, size as u32, |x, y| {
             let (mx, my) = (x as usize / scale, y as usize / scale);
-            let dark = mx >= quiet && my >= quiet && mx < w + quiet && my < w + quiet
+            let dark = mx >= quiet
+                && my >= quiet
+                && mx < w + quiet
+                && my < w + quiet
                 && colors[(my - quiet) * w + (mx - quiet)] == qrcode::Color::Dark;
             image::Luma([if dark { 0 } else { 255 }])
         });
@@ -513,7 +613,10 @@ mod tests {
 
     #[test]
     fn expiry_after_2106_is_capped_not_wrapped() {
-        let p = LoginPayload { expires_at: u64::MAX, ..login("https://a.example") };
+        let p = LoginPayload {
+            expires_at: u64::MAX,
+            ..login("https://a.example")
+        };
         let back = Payload::parse_ignoring_expiry(&p.to_url()).unwrap();
         assert_eq!(back.expires_at(), u64::from(u32::MAX));
     }

@@ -23,8 +23,15 @@ fn blocks(doc: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut lines = doc.lines();
     while let Some(line) = lines.next() {
-        let Some(info) = line.trim().strip_prefix("```") else { continue };
-        let Some(name) = info.split_whitespace().find_map(|w| w.strip_prefix("vector:")) else { continue };
+        let Some(info) = line.trim().strip_prefix("```") else {
+            continue;
+        };
+        let Some(name) = info
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("vector:"))
+        else {
+            continue;
+        };
         let mut body = String::new();
         for l in lines.by_ref() {
             if l.trim_start().starts_with("```") {
@@ -33,14 +40,19 @@ fn blocks(doc: &str) -> BTreeMap<String, String> {
             body.push_str(l);
             body.push('\n');
         }
-        assert!(out.insert(name.to_string(), body).is_none(), "vector {name} appears twice");
+        assert!(
+            out.insert(name.to_string(), body).is_none(),
+            "vector {name} appears twice"
+        );
     }
     out
 }
 
 fn inputs(doc: &str) -> BTreeMap<String, String> {
     let b = blocks(doc);
-    let text = b.get("inputs").expect("docs/protocol.md has a vector:inputs block");
+    let text = b
+        .get("inputs")
+        .expect("docs/protocol.md has a vector:inputs block");
     text.lines()
         .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
         .map(|l| {
@@ -61,13 +73,22 @@ fn hex32(s: &str) -> [u8; 32] {
 /// Hex, wrapped at 64 characters so the document stays readable.
 fn wrapped_hex(b: &[u8]) -> String {
     let h = hex::encode(b);
-    h.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join("\n")
+    h.as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Computes every output vector from the inputs.
 fn compute(i: &BTreeMap<String, String>) -> BTreeMap<&'static str, String> {
-    let get = |k: &str| i.get(k).unwrap_or_else(|| panic!("input {k} missing")).as_str();
-    let key = SoftwareKey::from_scalar_bytes(&hex::decode(get("device_private_key")).unwrap()).unwrap();
+    let get = |k: &str| {
+        i.get(k)
+            .unwrap_or_else(|| panic!("input {k} missing"))
+            .as_str()
+    };
+    let key =
+        SoftwareKey::from_scalar_bytes(&hex::decode(get("device_private_key")).unwrap()).unwrap();
     let public = DevicePublicKey::from_sec1(&key.public_key().unwrap()).unwrap();
     let origin = Origin::parse(get("origin")).unwrap();
     let login = LoginPayload {
@@ -97,15 +118,19 @@ fn compute(i: &BTreeMap<String, String>) -> BTreeMap<&'static str, String> {
         challenge,
     }
     .to_bytes();
-    let deny = ApprovalMessage { decision: Decision::Deny, number: 0, ..ApprovalMessage {
-        origin: &origin,
-        login_id: &login.login_id,
-        secret: &login.secret,
-        device_id: *device_id.as_bytes(),
-        decision: Decision::Approve,
-        number,
-        challenge,
-    } }
+    let deny = ApprovalMessage {
+        decision: Decision::Deny,
+        number: 0,
+        ..ApprovalMessage {
+            origin: &origin,
+            login_id: &login.login_id,
+            secret: &login.secret,
+            device_id: *device_id.as_bytes(),
+            decision: Decision::Approve,
+            number,
+            challenge,
+        }
+    }
     .to_bytes();
     let enroll_msg = EnrollmentMessage {
         origin: &origin,
@@ -131,8 +156,15 @@ fn compute(i: &BTreeMap<String, String>) -> BTreeMap<&'static str, String> {
         platform: Platform::Ios,
         attestation: None,
     };
-    let context_req = LoginContextRequest { secret: login.secret.clone() };
-    let decision_req = DecisionRequest { device_id, decision: Decision::Approve, number, signature: approve_sig.clone() };
+    let context_req = LoginContextRequest {
+        secret: login.secret.clone(),
+    };
+    let decision_req = DecisionRequest {
+        device_id,
+        decision: Decision::Approve,
+        number,
+        signature: approve_sig.clone(),
+    };
 
     let mut out = BTreeMap::new();
     out.insert("device-public-key", wrapped_hex(public.as_bytes()));
@@ -144,9 +176,18 @@ fn compute(i: &BTreeMap<String, String>) -> BTreeMap<&'static str, String> {
     out.insert("deny-message", wrapped_hex(&deny));
     out.insert("enrollment-message", wrapped_hex(&enroll_msg));
     out.insert("enrollment-signature", wrapped_hex(&enroll_sig));
-    out.insert("enroll-request", serde_json::to_string_pretty(&enroll_req).unwrap());
-    out.insert("context-request", serde_json::to_string_pretty(&context_req).unwrap());
-    out.insert("decision-request", serde_json::to_string_pretty(&decision_req).unwrap());
+    out.insert(
+        "enroll-request",
+        serde_json::to_string_pretty(&enroll_req).unwrap(),
+    );
+    out.insert(
+        "context-request",
+        serde_json::to_string_pretty(&context_req).unwrap(),
+    );
+    out.insert(
+        "decision-request",
+        serde_json::to_string_pretty(&decision_req).unwrap(),
+    );
     out
 }
 
@@ -172,12 +213,19 @@ fn protocol_md_vectors_match_the_code() {
             assert_eq!(a, b, "vector:{name} differs from the code");
         } else {
             let norm = |s: &str| s.split_whitespace().collect::<String>();
-            assert_eq!(norm(in_doc), norm(value), "vector:{name} differs from the code");
+            assert_eq!(
+                norm(in_doc),
+                norm(value),
+                "vector:{name} differs from the code"
+            );
         }
     }
     // No stale blocks either.
     for name in doc_blocks.keys() {
-        assert!(name == "inputs" || computed.contains_key(name.as_str()), "unknown vector:{name} in docs/protocol.md");
+        assert!(
+            name == "inputs" || computed.contains_key(name.as_str()),
+            "unknown vector:{name} in docs/protocol.md"
+        );
     }
 }
 
@@ -188,9 +236,14 @@ fn protocol_md_signatures_verify_as_written() {
     let b = blocks(DOC);
     let h = |n: &str| hex::decode(b[n].split_whitespace().collect::<String>()).unwrap();
     let pk = DevicePublicKey::from_sec1(&h("device-public-key")).unwrap();
-    pk.verify(&h("approval-message"), &h("approval-signature")).unwrap();
-    pk.verify(&h("enrollment-message"), &h("enrollment-signature")).unwrap();
-    assert!(pk.verify(&h("deny-message"), &h("approval-signature")).is_err());
+    pk.verify(&h("approval-message"), &h("approval-signature"))
+        .unwrap();
+    pk.verify(&h("enrollment-message"), &h("enrollment-signature"))
+        .unwrap();
+    assert!(
+        pk.verify(&h("deny-message"), &h("approval-signature"))
+            .is_err()
+    );
 }
 
 #[test]

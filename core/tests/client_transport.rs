@@ -15,14 +15,15 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use shomei_core::api::{
-    DecisionRequest, DecisionResponse, EndAllResponse, EnrollRequest, EnrollResponse, ErrorCode, GrantList,
-    LoginContext, LoginContextRequest, NamedRef, Outcome, Platform, PractitionerInfo, Problem, Role,
+    DecisionRequest, DecisionResponse, EndAllResponse, EnrollRequest, EnrollResponse, ErrorCode,
+    GrantList, LoginContext, LoginContextRequest, NamedRef, Outcome, Platform, PractitionerInfo,
+    Problem, Role,
 };
 use shomei_core::approval::{ApprovalMessage, EnrollmentMessage};
 use shomei_core::client::{Client, ClientError, Enrollment};
 use shomei_core::{
-    Decision, DevicePublicKey, EnrollmentId, EnrollmentPayload, KeyError, LoginId, LoginPayload, Origin,
-    PlatformKey, QrSecret, SoftwareKey,
+    Decision, DevicePublicKey, EnrollmentId, EnrollmentPayload, KeyError, LoginId, LoginPayload,
+    Origin, PlatformKey, QrSecret, SoftwareKey,
 };
 use tokio::sync::Mutex;
 
@@ -41,11 +42,21 @@ type S = Arc<Fake>;
 fn problem(code: ErrorCode, detail: &str) -> Response {
     let p = Problem::new(code, detail);
     let status = StatusCode::from_u16(p.status).unwrap();
-    (status, [(header::CONTENT_TYPE, "application/problem+json")], serde_json::to_string(&p).unwrap()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        serde_json::to_string(&p).unwrap(),
+    )
+        .into_response()
 }
 
 fn login_payload(origin: &Origin) -> LoginPayload {
-    LoginPayload { origin: origin.clone(), login_id: LoginId([5; 16]), secret: QrSecret::from_bytes([6; 16]), expires_at: u64::MAX }
+    LoginPayload {
+        origin: origin.clone(),
+        login_id: LoginId([5; 16]),
+        secret: QrSecret::from_bytes([6; 16]),
+        expires_at: u64::MAX,
+    }
 }
 
 fn enrollment_payload(origin: &Origin) -> EnrollmentPayload {
@@ -62,7 +73,10 @@ fn device_id() -> uuid::Uuid {
 }
 
 fn named(name: &str) -> NamedRef {
-    NamedRef { id: uuid::Uuid::from_bytes([1; 16]), name: name.into() }
+    NamedRef {
+        id: uuid::Uuid::from_bytes([1; 16]),
+        name: name.into(),
+    }
 }
 
 async fn enroll(State(s): State<S>, Json(r): Json<EnrollRequest>) -> Response {
@@ -73,7 +87,10 @@ async fn enroll(State(s): State<S>, Json(r): Json<EnrollRequest>) -> Response {
         return problem(ErrorCode::EnrollmentInvalid, "unknown enrollment");
     }
     if r.activation_password != "pw" {
-        return problem(ErrorCode::ActivationPasswordWrong, "wrong activation password");
+        return problem(
+            ErrorCode::ActivationPasswordWrong,
+            "wrong activation password",
+        );
     }
     let Ok(pk) = DevicePublicKey::from_sec1(&r.public_key) else {
         return problem(ErrorCode::BadRequest, "bad public key");
@@ -93,7 +110,11 @@ async fn enroll(State(s): State<S>, Json(r): Json<EnrollRequest>) -> Response {
     let resp = EnrollResponse {
         device_id: device_id(),
         device_token: TOKEN.into(),
-        practitioner: PractitionerInfo { id: uuid::Uuid::nil(), display_name: "佐藤 花子".into(), role: Role::Doctor },
+        practitioner: PractitionerInfo {
+            id: uuid::Uuid::nil(),
+            display_name: "佐藤 花子".into(),
+            role: Role::Doctor,
+        },
         server_origin: origin,
     };
     (StatusCode::CREATED, Json(resp)).into_response()
@@ -103,7 +124,12 @@ fn authorized(h: &HeaderMap) -> bool {
     h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {TOKEN}"))
 }
 
-async fn context(State(s): State<S>, Path(id): Path<String>, h: HeaderMap, Json(r): Json<LoginContextRequest>) -> Response {
+async fn context(
+    State(s): State<S>,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    Json(r): Json<LoginContextRequest>,
+) -> Response {
     s.requests.fetch_add(1, Ordering::SeqCst);
     if !authorized(&h) {
         return problem(ErrorCode::DeviceUnknown, "unknown device token");
@@ -115,7 +141,9 @@ async fn context(State(s): State<S>, Path(id): Path<String>, h: HeaderMap, Json(
     if !r.secret.ct_eq(&p.secret) {
         return problem(ErrorCode::LoginSecretWrong, "wrong secret");
     }
-    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
     Json(LoginContext {
         login_id: p.login_id,
         facility: named("さくら内科"),
@@ -128,7 +156,12 @@ async fn context(State(s): State<S>, Path(id): Path<String>, h: HeaderMap, Json(
     .into_response()
 }
 
-async fn decision(State(s): State<S>, Path(id): Path<String>, h: HeaderMap, Json(r): Json<DecisionRequest>) -> Response {
+async fn decision(
+    State(s): State<S>,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    Json(r): Json<DecisionRequest>,
+) -> Response {
     s.requests.fetch_add(1, Ordering::SeqCst);
     if !authorized(&h) {
         return problem(ErrorCode::DeviceUnknown, "unknown device token");
@@ -153,8 +186,16 @@ async fn decision(State(s): State<S>, Path(id): Path<String>, h: HeaderMap, Json
     if r.decision == Decision::Approve && r.number != 42 {
         return problem(ErrorCode::NumberMismatch, "wrong number");
     }
-    let outcome = if r.decision == Decision::Approve { Outcome::Approved } else { Outcome::Denied };
-    Json(DecisionResponse { outcome, grant: None }).into_response()
+    let outcome = if r.decision == Decision::Approve {
+        Outcome::Approved
+    } else {
+        Outcome::Denied
+    };
+    Json(DecisionResponse {
+        outcome,
+        grant: None,
+    })
+    .into_response()
 }
 
 async fn grants_list(State(s): State<S>) -> Response {
@@ -185,7 +226,11 @@ async fn fake_server() -> (Origin, S) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let origin = Origin::parse(&format!("http://{addr}")).unwrap();
-    let state = Arc::new(Fake { origin: Some(origin.clone()), challenge: [0x33; 32], ..Default::default() });
+    let state = Arc::new(Fake {
+        origin: Some(origin.clone()),
+        challenge: [0x33; 32],
+        ..Default::default()
+    });
     let router = Router::new()
         .route("/v1/phone/enroll", post(enroll))
         .route("/v1/phone/logins/{id}/context", post(context))
@@ -199,7 +244,16 @@ async fn fake_server() -> (Origin, S) {
 
 async fn enrolled(origin: &Origin, key: &SoftwareKey) -> (Client, Enrollment) {
     let client = Client::new(origin.clone()).unwrap();
-    let e = client.enroll(&enrollment_payload(origin), "pw", key, "test phone", Platform::Desktop).await.unwrap();
+    let e = client
+        .enroll(
+            &enrollment_payload(origin),
+            "pw",
+            key,
+            "test phone",
+            Platform::Desktop,
+        )
+        .await
+        .unwrap();
     (client, e)
 }
 
@@ -213,9 +267,15 @@ async fn full_round_signs_what_the_server_verifies() {
     let p = login_payload(&origin);
     let ctx = client.login_context(&e, &p).await.unwrap();
     assert_eq!(ctx.number_choices, [17, 42, 86]);
-    let d = client.decide(&e, &p, &ctx, Decision::Approve, 42, &key).await.unwrap();
+    let d = client
+        .decide(&e, &p, &ctx, Decision::Approve, 42, &key)
+        .await
+        .unwrap();
     assert_eq!(d.outcome, Outcome::Approved);
-    let d = client.decide(&e, &p, &ctx, Decision::Deny, 0, &key).await.unwrap();
+    let d = client
+        .decide(&e, &p, &ctx, Decision::Deny, 0, &key)
+        .await
+        .unwrap();
     assert_eq!(d.outcome, Outcome::Denied);
     assert!(client.grants(&e).await.unwrap().is_empty());
     assert_eq!(client.end_all_grants(&e).await.unwrap(), 3);
@@ -227,7 +287,13 @@ async fn problem_document_maps_to_rejected_with_code_and_detail() {
     let (origin, _s) = fake_server().await;
     let client = Client::new(origin.clone()).unwrap();
     let err = client
-        .enroll(&enrollment_payload(&origin), "wrong", &SoftwareKey::generate(), "phone", Platform::Android)
+        .enroll(
+            &enrollment_payload(&origin),
+            "wrong",
+            &SoftwareKey::generate(),
+            "phone",
+            Platform::Android,
+        )
         .await
         .unwrap_err();
     assert_eq!(
@@ -247,8 +313,21 @@ async fn wrong_number_is_rejected_by_the_server_after_a_valid_signature() {
     let (client, e) = enrolled(&origin, &key).await;
     let p = login_payload(&origin);
     let ctx = client.login_context(&e, &p).await.unwrap();
-    let err = client.decide(&e, &p, &ctx, Decision::Approve, 17, &key).await.unwrap_err();
-    assert!(matches!(err, ClientError::Rejected { status: 403, code: ErrorCode::NumberMismatch, .. }), "{err:?}");
+    let err = client
+        .decide(&e, &p, &ctx, Decision::Approve, 17, &key)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Rejected {
+                status: 403,
+                code: ErrorCode::NumberMismatch,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -257,8 +336,27 @@ async fn signature_by_another_key_is_rejected_by_the_server() {
     let (client, e) = enrolled(&origin, &SoftwareKey::generate()).await;
     let p = login_payload(&origin);
     let ctx = client.login_context(&e, &p).await.unwrap();
-    let err = client.decide(&e, &p, &ctx, Decision::Approve, 42, &SoftwareKey::generate()).await.unwrap_err();
-    assert!(matches!(err, ClientError::Rejected { code: ErrorCode::SignatureInvalid, .. }), "{err:?}");
+    let err = client
+        .decide(
+            &e,
+            &p,
+            &ctx,
+            Decision::Approve,
+            42,
+            &SoftwareKey::generate(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Rejected {
+                code: ErrorCode::SignatureInvalid,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -268,12 +366,21 @@ async fn login_code_of_another_server_is_refused_before_any_request() {
     let (client, e) = enrolled(&origin, &key).await;
     let before = s.requests.load(Ordering::SeqCst);
     let foreign = login_payload(&Origin::parse("https://evil.example").unwrap());
-    assert_eq!(client.login_context(&e, &foreign).await.unwrap_err(), ClientError::WrongServer);
-    let ctx = client.login_context(&e, &login_payload(&origin)).await.unwrap();
+    assert_eq!(
+        client.login_context(&e, &foreign).await.unwrap_err(),
+        ClientError::WrongServer
+    );
+    let ctx = client
+        .login_context(&e, &login_payload(&origin))
+        .await
+        .unwrap();
     let before_decide = s.requests.load(Ordering::SeqCst);
     assert_eq!(before_decide, before + 1);
     assert_eq!(
-        client.decide(&e, &foreign, &ctx, Decision::Approve, 42, &key).await.unwrap_err(),
+        client
+            .decide(&e, &foreign, &ctx, Decision::Approve, 42, &key)
+            .await
+            .unwrap_err(),
         ClientError::WrongServer
     );
     assert_eq!(s.requests.load(Ordering::SeqCst), before_decide);
@@ -284,7 +391,16 @@ async fn enrollment_code_of_another_server_is_refused_before_any_request() {
     let (origin, s) = fake_server().await;
     let client = Client::new(origin).unwrap();
     let foreign = enrollment_payload(&Origin::parse("https://evil.example").unwrap());
-    let err = client.enroll(&foreign, "pw", &SoftwareKey::generate(), "phone", Platform::Ios).await.unwrap_err();
+    let err = client
+        .enroll(
+            &foreign,
+            "pw",
+            &SoftwareKey::generate(),
+            "phone",
+            Platform::Ios,
+        )
+        .await
+        .unwrap_err();
     assert_eq!(err, ClientError::WrongServer);
     assert_eq!(s.requests.load(Ordering::SeqCst), 0);
 }
@@ -297,7 +413,10 @@ async fn number_not_offered_is_refused_locally() {
     let p = login_payload(&origin);
     let ctx = client.login_context(&e, &p).await.unwrap();
     let before = s.requests.load(Ordering::SeqCst);
-    let err = client.decide(&e, &p, &ctx, Decision::Approve, 0, &key).await.unwrap_err();
+    let err = client
+        .decide(&e, &p, &ctx, Decision::Approve, 0, &key)
+        .await
+        .unwrap_err();
     assert!(matches!(err, ClientError::InvalidInput(_)));
     assert_eq!(s.requests.load(Ordering::SeqCst), before);
 }
@@ -318,7 +437,16 @@ async fn key_failure_is_reported_as_key_error_without_a_request() {
     let (origin, s) = fake_server().await;
     let client = Client::new(origin.clone()).unwrap();
     let key = CancellingKey(SoftwareKey::generate());
-    let err = client.enroll(&enrollment_payload(&origin), "pw", &key, "phone", Platform::Android).await.unwrap_err();
+    let err = client
+        .enroll(
+            &enrollment_payload(&origin),
+            "pw",
+            &key,
+            "phone",
+            Platform::Android,
+        )
+        .await
+        .unwrap_err();
     assert_eq!(err, ClientError::Key(KeyError::UserCancelled));
     assert_eq!(s.requests.load(Ordering::SeqCst), 0);
 }
@@ -343,13 +471,19 @@ fn fake_enrollment(origin: &Origin) -> Enrollment {
         origin: origin.clone(),
         device_id: device_id(),
         device_token: TOKEN.into(),
-        practitioner: PractitionerInfo { id: uuid::Uuid::nil(), display_name: "x".into(), role: Role::Pharmacist },
+        practitioner: PractitionerInfo {
+            id: uuid::Uuid::nil(),
+            display_name: "x".into(),
+            role: Role::Pharmacist,
+        },
     }
 }
 
 #[tokio::test]
 async fn garbage_success_body_is_a_protocol_error() {
-    let origin = serve(Router::new().route("/v1/phone/grants", get(|| async { "<html>hello</html>" }))).await;
+    let origin =
+        serve(Router::new().route("/v1/phone/grants", get(|| async { "<html>hello</html>" })))
+            .await;
     let client = Client::new(origin.clone()).unwrap();
     let err = client.grants(&fake_enrollment(&origin)).await.unwrap_err();
     assert!(matches!(err, ClientError::Protocol(_)), "{err:?}");
@@ -364,7 +498,17 @@ async fn plain_413_maps_to_body_too_large() {
     .await;
     let client = Client::new(origin.clone()).unwrap();
     let err = client.grants(&fake_enrollment(&origin)).await.unwrap_err();
-    assert!(matches!(err, ClientError::Rejected { status: 413, code: ErrorCode::BodyTooLarge, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            ClientError::Rejected {
+                status: 413,
+                code: ErrorCode::BodyTooLarge,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -372,16 +516,35 @@ async fn oversized_request_rejected_by_body_limit_maps_to_413() {
     // axum's own body limit (what a real server uses) answers 413 in plain text.
     let origin = serve(
         Router::new()
-            .route("/v1/phone/enroll", post(|_b: axum::body::Bytes| async { StatusCode::CREATED }))
+            .route(
+                "/v1/phone/enroll",
+                post(|_b: axum::body::Bytes| async { StatusCode::CREATED }),
+            )
             .layer(axum::extract::DefaultBodyLimit::max(64)),
     )
     .await;
     let client = Client::new(origin.clone()).unwrap();
     let err = client
-        .enroll(&enrollment_payload(&origin), "pw", &SoftwareKey::generate(), "phone", Platform::Desktop)
+        .enroll(
+            &enrollment_payload(&origin),
+            "pw",
+            &SoftwareKey::generate(),
+            "phone",
+            Platform::Desktop,
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, ClientError::Rejected { status: 413, code: ErrorCode::BodyTooLarge, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            ClientError::Rejected {
+                status: 413,
+                code: ErrorCode::BodyTooLarge,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -399,7 +562,14 @@ async fn unknown_problem_code_maps_to_other() {
     .await;
     let client = Client::new(origin.clone()).unwrap();
     let err = client.grants(&fake_enrollment(&origin)).await.unwrap_err();
-    assert_eq!(err, ClientError::Rejected { status: 418, code: ErrorCode::Other, detail: "later".into() });
+    assert_eq!(
+        err,
+        ClientError::Rejected {
+            status: 418,
+            code: ErrorCode::Other,
+            detail: "later".into()
+        }
+    );
 }
 
 #[tokio::test]
@@ -431,6 +601,9 @@ async fn context_for_another_login_is_a_protocol_error() {
     ))
     .await;
     let client = Client::new(origin.clone()).unwrap();
-    let err = client.login_context(&fake_enrollment(&origin), &login_payload(&origin)).await.unwrap_err();
+    let err = client
+        .login_context(&fake_enrollment(&origin), &login_payload(&origin))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ClientError::Protocol(_)), "{err:?}");
 }

@@ -36,8 +36,18 @@ fn use_store() {
 fn join_fresh_session_keyring() {
     const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
     // SAFETY: keyctl(JOIN_SESSION_KEYRING, NULL) takes no pointers but the null name.
-    let id = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, std::ptr::null::<libc::c_char>()) };
-    assert!(id >= 0, "keyctl(JOIN_SESSION_KEYRING) failed: {}", std::io::Error::last_os_error());
+    let id = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
+    assert!(
+        id >= 0,
+        "keyctl(JOIN_SESSION_KEYRING) failed: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 fn account() -> String {
@@ -53,7 +63,8 @@ fn stored_key_is_loaded_back_not_regenerated() {
     assert_eq!(first.public_key_sec1(), second.public_key_sec1());
     // The reloaded key signs, and the original's public key verifies it.
     let pk = DevicePublicKey::from_sec1(&first.public_key().unwrap()).unwrap();
-    pk.verify(b"hello", &second.sign(b"hello").unwrap()).unwrap();
+    pk.verify(b"hello", &second.sign(b"hello").unwrap())
+        .unwrap();
     SoftwareKey::delete_stored("shomei-core-test", &account).unwrap();
 }
 
@@ -72,7 +83,10 @@ fn deleted_key_is_replaced_by_a_new_one() {
 fn corrupt_stored_secret_is_a_typed_error() {
     use_store();
     let account = account();
-    keyring_core::Entry::new("shomei-core-test", &account).unwrap().set_secret(b"not pkcs8").unwrap();
+    keyring_core::Entry::new("shomei-core-test", &account)
+        .unwrap()
+        .set_secret(b"not pkcs8")
+        .unwrap();
     let err = SoftwareKey::load_or_create("shomei-core-test", &account).unwrap_err();
     assert!(matches!(err, KeyError::Failed(_)), "{err:?}");
     SoftwareKey::delete_stored("shomei-core-test", &account).unwrap();
