@@ -215,6 +215,14 @@ impl Client {
                 "context is for a different login".into(),
             ));
         }
+        // The user must be able to tell the three numbers apart on screen.
+        let [a, b, c] = ctx.number_choices;
+        let two_digit = ctx.number_choices.iter().all(|n| (10..=99).contains(n));
+        if !two_digit || a == b || b == c || a == c {
+            return Err(ClientError::Protocol(
+                "number choices are not three distinct two-digit numbers".into(),
+            ));
+        }
         Ok(ctx)
     }
 

@@ -535,6 +535,20 @@ mod tests {
     }
 
     #[test]
+    fn overlong_origin_in_payload_is_rejected() {
+        let url = login("https://a.example").to_url();
+        let host = format!("{}.example", "a".repeat(Origin::MAX_LEN));
+        let bad = url.replacen("a.example", &host, 1);
+        assert!(matches!(
+            Payload::parse(&bad, NOW),
+            Err(PayloadError::OriginTooLong {
+                max: Origin::MAX_LEN,
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn foreign_codes_are_not_shomei() {
         for s in [
             "",

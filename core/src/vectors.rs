@@ -255,3 +255,25 @@ fn protocol_md_urls_parse() {
     assert_eq!(login.origin().as_str(), i["origin"]);
     assert_eq!(enrollment.kind(), crate::payload::PayloadKind::Enrollment);
 }
+
+#[test]
+fn protocol_md_error_table_uses_known_codes() {
+    let section = DOC
+        .split("### 4.5 Errors")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("docs/protocol.md has section 4.5");
+    let mut seen = 0;
+    for line in section.lines().filter(|l| l.starts_with("| `")) {
+        let code = line.split('`').nth(1).unwrap();
+        let parsed: crate::api::ErrorCode =
+            serde_json::from_value(serde_json::json!(code)).unwrap();
+        assert_ne!(
+            parsed,
+            crate::api::ErrorCode::Other,
+            "{code} is not an ErrorCode"
+        );
+        seen += 1;
+    }
+    assert!(seen >= 15, "error table too short: {seen}");
+}

@@ -607,3 +607,28 @@ async fn context_for_another_login_is_a_protocol_error() {
         .unwrap_err();
     assert!(matches!(err, ClientError::Protocol(_)), "{err:?}");
 }
+
+#[tokio::test]
+async fn indistinct_number_choices_are_a_protocol_error() {
+    let origin = serve(Router::new().route(
+        "/v1/phone/logins/{id}/context",
+        post(|| async {
+            Json(LoginContext {
+                login_id: LoginId([5; 16]),
+                facility: named("f"),
+                terminal: named("t"),
+                requested_at: time::OffsetDateTime::UNIX_EPOCH,
+                expires_at: time::OffsetDateTime::UNIX_EPOCH,
+                number_choices: [42, 42, 7],
+                challenge: [0; 32],
+            })
+        }),
+    ))
+    .await;
+    let client = Client::new(origin.clone()).unwrap();
+    let err = client
+        .login_context(&fake_enrollment(&origin), &login_payload(&origin))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Protocol(_)), "{err:?}");
+}
