@@ -17,6 +17,7 @@ pub mod ids;
 pub mod key;
 pub mod origin;
 pub mod payload;
+pub mod scan;
 
 #[cfg(test)]
 mod vectors;

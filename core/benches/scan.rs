@@ -1,0 +1,399 @@
+//! Scanning benchmark: decode rate and time per frame of `shomei_core::scan`
+//! against its own baselines (rqrr alone, rxing alone, the two combined) and
+//! against zxing-cpp (PyPI) and zbar (Debian `zbar-tools`, when installed) as
+//! peers, on the same images in the same run.
+//!
+//! Run: `cargo bench -p shomei-core --bench scan`
+//!
+//! Inputs and knobs (environment):
+//! - `SHOMEI_QR_PHOTOS`: directory holding `qrcode-*/N.png|jpg` + `N.txt`
+//!   (default: `../shared/qr-photos/zxing` beside the repository).
+//! - `SHOMEI_PYTHON`: Python with `zxing-cpp` and `pillow` (default `python3`);
+//!   if the peer cannot run the report says so and the Rust columns stand.
+//! - `SHOMEI_SCAN_BENCH_SEEDS`: synthetic frames per degradation (default 8).
+//! - `SHOMEI_SCAN_BENCH_OUT`: where the synthetic sets are written for the
+//!   peer (default: a directory under the system temp dir).
+//!
+//! A hit counts only when a decoded text equals the expected text exactly.
+//! Nothing here is tuned per image; the pass table shows what each pass of the
+//! default configuration adds, measured, so that a pass that stops earning its
+//! time can be dropped.
+
+#[path = "scan_support/degrade.rs"]
+mod degrade;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use image::GrayImage;
+use shomei_core::scan::{Pass, ScanConfig, ScanOutcome, scan_frame_with};
+use shomei_core::{LoginId, LoginPayload, Origin, QrSecret};
+
+struct Sample {
+    name: String,
+    img: GrayImage,
+    expected: String,
+}
+
+fn photo_root() -> PathBuf {
+    match std::env::var_os("SHOMEI_QR_PHOTOS") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/qr-photos/zxing"),
+    }
+}
+
+fn load_dir(dir: &Path) -> Vec<Sample> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        if !matches!(ext.as_str(), "png" | "jpg" | "jpeg") {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(path.with_extension("txt")) else { continue };
+        let expected = String::from_utf8_lossy(&bytes).into_owned();
+        match image::open(&path) {
+            Ok(img) => out.push(Sample { name: path.display().to_string(), img: img.to_luma8(), expected }),
+            Err(e) => eprintln!("skipping {}: {e}", path.display()),
+        }
+    }
+    out
+}
+
+fn fresh_url(seed: u64) -> String {
+    LoginPayload {
+        origin: Origin::parse("https://auth.sakura-clinic.example.jp").unwrap(),
+        login_id: LoginId::random(),
+        secret: QrSecret::random(),
+        expires_at: 1_800_000_000 + seed,
+    }
+    .to_url()
+}
+
+fn synthetic_set(seeds: u64) -> Vec<(degrade::Kind, Sample)> {
+    let mut out = Vec::new();
+    for kind in degrade::KINDS {
+        for seed in 0..seeds {
+            let url = fresh_url(seed);
+            let img = degrade::degraded(&url, kind, seed + 1000);
+            out.push((kind, Sample { name: format!("{kind:?}-{seed}"), img, expected: url }));
+        }
+    }
+    out
+}
+
+/// Frames for timing: a code as the user aims at it (slightly tilted, soft,
+/// noisy, on a grey screen), and an empty scene — what the camera loop sees
+/// most of the time and where every pass runs.
+fn timing_frames(w: u32, h: u32, n: u64) -> (Vec<Sample>, Vec<Sample>) {
+    let mut with_code = Vec::new();
+    let mut empty = Vec::new();
+    for seed in 0..n {
+        let url = fresh_url(seed);
+        let mut rng = degrade::Rng::new(seed + 7);
+        let code = degrade::render(&url, 4);
+        let side = h as f32 * rng.range(0.35, 0.6);
+        let code = degrade::scale(&code, side / code.width() as f32);
+        let code = degrade::rotate(&code, rng.range(-12.0, 12.0));
+        let x = (w - code.width()) as f32 * rng.range(0.3, 0.7);
+        let y = (h - code.height()) as f32 * rng.range(0.3, 0.7);
+        let frame = degrade::place(w, h, 210, &code, x as i64, y as i64);
+        let frame = degrade::noise(&degrade::blur(&frame, 0.8), 6.0, seed);
+        with_code.push(Sample { name: format!("code-{w}x{h}-{seed}"), img: frame, expected: url });
+        let scene = GrayImage::from_fn(w, h, |x, y| {
+            // Soft gradients and a few edges, like an office behind a monitor.
+            let v = 90.0 + 60.0 * ((x as f32 / 97.0).sin() * (y as f32 / 131.0).cos()) + if (x / 300 + y / 200) % 2 == 0 { 30.0 } else { 0.0 };
+            image::Luma([v.clamp(0.0, 255.0) as u8])
+        });
+        empty.push(Sample { name: format!("empty-{w}x{h}-{seed}"), img: degrade::noise(&scene, 5.0, seed), expected: String::new() });
+    }
+    (with_code, empty)
+}
+
+fn texts(out: &ScanOutcome) -> Vec<String> {
+    match out {
+        ScanOutcome::Shomei(p) => vec![p.to_url()],
+        ScanOutcome::ForeignOnly(t) => t.clone(),
+        ScanOutcome::NothingFound => Vec::new(),
+    }
+}
+
+struct Run {
+    hits: usize,
+    hit_flags: Vec<bool>,
+    median: Duration,
+}
+
+fn run(samples: &[&Sample], config: &ScanConfig, repeat: usize) -> Run {
+    let mut hit_flags = Vec::with_capacity(samples.len());
+    let mut times = Vec::with_capacity(samples.len());
+    for s in samples {
+        let (w, h) = s.img.dimensions();
+        let mut best = Duration::MAX;
+        let mut hit = false;
+        for _ in 0..repeat.max(1) {
+            let t0 = Instant::now();
+            let out = scan_frame_with(s.img.as_raw(), w, h, w, config).expect("valid frame");
+            best = best.min(t0.elapsed());
+            hit = texts(&out).iter().any(|t| *t == s.expected);
+        }
+        hit_flags.push(hit);
+        times.push(best);
+    }
+    times.sort();
+    let median = times.get(times.len() / 2).copied().unwrap_or_default();
+    Run { hits: hit_flags.iter().filter(|h| **h).count(), hit_flags, median }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+fn write_set(dir: &Path, samples: &[&Sample]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for (i, s) in samples.iter().enumerate() {
+        s.img.save(dir.join(format!("{i:04}.png"))).map_err(std::io::Error::other)?;
+        std::fs::write(dir.join(format!("{i:04}.txt")), &s.expected)?;
+    }
+    Ok(())
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; ignore arguments.
+    let seeds: u64 = std::env::var("SHOMEI_SCAN_BENCH_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
+    let out_dir = std::env::var_os("SHOMEI_SCAN_BENCH_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("shomei-scan-bench-{}", std::process::id())));
+
+    let root = photo_root();
+    let mut photo_sets: Vec<(String, Vec<Sample>)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&root) {
+        let mut dirs: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
+        dirs.sort();
+        for d in dirs {
+            let name = d.file_name().unwrap().to_string_lossy().into_owned();
+            photo_sets.push((name, load_dir(&d)));
+        }
+    }
+    if photo_sets.is_empty() {
+        eprintln!("no real photos under {} (set SHOMEI_QR_PHOTOS); real-photo rows will be empty", root.display());
+    }
+    let photos: Vec<&Sample> = photo_sets.iter().flat_map(|(_, s)| s.iter()).collect();
+    let synth = synthetic_set(seeds);
+    let synth_refs: Vec<&Sample> = synth.iter().map(|(_, s)| s).collect();
+    let (code720, empty720) = timing_frames(1280, 720, 6);
+    let (code1080, empty1080) = timing_frames(1920, 1080, 6);
+
+    // Peer, same images (the synthetic and timing frames are written as PNG).
+    let mut peer_args: Vec<String> = vec!["--repeat".into(), "3".into()];
+    for (name, _) in &photo_sets {
+        peer_args.push(format!("photos/{name}={}", root.join(name).display()));
+    }
+    let sets_to_write: [(&str, Vec<&Sample>); 5] = [
+        ("synthetic", synth_refs.clone()),
+        ("code-1280x720", code720.iter().collect()),
+        ("code-1920x1080", code1080.iter().collect()),
+        ("empty-1280x720", empty720.iter().collect()),
+        ("empty-1920x1080", empty1080.iter().collect()),
+    ];
+    for (name, samples) in &sets_to_write {
+        let dir = out_dir.join(name);
+        if let Err(e) = write_set(&dir, samples) {
+            eprintln!("cannot write {}: {e}", dir.display());
+        }
+        peer_args.push(format!("{name}={}", dir.display()));
+    }
+    let python = std::env::var("SHOMEI_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/scan_zxing_peer.py");
+    let peer: Option<serde_json::Value> = match Command::new(&python).arg(&script).args(&peer_args).output() {
+        Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).ok(),
+        Ok(o) => {
+            eprintln!("peer failed: {}", String::from_utf8_lossy(&o.stderr));
+            None
+        }
+        Err(e) => {
+            eprintln!("cannot run {python}: {e}");
+            None
+        }
+    };
+    let peer_cell = |set: &str, who: &str, what: &str| -> String {
+        peer.as_ref()
+            .and_then(|p| p["sets"][set][who][what].as_f64())
+            .map(|v| if what == "hits" { format!("{v}") } else { format!("{v:.1}") })
+            .unwrap_or_else(|| "-".into())
+    };
+    let peer_hits_sum = |prefix: &str, who: &str| -> String {
+        let Some(p) = &peer else { return "-".into() };
+        let Some(sets) = p["sets"].as_object() else { return "-".into() };
+        let sum: f64 = sets.iter().filter(|(k, _)| k.starts_with(prefix)).filter_map(|(_, v)| v[who]["hits"].as_f64()).sum();
+        if sets.iter().any(|(k, v)| k.starts_with(prefix) && v.get(who).is_some()) { format!("{sum}") } else { "-".into() }
+    };
+
+    let configs: Vec<(&str, ScanConfig)> = vec![
+        ("rqrr only", ScanConfig::rqrr_only()),
+        ("rxing only", ScanConfig::rxing_only()),
+        ("rqrr+rxing", ScanConfig::combined()),
+        ("final (default)", ScanConfig::default()),
+    ];
+
+    println!("# Shomei scan benchmark");
+    println!();
+    println!(
+        "real photos: {} images in {} ({}); synthetic: {} frames 640x480 ({} kinds x {seeds}); peer: zxing-cpp {}{}",
+        photos.len(),
+        root.display(),
+        photo_sets.iter().map(|(n, s)| format!("{n}: {}", s.len())).collect::<Vec<_>>().join(", "),
+        synth.len(),
+        degrade::KINDS.len(),
+        peer.as_ref().and_then(|p| p["zxing_cpp_version"].as_str()).unwrap_or("(not run)"),
+        if peer.as_ref().and_then(|p| p["zbar"].as_bool()) == Some(true) { ", zbar (zbarimg)" } else { "" },
+    );
+    println!();
+    println!("## Decode rate (exact text) and median time per image");
+    println!();
+    println!("| decoder | real photos | median ms | synthetic | median ms |");
+    println!("|---|---|---|---|---|");
+    let mut final_photo_flags = Vec::new();
+    for (name, cfg) in &configs {
+        let rp = run(&photos, cfg, 1);
+        let rs = run(&synth_refs, cfg, 1);
+        println!(
+            "| {name} | {}/{} | {} | {}/{} | {} |",
+            rp.hits,
+            photos.len(),
+            ms(rp.median),
+            rs.hits,
+            synth_refs.len(),
+            ms(rs.median)
+        );
+        if *name == "final (default)" {
+            final_photo_flags = rp.hit_flags;
+        }
+    }
+    println!(
+        "| zxing-cpp (peer) | {}/{} | {} | {}/{} | {} |",
+        peer_hits_sum("photos/", "zxing_cpp"),
+        photos.len(),
+        // The peer reports medians per set, listed in set order.
+        photo_sets.iter().map(|(n, _)| peer_cell(&format!("photos/{n}"), "zxing_cpp", "median_ms")).collect::<Vec<_>>().join("/"),
+        peer_cell("synthetic", "zxing_cpp", "hits"),
+        synth_refs.len(),
+        peer_cell("synthetic", "zxing_cpp", "median_ms"),
+    );
+    if peer.as_ref().and_then(|p| p["zbar"].as_bool()) == Some(true) {
+        println!(
+            "| zbar (peer, zbarimg per file) | {}/{} | {} (incl. process start) | {}/{} | - |",
+            peer_hits_sum("photos/", "zbar"),
+            photos.len(),
+            photo_sets.iter().map(|(n, _)| peer_cell(&format!("photos/{n}"), "zbar", "median_ms_incl_process")).collect::<Vec<_>>().join("/"),
+            peer_cell("synthetic", "zbar", "hits"),
+            synth_refs.len(),
+        );
+    }
+    println!();
+    println!("Real photos per set, final vs zxing-cpp:");
+    let mut offset = 0;
+    for (name, s) in &photo_sets {
+        let hits = final_photo_flags[offset..offset + s.len()].iter().filter(|h| **h).count();
+        offset += s.len();
+        println!("- {name}: {hits}/{} vs {}", s.len(), peer_cell(&format!("photos/{name}"), "zxing_cpp", "hits"));
+    }
+
+    println!();
+    println!("## Synthetic set per degradation ({seeds} frames each)");
+    println!();
+    println!("| kind | rqrr only | rxing only | rqrr+rxing | final | zxing-cpp |");
+    println!("|---|---|---|---|---|---|");
+    let per_config_flags: Vec<Vec<bool>> = configs.iter().map(|(_, c)| run(&synth_refs, c, 1).hit_flags).collect();
+    for kind in degrade::KINDS {
+        let idx: Vec<usize> = synth.iter().enumerate().filter(|(_, (k, _))| *k == kind).map(|(i, _)| i).collect();
+        let cells: Vec<String> = per_config_flags.iter().map(|f| idx.iter().filter(|i| f[**i]).count().to_string()).collect();
+        let kind_samples: Vec<&Sample> = idx.iter().map(|i| &synth[*i].1).collect();
+        let dir = out_dir.join(format!("kind-{kind:?}"));
+        let peer_kind = write_set(&dir, &kind_samples)
+            .ok()
+            .and_then(|_| Command::new(&python).arg(&script).arg(format!("k={}", dir.display())).output().ok())
+            .filter(|o| o.status.success())
+            .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+            .and_then(|v| v["sets"]["k"]["zxing_cpp"]["hits"].as_f64())
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "-".into());
+        println!("| {kind:?} | {} | {peer_kind} |", cells.join(" | "));
+    }
+
+    println!();
+    println!("## Time per camera frame (median of 6 frames, best of 5 runs each)");
+    println!();
+    println!("| frame | rqrr only ms | rxing only ms | rqrr+rxing ms | final ms (hits) | zxing-cpp ms (hits) |");
+    println!("|---|---|---|---|---|---|");
+    for (label, set) in [
+        ("code-1280x720", &code720),
+        ("code-1920x1080", &code1080),
+        ("empty-1280x720", &empty720),
+        ("empty-1920x1080", &empty1080),
+    ] {
+        let refs: Vec<&Sample> = set.iter().collect();
+        let mut cells = Vec::new();
+        for (name, cfg) in &configs {
+            let r = run(&refs, cfg, 5);
+            if *name == "final (default)" || label.starts_with("code") {
+                cells.push(format!("{} ({}/{})", ms(r.median), r.hits, refs.len()));
+            } else {
+                cells.push(ms(r.median));
+            }
+        }
+        let peer_hits = if label.starts_with("code") {
+            format!(" ({}/{})", peer_cell(label, "zxing_cpp", "hits"), refs.len())
+        } else {
+            String::new()
+        };
+        println!("| {label} | {} | {}{peer_hits} |", cells.join(" | "), peer_cell(label, "zxing_cpp", "median_ms"));
+    }
+
+    println!();
+    println!("## What each pass of the default configuration adds (cumulative, in order)");
+    println!();
+    println!("Each pass run alone on the working image of the default configuration; 'new' = images no earlier pass read.");
+    println!();
+    println!("| pass | alone photos | new photos | alone synthetic | new synthetic | median ms alone (photos) |");
+    println!("|---|---|---|---|---|---|");
+    let default = ScanConfig::default();
+    let mut seen_p = vec![false; photos.len()];
+    let mut seen_s = vec![false; synth_refs.len()];
+    for p in &default.passes {
+        let single = ScanConfig { passes: only(*p), ..default.clone() };
+        let rp = run(&photos, &single, 1);
+        let rs = run(&synth_refs, &single, 1);
+        let new_p = rp.hit_flags.iter().zip(&seen_p).filter(|(h, s)| **h && !**s).count();
+        let new_s = rs.hit_flags.iter().zip(&seen_s).filter(|(h, s)| **h && !**s).count();
+        for (s, h) in seen_p.iter_mut().zip(&rp.hit_flags) {
+            *s |= *h;
+        }
+        for (s, h) in seen_s.iter_mut().zip(&rs.hit_flags) {
+            *s |= *h;
+        }
+        println!("| {:?} on {:?} | {} | +{new_p} | {} | +{new_s} | {} |", p.decoder, p.prep, rp.hits, rs.hits, ms(rp.median));
+    }
+    println!(
+        "| union | {} | | {} | | |",
+        seen_p.iter().filter(|s| **s).count(),
+        seen_s.iter().filter(|s| **s).count()
+    );
+
+    // Images nobody here reads, for the record (names only; not used to tune).
+    let missed: BTreeMap<&str, ()> = photos
+        .iter()
+        .zip(&final_photo_flags)
+        .filter(|(_, h)| !**h)
+        .map(|(s, _)| (s.name.as_str(), ()))
+        .collect();
+    eprintln!("final config missed {} real photos", missed.len());
+}
+
+fn only(p: Pass) -> Vec<Pass> {
+    vec![p]
+}

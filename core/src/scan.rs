@@ -1,0 +1,469 @@
+//! Camera frames to Shomei payloads.
+//!
+//! The phone app hands every preview frame's 8-bit luma plane to [`scan_frame`]
+//! exactly as the camera delivered it (Android `ImageProxy` Y plane, iOS
+//! `CVPixelBuffer` luma plane: `row_stride >= width`, padding included) and gets
+//! back the Shomei payload in it, the texts of other QR codes, or nothing.
+//! Scanning lives in the core rather than in each app so that Android and iOS
+//! read exactly the same codes and the benchmark below speaks for both.
+//!
+//! # Why two decoders and a pass list
+//!
+//! Neither pure-Rust decoder is good enough alone. `rqrr` (named by the
+//! product) is fast and reads photos of monitors well — the practitioner's
+//! case — but loses codes on blur and on most real photos; `rxing` (a port of
+//! ZXing) reads far more real photos. The scanner therefore runs a short,
+//! ordered list of [`Pass`]es (decoder × preprocessing) and stops at the first
+//! pass that yields a Shomei payload. Cheap passes come first; a per-frame time
+//! budget is checked between passes so that a hard frame costs at most about
+//! one pass past the budget and the camera loop keeps its frame rate.
+//!
+//! Before the passes, frames larger than [`ScanConfig::working_side`] are
+//! reduced by area averaging (a 1920×1080 frame becomes 1280×720): decoders
+//! are roughly linear in pixel count and a code the user aims at is large.
+//! A later pass looks at the centre of the frame at full resolution for codes
+//! held far away.
+//!
+//! Decoder panics (rqrr has panicked on crafted input) are caught per pass with
+//! `catch_unwind` and count as "nothing found in this pass". This needs the
+//! default `panic = "unwind"`; an app built with `panic = "abort"` loses that
+//! protection.
+//!
+//! # Classification
+//!
+//! Every decoded text goes through [`Payload::parse_ignoring_expiry`]: if it
+//! parses, it is ours and the scan ends with [`ScanOutcome::Shomei`] (expiry is
+//! the caller's job, against its own clock). Texts that do not parse —
+//! including malformed look-alikes of our URL — are foreign; other codes in the
+//! same frame never hide ours, because the scan keeps going after a foreign hit.
+//!
+//! # Measured (docs/scanning.md has the full table and how to reproduce it)
+//!
+//! `cargo bench -p shomei-core --bench scan` on the 2-core development VM,
+//! real photos = ZXing blackbox qrcode-1…4 (../shared/qr-photos):
+//! see docs/scanning.md (numbers are filled in there from the latest run).
+
+use std::collections::BTreeSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
+
+use image::GrayImage;
+use rxing::common::HybridBinarizer;
+use rxing::multi::MultipleBarcodeReader;
+use rxing::multi::qrcode::QRCodeMultiReader;
+use rxing::qrcode::QRCodeReader;
+use rxing::qrcode::cpp_port::QrReader;
+use rxing::{BarcodeFormat, BinaryBitmap, DecodeHints, Luma8LuminanceSource, Reader};
+
+use crate::payload::Payload;
+
+/// Largest frame accepted, in pixels (a 64-megapixel sensor); anything bigger
+/// is not a camera preview frame and would only burn memory.
+pub const MAX_FRAME_PIXELS: u64 = 64 * 1024 * 1024;
+
+/// What one frame contained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanOutcome {
+    /// A Shomei code, parsed with [`Payload::parse_ignoring_expiry`]: the caller
+    /// checks expiry against its own clock.
+    Shomei(Payload),
+    /// Only QR codes that are not Shomei's; their texts, each once.
+    ForeignOnly(Vec<String>),
+    /// No readable QR code.
+    NothingFound,
+}
+
+/// A frame the scanner cannot read as described.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScanError {
+    /// Width, height or row stride are zero, overflow, or do not fit the buffer.
+    #[error("bad camera frame: {0}")]
+    BadFrame(String),
+}
+
+/// Which decoder a [`Pass`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoder {
+    /// rqrr: its own row-average threshold, finds every code in the image.
+    Rqrr,
+    /// rxing's port of zxing-cpp's QR reader (all codes in the image), hybrid
+    /// (local block) binarizer, `TryHarder` on.
+    RxingCpp,
+    /// rxing's port of ZXing-Java's multi-code QR reader, hybrid binarizer,
+    /// `TryHarder` on.
+    RxingJavaMulti,
+    /// rxing's port of ZXing-Java's single-code QR reader, hybrid binarizer,
+    /// `TryHarder` on; its detector differs from the cpp port's and reads some
+    /// codes the other misses (rxing's own `MultiFormatReader` runs both).
+    RxingJava,
+}
+
+/// The image a [`Pass`] looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prep {
+    /// The working image (the frame, reduced to the working size if larger).
+    Working,
+    /// The working image inverted, for light-on-dark ("dark mode") codes.
+    Inverted,
+    /// The working image binarized by a local-mean threshold (integral image),
+    /// which survives uneven lighting and soft edges better than rqrr's
+    /// row-running average.
+    LocalMean,
+    /// The working image reduced to half size: blur shrinks with it.
+    Half,
+    /// The central half (each axis) of the frame at full resolution, for codes
+    /// held far from the camera in a large frame.
+    CenterFull,
+}
+
+/// One decoding attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    /// The decoder to run.
+    pub decoder: Decoder,
+    /// What it looks at.
+    pub prep: Prep,
+}
+
+const fn pass(decoder: Decoder, prep: Prep) -> Pass {
+    Pass { decoder, prep }
+}
+
+/// How hard a scan tries. [`ScanConfig::default`] is the measured winner; the
+/// other constructors exist so the benchmark can compare against the plain
+/// decoders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanConfig {
+    /// Passes, in order. The scan stops at the first Shomei payload.
+    pub passes: Vec<Pass>,
+    /// Frames whose longer side exceeds this are reduced to it first; `None`
+    /// decodes at full resolution.
+    pub working_side: Option<u32>,
+    /// No new pass starts after this much time has been spent on the frame.
+    pub budget: Duration,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        ScanConfig {
+            passes: vec![
+                pass(Decoder::Rqrr, Prep::Working),
+                pass(Decoder::RxingCpp, Prep::Working),
+                pass(Decoder::RxingJava, Prep::Working),
+                pass(Decoder::Rqrr, Prep::LocalMean),
+                pass(Decoder::Rqrr, Prep::Half),
+                pass(Decoder::RxingCpp, Prep::Half),
+                pass(Decoder::Rqrr, Prep::Inverted),
+                pass(Decoder::RxingCpp, Prep::Inverted),
+                pass(Decoder::RxingCpp, Prep::CenterFull),
+            ],
+            working_side: Some(1280),
+            budget: Duration::from_millis(400),
+        }
+    }
+}
+
+impl ScanConfig {
+    /// rqrr alone on the full frame (baseline).
+    pub fn rqrr_only() -> Self {
+        ScanConfig {
+            passes: vec![pass(Decoder::Rqrr, Prep::Working)],
+            working_side: None,
+            budget: Duration::from_secs(3600),
+        }
+    }
+
+    /// rxing alone on the full frame (baseline).
+    pub fn rxing_only() -> Self {
+        ScanConfig {
+            passes: vec![pass(Decoder::RxingCpp, Prep::Working), pass(Decoder::RxingJava, Prep::Working)],
+            working_side: None,
+            budget: Duration::from_secs(3600),
+        }
+    }
+
+    /// rqrr, then rxing, both on the full frame, no preprocessing of ours (baseline).
+    pub fn combined() -> Self {
+        ScanConfig {
+            passes: vec![
+                pass(Decoder::Rqrr, Prep::Working),
+                pass(Decoder::RxingCpp, Prep::Working),
+                pass(Decoder::RxingJava, Prep::Working),
+            ],
+            working_side: None,
+            budget: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Scans one camera luma plane with the default configuration.
+///
+/// `luma` holds `height` rows of `row_stride` bytes, of which the first `width`
+/// are pixels. The last row may stop right after its pixels (Android's Y plane
+/// often does), so `luma.len() >= (height - 1) * row_stride + width`.
+pub fn scan_frame(luma: &[u8], width: u32, height: u32, row_stride: u32) -> Result<ScanOutcome, ScanError> {
+    scan_frame_with(luma, width, height, row_stride, &ScanConfig::default())
+}
+
+/// [`scan_frame`] for an already tightly packed grey image.
+pub fn scan_image(img: &GrayImage) -> Result<ScanOutcome, ScanError> {
+    scan_image_with(img, &ScanConfig::default())
+}
+
+/// [`scan_image`] with an explicit configuration.
+pub fn scan_image_with(img: &GrayImage, config: &ScanConfig) -> Result<ScanOutcome, ScanError> {
+    let (w, h) = img.dimensions();
+    scan_frame_with(img.as_raw(), w, h, w, config)
+}
+
+/// [`scan_frame`] with an explicit configuration.
+pub fn scan_frame_with(
+    luma: &[u8],
+    width: u32,
+    height: u32,
+    row_stride: u32,
+    config: &ScanConfig,
+) -> Result<ScanOutcome, ScanError> {
+    let start = Instant::now();
+    let full = pack_frame(luma, width, height, row_stride)?;
+    let working = match config.working_side {
+        Some(side) if width.max(height) > side => {
+            let f = side as f64 / width.max(height) as f64;
+            let nw = ((width as f64 * f).round() as u32).max(1);
+            let nh = ((height as f64 * f).round() as u32).max(1);
+            area_resize(&full, nw, nh)
+        }
+        _ => full.clone(),
+    };
+    let mut preps = Preps { full, working, cache: Vec::new() };
+    let mut foreign = BTreeSet::new();
+    for (i, p) in config.passes.iter().enumerate() {
+        if i > 0 && start.elapsed() >= config.budget {
+            break;
+        }
+        let img = preps.get(p.prep);
+        let Some(img) = img else { continue };
+        for mut text in decode_contained(p.decoder, img) {
+            match Payload::parse_ignoring_expiry(&text) {
+                Ok(payload) => {
+                    zeroize::Zeroize::zeroize(&mut text);
+                    return Ok(ScanOutcome::Shomei(payload));
+                }
+                Err(_) => {
+                    foreign.insert(text);
+                }
+            }
+        }
+    }
+    if foreign.is_empty() {
+        Ok(ScanOutcome::NothingFound)
+    } else {
+        Ok(ScanOutcome::ForeignOnly(foreign.into_iter().collect()))
+    }
+}
+
+/// Checks the frame geometry against the buffer and copies the pixels into a
+/// tightly packed image (row padding dropped).
+fn pack_frame(luma: &[u8], width: u32, height: u32, row_stride: u32) -> Result<GrayImage, ScanError> {
+    if width == 0 || height == 0 {
+        return Err(ScanError::BadFrame(format!("empty frame {width}x{height}")));
+    }
+    if row_stride < width {
+        return Err(ScanError::BadFrame(format!("row stride {row_stride} is less than width {width}")));
+    }
+    if u64::from(width) * u64::from(height) > MAX_FRAME_PIXELS {
+        return Err(ScanError::BadFrame(format!("frame {width}x{height} exceeds {MAX_FRAME_PIXELS} pixels")));
+    }
+    let (w, h, stride) = (width as usize, height as usize, row_stride as usize);
+    let needed = (h - 1)
+        .checked_mul(stride)
+        .and_then(|n| n.checked_add(w))
+        .ok_or_else(|| ScanError::BadFrame("frame size overflows".into()))?;
+    if luma.len() < needed {
+        return Err(ScanError::BadFrame(format!(
+            "buffer of {} bytes is shorter than {needed} needed for {width}x{height} with row stride {row_stride}",
+            luma.len()
+        )));
+    }
+    let mut packed = Vec::with_capacity(w * h);
+    for y in 0..h {
+        packed.extend_from_slice(&luma[y * stride..y * stride + w]);
+    }
+    Ok(GrayImage::from_raw(width, height, packed).expect("packed buffer has width*height bytes"))
+}
+
+/// Lazily built pass inputs, so a frame decoded by the first pass pays for no
+/// preprocessing.
+struct Preps {
+    full: GrayImage,
+    working: GrayImage,
+    cache: Vec<(Prep, Option<GrayImage>)>,
+}
+
+impl Preps {
+    fn get(&mut self, prep: Prep) -> Option<&GrayImage> {
+        if prep == Prep::Working {
+            return Some(&self.working);
+        }
+        let idx = match self.cache.iter().position(|(p, _)| *p == prep) {
+            Some(i) => i,
+            None => {
+                let built = self.build(prep);
+                self.cache.push((prep, built));
+                self.cache.len() - 1
+            }
+        };
+        self.cache[idx].1.as_ref()
+    }
+
+    fn build(&self, prep: Prep) -> Option<GrayImage> {
+        let w = &self.working;
+        match prep {
+            Prep::Working => Some(w.clone()),
+            Prep::Inverted => {
+                let mut inv = w.clone();
+                image::imageops::invert(&mut inv);
+                Some(inv)
+            }
+            Prep::LocalMean => Some(local_mean_threshold(w)),
+            Prep::Half => {
+                let (ww, wh) = w.dimensions();
+                (ww >= 64 && wh >= 64).then(|| area_resize(w, ww / 2, wh / 2))
+            }
+            Prep::CenterFull => {
+                let (fw, fh) = self.full.dimensions();
+                // Only worth it when the working image lost resolution.
+                if (fw, fh) == w.dimensions() {
+                    return None;
+                }
+                let (cw, ch) = (fw / 2, fh / 2);
+                Some(image::imageops::crop_imm(&self.full, fw / 4, fh / 4, cw, ch).to_image())
+            }
+        }
+    }
+}
+
+/// Runs one decoder with panics contained; a panic means "nothing found".
+fn decode_contained(decoder: Decoder, img: &GrayImage) -> Vec<String> {
+    catch_unwind(AssertUnwindSafe(|| decode(decoder, img))).unwrap_or_default()
+}
+
+fn decode(decoder: Decoder, img: &GrayImage) -> Vec<String> {
+    let (w, h) = img.dimensions();
+    match decoder {
+        Decoder::Rqrr => {
+            let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(w as usize, h as usize, |x, y| {
+                img.as_raw()[y * w as usize + x]
+            });
+            prepared
+                .detect_grids()
+                .into_iter()
+                .filter_map(|g| g.decode().ok().map(|(_, text)| text))
+                .collect()
+        }
+        Decoder::RxingCpp | Decoder::RxingJavaMulti | Decoder::RxingJava => {
+            let Ok(source) = Luma8LuminanceSource::new(img.as_raw().clone(), w, h) else {
+                return Vec::new();
+            };
+            let mut bitmap = BinaryBitmap::new(HybridBinarizer::new(source));
+            let hints = DecodeHints {
+                TryHarder: Some(true),
+                PossibleFormats: Some(std::collections::HashSet::from([BarcodeFormat::QR_CODE])),
+                ..DecodeHints::default()
+            };
+            let found = match decoder {
+                Decoder::RxingCpp => QrReader.decode_multiple_with_hints(&mut bitmap, &hints),
+                Decoder::RxingJavaMulti => QRCodeMultiReader::new().decode_multiple_with_hints(&mut bitmap, &hints),
+                _ => QRCodeReader::new().decode_with_hints(&mut bitmap, &hints).map(|r| vec![r]),
+            };
+            found.map(|rs| rs.iter().map(|r| r.getText().to_owned()).collect()).unwrap_or_default()
+        }
+    }
+}
+
+/// Box-filter (area-average) resize: each output pixel is the mean of the source
+/// pixels it covers, so fine module edges are averaged rather than aliased.
+fn area_resize(src: &GrayImage, nw: u32, nh: u32) -> GrayImage {
+    let (sw, sh) = src.dimensions();
+    let (sw, sh, nw, nh) = (sw as usize, sh as usize, nw.max(1) as usize, nh.max(1) as usize);
+    let raw = src.as_raw();
+    let xb: Vec<(usize, usize)> = (0..nw)
+        .map(|x| {
+            let a = x * sw / nw;
+            let b = ((x + 1) * sw / nw).max(a + 1).min(sw);
+            (a, b)
+        })
+        .collect();
+    // Horizontal pass into column sums, then vertical.
+    let mut rows = vec![0u32; sh * nw];
+    for y in 0..sh {
+        let line = &raw[y * sw..(y + 1) * sw];
+        for (x, &(a, b)) in xb.iter().enumerate() {
+            let s: u32 = line[a..b].iter().map(|&v| u32::from(v)).sum();
+            rows[y * nw + x] = s * 256 / (b - a) as u32;
+        }
+    }
+    let mut out = vec![0u8; nw * nh];
+    for y in 0..nh {
+        let a = y * sh / nh;
+        let b = ((y + 1) * sh / nh).max(a + 1).min(sh);
+        for x in 0..nw {
+            let s: u32 = (a..b).map(|yy| rows[yy * nw + x]).sum();
+            out[y * nw + x] = (s / (b - a) as u32 / 256).min(255) as u8;
+        }
+    }
+    GrayImage::from_raw(nw as u32, nh as u32, out).expect("nw*nh bytes")
+}
+
+/// Binarizes by comparing each pixel with the mean of a square window around
+/// it (via an integral image). The window is an eighth of the shorter side so
+/// that it spans a finder pattern of any code large enough to decode.
+fn local_mean_threshold(src: &GrayImage) -> GrayImage {
+    let (w, h) = src.dimensions();
+    let (w, h) = (w as usize, h as usize);
+    let raw = src.as_raw();
+    let mut integral = vec![0u64; (w + 1) * (h + 1)];
+    for y in 0..h {
+        let mut row = 0u64;
+        for x in 0..w {
+            row += u64::from(raw[y * w + x]);
+            integral[(y + 1) * (w + 1) + x + 1] = integral[y * (w + 1) + x + 1] + row;
+        }
+    }
+    let r = (w.min(h) / 16).max(4);
+    let mut out = vec![255u8; w * h];
+    for y in 0..h {
+        let (y0, y1) = (y.saturating_sub(r), (y + r + 1).min(h));
+        for x in 0..w {
+            let (x0, x1) = (x.saturating_sub(r), (x + r + 1).min(w));
+            let sum = integral[y1 * (w + 1) + x1] + integral[y0 * (w + 1) + x0]
+                - integral[y0 * (w + 1) + x1]
+                - integral[y1 * (w + 1) + x0];
+            let n = ((y1 - y0) * (x1 - x0)) as u64;
+            // Dark by a margin below the local mean; the margin keeps flat
+            // regions (screen background, noise) white.
+            if u64::from(raw[y * w + x]) * n * 100 < sum * 92 {
+                out[y * w + x] = 0;
+            }
+        }
+    }
+    GrayImage::from_raw(w as u32, h as u32, out).expect("w*h bytes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn area_resize_averages_covered_pixels() {
+        let img = GrayImage::from_raw(4, 2, vec![0, 255, 100, 100, 0, 255, 100, 100]).unwrap();
+        let small = area_resize(&img, 2, 1);
+        assert_eq!(small.as_raw(), &vec![127, 100]);
+    }
+
+    #[test]
+    fn local_mean_threshold_keeps_flat_regions_white() {
+        let img = GrayImage::from_pixel(64, 64, image::Luma([90]));
+        assert!(local_mean_threshold(&img).as_raw().iter().all(|&v| v == 255));
+    }
+}

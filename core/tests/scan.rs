@@ -1,0 +1,351 @@
+//! Camera-frame scanning: real Shomei payload URLs rendered to pixels with the
+//! `qrcode` crate, degraded the way a phone camera degrades a code on an EHR
+//! monitor, and decoded back from the pixels by `shomei_core::scan`.
+//!
+//! Time per frame is measured by the benchmark (core/benches/scan.rs), never
+//! asserted here.
+
+#[path = "../benches/scan_support/degrade.rs"]
+mod degrade;
+
+use degrade::*;
+use image::{GrayImage, Luma};
+use proptest::prelude::*;
+use std::time::Duration;
+
+use shomei_core::scan::{ScanConfig, ScanError, ScanOutcome, scan_frame, scan_frame_with, scan_image};
+use shomei_core::{EnrollmentId, EnrollmentPayload, LoginId, LoginPayload, Origin, Payload, QrSecret};
+
+const FOREIGN_TEXT: &str = "https://www.mhlw.go.jp/stf/seisakunitsuite/bunya/0000106.html";
+
+fn login(expires_at: u64) -> LoginPayload {
+    LoginPayload {
+        origin: Origin::parse("https://auth.sakura-clinic.example.jp").unwrap(),
+        login_id: LoginId::random(),
+        secret: QrSecret::random(),
+        expires_at,
+    }
+}
+
+fn far_future() -> u64 {
+    4_102_444_800 // 2100-01-01
+}
+
+/// The default pass list without the time budget: what a frame yields must not
+/// depend on how loaded the test machine is. (The budget itself is checked by
+/// `zero_budget_runs_only_the_first_pass`.)
+fn unbounded() -> ScanConfig {
+    ScanConfig { budget: Duration::MAX, ..ScanConfig::default() }
+}
+
+/// Scans a tightly packed image through the camera entry point.
+fn scan(img: &GrayImage) -> ScanOutcome {
+    scan_frame_with(img.as_raw(), img.width(), img.height(), img.width(), &unbounded()).expect("well-formed frame")
+}
+
+fn assert_reads(img: &GrayImage, expected: &LoginPayload, what: &str) {
+    match scan(img) {
+        ScanOutcome::Shomei(Payload::Login(p)) => assert_eq!(&p, expected, "{what}: wrong payload"),
+        other => panic!("{what}: expected our login payload, got {other:?}"),
+    }
+}
+
+fn code_frame(p: &LoginPayload, side: f32) -> GrayImage {
+    let code = render(&p.to_url(), 4);
+    let code = scale(&code, side / code.width() as f32);
+    centered(640, 480, &code)
+}
+
+#[test]
+fn plain_login_code_decodes_to_the_same_payload() {
+    let p = login(far_future());
+    assert_reads(&code_frame(&p, 300.0), &p, "plain");
+}
+
+#[test]
+fn enrollment_code_decodes_as_enrollment() {
+    let p = EnrollmentPayload {
+        origin: Origin::parse("https://shomei.tokyo-med.example.jp:8443").unwrap(),
+        enrollment_id: EnrollmentId::random(),
+        secret: QrSecret::random(),
+        expires_at: far_future(),
+    };
+    let img = centered(640, 480, &render(&p.to_url(), 5));
+    match scan(&img) {
+        ScanOutcome::Shomei(Payload::Enrollment(got)) => assert_eq!(got, p),
+        other => panic!("expected enrollment payload, got {other:?}"),
+    }
+}
+
+#[test]
+fn expired_code_is_still_returned_for_the_caller_to_judge() {
+    let p = login(1_000_000);
+    assert_reads(&code_frame(&p, 300.0), &p, "expired");
+}
+
+#[test]
+fn small_and_large_codes_decode() {
+    let p = login(far_future());
+    for side in [160.0, 460.0] {
+        assert_reads(&code_frame(&p, side), &p, &format!("side {side}"));
+    }
+}
+
+#[test]
+fn code_held_at_an_angle_decodes() {
+    let p = login(far_future());
+    let code = scale(&render(&p.to_url(), 4), 0.7);
+    for deg in [10.0, 20.0, -30.0] {
+        let img = centered(640, 480, &rotate(&code, deg));
+        assert_reads(&img, &p, &format!("rotated {deg}°"));
+    }
+}
+
+#[test]
+fn blurred_code_decodes() {
+    let p = login(far_future());
+    let code = scale(&render(&p.to_url(), 4), 0.8);
+    for sigma in [1.0, 1.5] {
+        let img = blur(&centered(640, 480, &code), sigma);
+        assert_reads(&img, &p, &format!("blur sigma {sigma}"));
+    }
+}
+
+#[test]
+fn noisy_code_decodes() {
+    let p = login(far_future());
+    let img = noise(&code_frame(&p, 320.0), 30.0, 7);
+    assert_reads(&img, &p, "noise");
+}
+
+#[test]
+fn perspective_warped_code_decodes() {
+    let p = login(far_future());
+    let code = perspective(&render(&p.to_url(), 4), 0.2);
+    let img = centered(640, 480, &scale(&code, 440.0 / code.width() as f32));
+    assert_reads(&img, &p, "perspective");
+}
+
+#[test]
+fn dark_mode_light_on_dark_code_decodes() {
+    let p = login(far_future());
+    let code = invert(&scale(&render(&p.to_url(), 4), 0.8));
+    let img = place(640, 480, 18, &code, 120, 60);
+    assert_reads(&img, &p, "dark mode");
+}
+
+#[test]
+fn zero_budget_runs_only_the_first_pass() {
+    // The dark-mode code needs the inverted pass, which comes after the first;
+    // with no time budget left after the first pass, the scan stops there.
+    let p = login(far_future());
+    let img = place(640, 480, 18, &invert(&scale(&render(&p.to_url(), 4), 0.8)), 120, 60);
+    let hurried = ScanConfig { budget: Duration::ZERO, ..ScanConfig::default() };
+    let out = scan_frame_with(img.as_raw(), 640, 480, 640, &hurried).unwrap();
+    assert_eq!(out, ScanOutcome::NothingFound);
+}
+
+#[test]
+fn photo_of_a_screen_with_moire_decodes() {
+    let p = login(far_future());
+    let photo = screen_photo(&render(&p.to_url(), 4), 3, 2.5, 0.63);
+    let photo = scale(&photo, 400.0 / photo.width() as f32);
+    let img = place(640, 480, 50, &photo, 110, 40);
+    assert_reads(&img, &p, "screen moiré");
+}
+
+#[test]
+fn code_in_1920x1080_frame_with_row_padding_decodes() {
+    let p = login(far_future());
+    let code = scale(&render(&p.to_url(), 4), 2.0);
+    let frame = place(1920, 1080, 200, &code, 700, 250);
+    // Padding bytes are black: if the scanner read them as pixels, the frame
+    // would get a black band.
+    let stride = 1920 + 128;
+    let buf = with_stride(&frame, stride, 0, false);
+    match scan_frame(&buf, 1920, 1080, stride).unwrap() {
+        ScanOutcome::Shomei(Payload::Login(got)) => assert_eq!(got, p),
+        other => panic!("expected our payload, got {other:?}"),
+    }
+}
+
+#[test]
+fn last_row_without_padding_is_accepted() {
+    let p = login(far_future());
+    let frame = code_frame(&p, 300.0);
+    let stride = 640 + 32;
+    let buf = with_stride(&frame, stride, 77, true);
+    assert_eq!(buf.len(), 479 * 672 + 640);
+    match scan_frame(&buf, 640, 480, stride).unwrap() {
+        ScanOutcome::Shomei(Payload::Login(got)) => assert_eq!(got, p),
+        other => panic!("expected our payload, got {other:?}"),
+    }
+}
+
+#[test]
+fn ours_is_returned_when_a_foreign_code_shares_the_frame() {
+    let p = login(far_future());
+    let ours = scale(&render(&p.to_url(), 4), 0.75);
+    let foreign = scale(&render(FOREIGN_TEXT, 4), 0.9);
+    let mut frame = place(1000, 480, 255, &foreign, 20, 40);
+    image::imageops::overlay(&mut frame, &ours, 520, 60);
+    assert_reads(&frame, &p, "two codes");
+}
+
+#[test]
+fn foreign_code_alone_is_reported_with_its_text() {
+    let img = centered(640, 480, &render(FOREIGN_TEXT, 5));
+    assert_eq!(scan(&img), ScanOutcome::ForeignOnly(vec![FOREIGN_TEXT.to_owned()]));
+}
+
+#[test]
+fn malformed_shomei_lookalike_is_foreign() {
+    // Right shape, but the body is one byte short: not a payload we accept.
+    let url = login(far_future()).to_url();
+    let broken = &url[..url.len() - 2];
+    let img = centered(640, 480, &render(broken, 4));
+    assert_eq!(scan(&img), ScanOutcome::ForeignOnly(vec![broken.to_owned()]));
+}
+
+#[test]
+fn empty_frame_finds_nothing() {
+    let img = GrayImage::from_pixel(1280, 720, Luma([128]));
+    assert_eq!(scan(&img), ScanOutcome::NothingFound);
+}
+
+#[test]
+fn scan_image_reads_a_packed_grey_image() {
+    let p = login(far_future());
+    match scan_image(&code_frame(&p, 300.0)).unwrap() {
+        ScanOutcome::Shomei(Payload::Login(got)) => assert_eq!(got, p),
+        other => panic!("expected our payload, got {other:?}"),
+    }
+}
+
+fn assert_bad_frame(r: Result<ScanOutcome, ScanError>, what: &str) {
+    assert!(matches!(r, Err(ScanError::BadFrame(_))), "{what}: expected BadFrame, got {r:?}");
+}
+
+#[test]
+fn zero_width_or_height_is_a_bad_frame() {
+    assert_bad_frame(scan_frame(&[0; 16], 0, 4, 4), "zero width");
+    assert_bad_frame(scan_frame(&[0; 16], 4, 0, 4), "zero height");
+}
+
+#[test]
+fn stride_smaller_than_width_is_a_bad_frame() {
+    assert_bad_frame(scan_frame(&[0; 100], 10, 10, 9), "stride < width");
+}
+
+#[test]
+fn buffer_shorter_than_geometry_is_a_bad_frame() {
+    // 10 rows of stride 12 need 9*12+10 = 118 bytes.
+    assert_bad_frame(scan_frame(&[0; 117], 10, 10, 12), "short by one");
+    assert!(scan_frame(&[0; 118], 10, 10, 12).is_ok());
+}
+
+#[test]
+fn absurd_dimensions_are_a_bad_frame_not_an_allocation() {
+    assert_bad_frame(scan_frame(&[0; 64], u32::MAX, u32::MAX, u32::MAX), "u32::MAX");
+    assert_bad_frame(scan_frame(&[0; 64], 100_000, 100_000, 100_000), "10 gigapixels");
+}
+
+/// Frames built to look like codes (finder-pattern squares, broken grids,
+/// alternating stripes) rather than random noise: they reach the decoders'
+/// deeper stages.
+fn crafted_frames() -> Vec<GrayImage> {
+    let mut frames = Vec::new();
+    let finder = |img: &mut GrayImage, x0: u32, y0: u32, m: u32| {
+        for y in 0..7 * m {
+            for x in 0..7 * m {
+                let (cx, cy) = (x / m, y / m);
+                let ring = cx == 0 || cy == 0 || cx == 6 || cy == 6;
+                let core = (2..=4).contains(&cx) && (2..=4).contains(&cy);
+                if ring || core {
+                    img.put_pixel(x0 + x, y0 + y, Luma([0]));
+                }
+            }
+        }
+    };
+    // Three finder patterns and nothing else; then with random modules.
+    for m in [1, 3, 8] {
+        let mut img = GrayImage::from_pixel(40 * m + 20, 40 * m + 20, Luma([255]));
+        finder(&mut img, 10, 10, m);
+        finder(&mut img, 10 + 26 * m, 10, m);
+        finder(&mut img, 10, 10 + 26 * m, m);
+        frames.push(img.clone());
+        let mut rng = degrade::Rng::new(u64::from(m));
+        for y in 10 + 8 * m..10 + 33 * m {
+            for x in 10 + 8 * m..10 + 33 * m {
+                if rng.next_u64() % 2 == 0 {
+                    img.put_pixel(x, y, Luma([0]));
+                }
+            }
+        }
+        frames.push(img);
+    }
+    // A real code with 40% of its data-area modules flipped (far past what
+    // level M corrects): format and version info intact, data unrecoverable.
+    let code = render(&login(far_future()).to_url(), 3);
+    let mut scrambled = code.clone();
+    let mut rng = degrade::Rng::new(99);
+    let modules = code.width() / 3;
+    for my in 13..modules - 13 {
+        for mx in 13..modules - 13 {
+            if rng.next_u64() % 5 < 2 {
+                for y in my * 3..my * 3 + 3 {
+                    for x in mx * 3..mx * 3 + 3 {
+                        let v = scrambled.get_pixel(x, y).0[0];
+                        scrambled.put_pixel(x, y, Luma([255 - v]));
+                    }
+                }
+            }
+        }
+    }
+    frames.push(scrambled);
+    // Many tiny finder patterns (a decoder's O(n³) grouping stress).
+    let mut many = GrayImage::from_pixel(400, 400, Luma([255]));
+    for i in 0..12 {
+        for j in 0..12 {
+            finder(&mut many, 4 + i * 32, 4 + j * 32, 3);
+        }
+    }
+    frames.push(many);
+    // Stripes, checkerboard, all black, one pixel, one row, one column.
+    frames.push(GrayImage::from_fn(300, 300, |x, _| Luma([if x % 2 == 0 { 0 } else { 255 }])));
+    frames.push(GrayImage::from_fn(300, 300, |x, y| Luma([if (x / 3 + y / 3) % 2 == 0 { 0 } else { 255 }])));
+    frames.push(GrayImage::from_pixel(200, 200, Luma([0])));
+    frames.push(GrayImage::from_pixel(1, 1, Luma([0])));
+    frames.push(GrayImage::from_fn(500, 1, |x, _| Luma([(x * 37 % 256) as u8])));
+    frames.push(GrayImage::from_fn(1, 500, |_, y| Luma([(y * 91 % 256) as u8])));
+    frames
+}
+
+#[test]
+fn crafted_frames_never_panic_and_find_no_payload() {
+    for (i, img) in crafted_frames().iter().enumerate() {
+        let out = scan_image(img).unwrap_or_else(|e| panic!("frame {i}: {e}"));
+        assert!(!matches!(out, ScanOutcome::Shomei(_)), "frame {i} produced a payload");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_and_geometry_never_panic(
+        bytes in proptest::collection::vec(any::<u8>(), 0..6000),
+        width in 0u32..90,
+        height in 0u32..90,
+        extra_stride in 0u32..8,
+    ) {
+        let stride = width.saturating_add(extra_stride);
+        let needed = if width == 0 || height == 0 { 0 } else { (height as usize - 1) * stride as usize + width as usize };
+        let r = scan_frame(&bytes, width, height, stride);
+        if width == 0 || height == 0 || bytes.len() < needed {
+            prop_assert!(matches!(r, Err(ScanError::BadFrame(_))));
+        } else {
+            prop_assert!(r.is_ok());
+        }
+    }
+}
