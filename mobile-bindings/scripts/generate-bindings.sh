@@ -21,7 +21,10 @@ profile_flag=()
 [[ "$profile" == "release" ]] && profile_flag=(--release)
 
 cd "$repo"
-cargo build -j "$jobs" "${profile_flag[@]}" -p shomei-mobile -p uniffi-bindgen >&2
+# Two separate builds on purpose: built together, cargo would unify uniffi's features (the
+# bindgen's "cli") into the library too and compile everything a third time.
+cargo build -j "$jobs" "${profile_flag[@]}" -p uniffi-bindgen >&2
+cargo build -j "$jobs" "${profile_flag[@]}" -p shomei-mobile >&2
 
 case "$(uname -s)" in
   Darwin) lib="$target_dir/$profile/libshomei_mobile.dylib" ;;

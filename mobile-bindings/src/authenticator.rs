@@ -1,0 +1,470 @@
+//! The phone's enrollment with one Shomei server, and the calls it makes there.
+//!
+//! A thin shell over `shomei_core::client`: it keeps the enrollment state, converts types at
+//! the FFI edge and runs requests on the bindings' runtime. Every check (origin match,
+//! message canonicalisation, response validation) happens in core.
+
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use shomei_core::api;
+use shomei_core::client::{Client, ClientError, Enrollment};
+use shomei_core::key::KeyError;
+use shomei_core::payload::{EnrollmentPayload, LoginPayload, PayloadError as CorePayloadError};
+
+use crate::key::{ForeignKey, PlatformKey};
+use crate::payload::now_unix;
+use crate::runtime;
+
+/// Which kind of phone is enrolling (stored by the server for the operator's device list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum Platform {
+    Android,
+    Ios,
+    Desktop,
+}
+
+/// Who this phone is enrolled as, and where. (The device token is deliberately absent: it is
+/// only in `export_state`, which the app must store encrypted.)
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct EnrollmentState {
+    pub server_origin: String,
+    pub device_id: String,
+    pub practitioner_id: String,
+    pub practitioner_name: String,
+    /// "doctor", "dentist" or "pharmacist".
+    pub practitioner_role: String,
+}
+
+/// What the server says about a pending login: show all of it before asking for the biometric.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct LoginContext {
+    pub login_id: String,
+    pub facility_id: String,
+    pub facility_name: String,
+    pub terminal_id: String,
+    pub terminal_name: String,
+    pub requested_at: SystemTime,
+    pub expires_at: SystemTime,
+    /// Three two-digit numbers; the user picks the one the EHR screen shows.
+    pub number_choices: Vec<u8>,
+    /// The server's nonce, bound into the signature (opaque to the app).
+    pub challenge: Vec<u8>,
+}
+
+/// An active grant: a terminal that may sign for this practitioner until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Grant {
+    pub id: String,
+    pub facility_id: String,
+    pub facility_name: String,
+    pub terminal_id: String,
+    pub terminal_name: String,
+    pub created_at: SystemTime,
+    pub expires_at: SystemTime,
+    pub signatures_made: u32,
+    pub signature_cap: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum Outcome {
+    Approved,
+    Denied,
+}
+
+/// The server's answer to a decision.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct DecisionResult {
+    pub outcome: Outcome,
+    /// Present when approved.
+    pub grant: Option<Grant>,
+}
+
+/// Every way an `Authenticator` call can fail. Key failures keep their own variants so the
+/// app can react (cancelled: do nothing; lockout: explain; invalidated: re-enroll).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum AuthenticatorError {
+    #[error("invalid code: {reason}")]
+    InvalidPayload { reason: String },
+    #[error("the code has expired")]
+    PayloadExpired,
+    #[error("wrong kind of code: {reason}")]
+    WrongPayloadKind { reason: String },
+    #[error("this phone is not enrolled")]
+    NotEnrolled,
+    #[error("this phone is already enrolled; forget the enrollment first")]
+    AlreadyEnrolled,
+    #[error("the user cancelled the biometric check")]
+    UserCancelled,
+    #[error("biometrics are locked out")]
+    BiometricLockout,
+    #[error("the device key was invalidated; enroll this phone again")]
+    KeyInvalidated,
+    #[error("the device key is not available: {reason}")]
+    KeyNotAvailable { reason: String },
+    #[error("the device key failed: {reason}")]
+    KeyFailed { reason: String },
+    #[error("the code belongs to a different server than this phone is enrolled with")]
+    WrongServer,
+    #[error("network error: {reason}")]
+    Network { reason: String },
+    #[error("the server did not answer in time")]
+    Timeout,
+    /// The server refused; `code` is the stable problem code from docs/api.md
+    /// (e.g. "login_expired", "number_mismatch", "device_revoked").
+    #[error("the server refused ({status} {code}): {detail}")]
+    Rejected { status: u16, code: String, detail: String },
+    /// An argument the app passed is unusable (device name length, a number that was not
+    /// offered, a context from another login, a malformed grant id).
+    #[error("invalid input: {reason}")]
+    InvalidInput { reason: String },
+    #[error("unexpected server response: {reason}")]
+    Protocol { reason: String },
+    #[error("stored enrollment state is unusable: {reason}")]
+    InvalidState { reason: String },
+    #[error("internal error: {reason}")]
+    Internal { reason: String },
+}
+
+impl From<CorePayloadError> for AuthenticatorError {
+    fn from(e: CorePayloadError) -> Self {
+        match e {
+            CorePayloadError::Expired { .. } => AuthenticatorError::PayloadExpired,
+            CorePayloadError::WrongKind { .. } => AuthenticatorError::WrongPayloadKind {
+                reason: e.to_string(),
+            },
+            other => AuthenticatorError::InvalidPayload {
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
+impl From<KeyError> for AuthenticatorError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::UserCancelled => AuthenticatorError::UserCancelled,
+            KeyError::BiometricLockout => AuthenticatorError::BiometricLockout,
+            KeyError::KeyInvalidated => AuthenticatorError::KeyInvalidated,
+            KeyError::NotAvailable(reason) => AuthenticatorError::KeyNotAvailable { reason },
+            KeyError::Failed(reason) => AuthenticatorError::KeyFailed { reason },
+        }
+    }
+}
+
+impl From<ClientError> for AuthenticatorError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Network(reason) => AuthenticatorError::Network { reason },
+            ClientError::Timeout => AuthenticatorError::Timeout,
+            ClientError::Rejected { status, code, detail } => AuthenticatorError::Rejected {
+                status,
+                code: error_code_name(&code),
+                detail,
+            },
+            ClientError::Key(k) => k.into(),
+            ClientError::WrongServer => AuthenticatorError::WrongServer,
+            ClientError::InvalidInput(reason) => AuthenticatorError::InvalidInput { reason },
+            ClientError::Protocol(reason) => AuthenticatorError::Protocol { reason },
+        }
+    }
+}
+
+/// The wire spelling of core's `ErrorCode` (what docs/api.md lists).
+fn error_code_name(code: &api::ErrorCode) -> String {
+    code.as_str().to_owned()
+}
+
+fn internal(reason: String) -> AuthenticatorError {
+    AuthenticatorError::Internal { reason }
+}
+
+/// One phone's enrollment with one server, plus the device key that signs for it.
+#[derive(uniffi::Object)]
+pub struct Authenticator {
+    key: Arc<ForeignKey>,
+    enrollment: Mutex<Option<Arc<Enrolled>>>,
+}
+
+/// Enrollment plus a client already pointed at its server (reuses connections).
+struct Enrolled {
+    enrollment: Enrollment,
+    client: Client,
+}
+
+impl Enrolled {
+    fn new(enrollment: Enrollment) -> Result<Enrolled, AuthenticatorError> {
+        let client = Client::new(enrollment.origin.clone())?;
+        Ok(Enrolled { enrollment, client })
+    }
+}
+
+impl Authenticator {
+    fn enrolled(&self) -> Result<Arc<Enrolled>, AuthenticatorError> {
+        self.enrollment
+            .lock()
+            .map_err(|_| internal("enrollment lock poisoned".into()))?
+            .clone()
+            .ok_or(AuthenticatorError::NotEnrolled)
+    }
+}
+
+#[uniffi::export]
+impl Authenticator {
+    /// A phone with no enrollment yet.
+    #[uniffi::constructor]
+    pub fn new(key: Arc<dyn PlatformKey>) -> Arc<Self> {
+        Arc::new(Authenticator {
+            key: Arc::new(ForeignKey(key)),
+            enrollment: Mutex::new(None),
+        })
+    }
+
+    /// A phone restored from `export_state` (same key as at enrollment).
+    #[uniffi::constructor]
+    pub fn restore(key: Arc<dyn PlatformKey>, state: String) -> Result<Arc<Self>, AuthenticatorError> {
+        let enrollment: Enrollment = serde_json::from_str(&state).map_err(|e| {
+            AuthenticatorError::InvalidState {
+                reason: e.to_string(),
+            }
+        })?;
+        Ok(Arc::new(Authenticator {
+            key: Arc::new(ForeignKey(key)),
+            enrollment: Mutex::new(Some(Arc::new(Enrolled::new(enrollment)?))),
+        }))
+    }
+
+    /// The enrollment as JSON for the app to persist (encrypted: it holds the device token),
+    /// or `None` when not enrolled.
+    pub fn export_state(&self) -> Option<String> {
+        let enrolled = self.enrolled().ok()?;
+        serde_json::to_string(&enrolled.enrollment).ok()
+    }
+
+    /// Who and where this phone is enrolled, or `None`.
+    pub fn enrollment(&self) -> Option<EnrollmentState> {
+        let enrolled = self.enrolled().ok()?;
+        Some(enrollment_state(&enrolled.enrollment))
+    }
+
+    /// Drops the local enrollment (the server side is revoked by the operator).
+    pub fn forget(&self) {
+        if let Ok(mut guard) = self.enrollment.lock() {
+            *guard = None;
+        }
+    }
+
+    /// Enrolls this phone with the server named in an enrollment code. `attestation` is the
+    /// platform's certificate chain for the key (Android key attestation; may be empty).
+    pub async fn enroll(
+        self: Arc<Self>,
+        payload: String,
+        activation_password: String,
+        device_name: String,
+        platform: Platform,
+        attestation: Vec<Vec<u8>>,
+    ) -> Result<EnrollmentState, AuthenticatorError> {
+        if self.enrolled().is_ok() {
+            return Err(AuthenticatorError::AlreadyEnrolled);
+        }
+        let payload = EnrollmentPayload::parse(&payload, now_unix())?;
+        let key = self.key.clone();
+        let enrollment = runtime::run(async move {
+            let client = Client::new(payload.origin.clone())?;
+            let _ = attestation; // TODO(core): pass through when core's enroll accepts it
+            let enrollment = client
+                .enroll(&payload, &activation_password, key.as_ref(), &device_name, platform.into())
+                .await?;
+            Ok::<_, AuthenticatorError>(enrollment)
+        })
+        .await
+        .map_err(internal)??;
+        let state = enrollment_state(&enrollment);
+        let enrolled = Arc::new(Enrolled::new(enrollment)?);
+        *self
+            .enrollment
+            .lock()
+            .map_err(|_| internal("enrollment lock poisoned".into()))? = Some(enrolled);
+        Ok(state)
+    }
+
+    /// Fetches what a scanned login QR is about (facility, terminal, numbers) from the server.
+    pub async fn login_context(self: Arc<Self>, payload: String) -> Result<LoginContext, AuthenticatorError> {
+        let enrolled = self.enrolled()?;
+        let payload = LoginPayload::parse(&payload, now_unix())?;
+        runtime::run(async move {
+            let ctx = enrolled.client.login_context(&enrolled.enrollment, &payload).await?;
+            login_context_to_ffi(ctx)
+        })
+        .await
+        .map_err(internal)?
+    }
+
+    /// Approves the login with the number the user picked; asks the key (biometric) to sign.
+    pub async fn approve(
+        self: Arc<Self>,
+        payload: String,
+        context: LoginContext,
+        number: u8,
+    ) -> Result<DecisionResult, AuthenticatorError> {
+        self.decide(payload, context, shomei_core::Decision::Approve, number).await
+    }
+
+    /// Denies the login ("this wasn't me"); signed too. `number` may be 0.
+    pub async fn deny(
+        self: Arc<Self>,
+        payload: String,
+        context: LoginContext,
+        number: u8,
+    ) -> Result<DecisionResult, AuthenticatorError> {
+        self.decide(payload, context, shomei_core::Decision::Deny, number).await
+    }
+
+    /// This practitioner's active grants.
+    pub async fn grants(self: Arc<Self>) -> Result<Vec<Grant>, AuthenticatorError> {
+        let enrolled = self.enrolled()?;
+        runtime::run(async move {
+            let grants = enrolled.client.grants(&enrolled.enrollment).await?;
+            grants.into_iter().map(grant_to_ffi).collect()
+        })
+        .await
+        .map_err(internal)?
+    }
+
+    /// Ends one grant (the terminal can no longer sign with it).
+    pub async fn end_grant(self: Arc<Self>, grant_id: String) -> Result<(), AuthenticatorError> {
+        let enrolled = self.enrolled()?;
+        let grant_id = grant_id.parse().map_err(|_| AuthenticatorError::InvalidInput {
+            reason: "grant id is not a UUID".into(),
+        })?;
+        runtime::run(async move {
+            enrolled.client.end_grant(&enrolled.enrollment, grant_id).await?;
+            Ok(())
+        })
+        .await
+        .map_err(internal)?
+    }
+
+    /// Ends every grant of this practitioner; returns how many were ended.
+    pub async fn end_all_grants(self: Arc<Self>) -> Result<u32, AuthenticatorError> {
+        let enrolled = self.enrolled()?;
+        runtime::run(async move { Ok(enrolled.client.end_all_grants(&enrolled.enrollment).await?) })
+            .await
+            .map_err(internal)?
+    }
+}
+
+impl Authenticator {
+    async fn decide(
+        self: Arc<Self>,
+        payload: String,
+        context: LoginContext,
+        decision: shomei_core::Decision,
+        number: u8,
+    ) -> Result<DecisionResult, AuthenticatorError> {
+        let enrolled = self.enrolled()?;
+        let payload = LoginPayload::parse(&payload, now_unix())?;
+        let context = login_context_from_ffi(context)?;
+        let key = self.key.clone();
+        runtime::run(async move {
+            let response = enrolled
+                .client
+                .decide(&enrolled.enrollment, &payload, &context, decision, number, key.as_ref())
+                .await?;
+            decision_to_ffi(response)
+        })
+        .await
+        .map_err(internal)?
+    }
+}
+
+// ---- conversions at the FFI edge (no decisions here: core and the server make them) ----
+
+fn enrollment_state(e: &Enrollment) -> EnrollmentState {
+    EnrollmentState {
+        server_origin: e.origin.as_str().to_owned(),
+        device_id: e.device_id.to_string(),
+        practitioner_id: e.practitioner.id.to_string(),
+        practitioner_name: e.practitioner.display_name.clone(),
+        practitioner_role: role_name(e.practitioner.role).to_owned(),
+    }
+}
+
+fn role_name(role: api::Role) -> &'static str {
+    match role {
+        api::Role::Doctor => "doctor",
+        api::Role::Dentist => "dentist",
+        api::Role::Pharmacist => "pharmacist",
+    }
+}
+
+impl From<Platform> for api::Platform {
+    fn from(p: Platform) -> Self {
+        match p {
+            Platform::Android => api::Platform::Android,
+            Platform::Ios => api::Platform::Ios,
+            Platform::Desktop => api::Platform::Desktop,
+        }
+    }
+}
+
+fn login_context_to_ffi(ctx: api::LoginContext) -> Result<LoginContext, AuthenticatorError> {
+    Ok(LoginContext {
+        login_id: ctx.login_id.to_b64u(),
+        facility_id: ctx.facility.id.to_string(),
+        facility_name: ctx.facility.name,
+        terminal_id: ctx.terminal.id.to_string(),
+        terminal_name: ctx.terminal.name,
+        requested_at: ctx.requested_at.into(),
+        expires_at: ctx.expires_at.into(),
+        number_choices: ctx.number_choices.to_vec(),
+        challenge: ctx.challenge.to_vec(),
+    })
+}
+
+/// The app hands back the context it was shown; rebuild core's type from it. A context the
+/// app altered only changes what is signed, which the server then rejects.
+fn login_context_from_ffi(ctx: LoginContext) -> Result<api::LoginContext, AuthenticatorError> {
+    let bad = |what: &str| AuthenticatorError::InvalidState {
+        reason: format!("login context: {what}"),
+    };
+    Ok(api::LoginContext {
+        login_id: shomei_core::LoginId::from_b64u(&ctx.login_id).map_err(|_| bad("login_id"))?,
+        facility: api::NamedRef {
+            id: ctx.facility_id.parse().map_err(|_| bad("facility_id"))?,
+            name: ctx.facility_name,
+        },
+        terminal: api::NamedRef {
+            id: ctx.terminal_id.parse().map_err(|_| bad("terminal_id"))?,
+            name: ctx.terminal_name,
+        },
+        requested_at: ctx.requested_at.into(),
+        expires_at: ctx.expires_at.into(),
+        number_choices: ctx.number_choices.try_into().map_err(|_| bad("number_choices"))?,
+        challenge: ctx.challenge.try_into().map_err(|_| bad("challenge"))?,
+    })
+}
+
+fn grant_to_ffi(g: api::GrantSummary) -> Result<Grant, AuthenticatorError> {
+    Ok(Grant {
+        id: g.id.to_string(),
+        facility_id: g.facility.id.to_string(),
+        facility_name: g.facility.name,
+        terminal_id: g.terminal.id.to_string(),
+        terminal_name: g.terminal.name,
+        created_at: g.created_at.into(),
+        expires_at: g.expires_at.into(),
+        signatures_made: g.signatures_made,
+        signature_cap: g.signature_cap,
+    })
+}
+
+fn decision_to_ffi(r: api::DecisionResponse) -> Result<DecisionResult, AuthenticatorError> {
+    Ok(DecisionResult {
+        outcome: match r.outcome {
+            api::Outcome::Approved => Outcome::Approved,
+            api::Outcome::Denied => Outcome::Denied,
+        },
+        grant: r.grant.map(grant_to_ffi).transpose()?,
+    })
+}
