@@ -1,1 +1,13 @@
-//! shomei-server (skeleton; see issue 3).
+//! shomei-server: the remote-signing service (enrollment, QR logins shaped
+//! as RFC 8628, daily grants, CSC v2 signHash, hash-chained audit) and the
+//! `shomei` operator CLI. See docs/api.md for the HTTP contract.
+pub mod audit;
+pub mod signing;
+pub mod store;
+pub mod service;
+pub mod http;
+pub mod qr;
+pub mod config;
+pub mod demo;
+pub mod run;
+pub mod cli;

@@ -1,0 +1,133 @@
+//! Effective configuration of `shomei serve`: flags > environment
+//! (`SHOMEI_*`, handled by clap) > TOML file > defaults. Bad values stop
+//! the server with a typed error before anything is opened.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::service::Policy;
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8700";
+/// Name of the optional config file inside the data directory.
+pub const CONFIG_FILE_NAME: &str = "shomei.toml";
+
+/// What can be wrong with the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is invalid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("listen address {0:?} is not host:port")]
+    Listen(String),
+    #[error("public origin {value:?} is invalid: {message}")]
+    Origin { value: String, message: String },
+    #[error("policy: {0}")]
+    Policy(String),
+}
+
+/// The TOML file (every key optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub database_url: Option<String>,
+    pub public_origin: Option<String>,
+    pub demo: Option<bool>,
+    #[serde(default)]
+    pub policy: Option<Policy>,
+}
+
+impl FileConfig {
+    /// Reads `path`; a missing default file is not an error, an explicit one is.
+    pub fn load(path: &Path, required: bool) -> Result<FileConfig, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(FileConfig::default()),
+            Err(source) => Err(ConfigError::Read { path: path.to_owned(), source }),
+        }
+    }
+}
+
+/// Values given on the command line or in the environment.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub database_url: Option<String>,
+    pub public_origin: Option<String>,
+    pub demo: bool,
+    pub config: Option<PathBuf>,
+    pub ready_file: Option<PathBuf>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// `None`: SQLite file `shomei.db` in the data directory.
+    pub database_url: Option<String>,
+    pub public_origin: Option<shomei_core::Origin>,
+    pub demo: bool,
+    pub ready_file: Option<PathBuf>,
+    pub policy: Policy,
+}
+
+impl ServeConfig {
+    /// Merges overrides, the config file and defaults, and validates.
+    pub fn resolve(o: Overrides) -> Result<ServeConfig, ConfigError> {
+        let data_dir = o.data_dir.clone().unwrap_or_else(|| PathBuf::from("shomei-data"));
+        let file = match &o.config {
+            Some(p) => FileConfig::load(p, true)?,
+            None => FileConfig::load(&data_dir.join(CONFIG_FILE_NAME), false)?,
+        };
+        let listen_text = o.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| ConfigError::Listen(listen_text.clone()))?;
+        let public_origin = match o.public_origin.or(file.public_origin) {
+            Some(v) => Some(shomei_core::Origin::parse(&v).map_err(|e| ConfigError::Origin { value: v.clone(), message: e.to_string() })?),
+            None => None,
+        };
+        let policy = file.policy.unwrap_or_default();
+        validate_policy(&policy)?;
+        Ok(ServeConfig {
+            data_dir,
+            listen,
+            database_url: o.database_url.or(file.database_url).filter(|s| !s.is_empty()),
+            public_origin,
+            demo: o.demo || file.demo.unwrap_or(false),
+            ready_file: o.ready_file,
+            policy,
+        })
+    }
+}
+
+/// Rejects policies outside the limits the protocol promises.
+pub fn validate_policy(p: &Policy) -> Result<(), ConfigError> {
+    let bad = |m: &str| Err(ConfigError::Policy(m.to_owned()));
+    if p.grant_ttl_s <= 0 || p.grant_ttl_s > 24 * 3600 {
+        return bad("grant_ttl_s must be 1..=86400");
+    }
+    if p.cutoff_hour_jst.is_some_and(|h| h > 23) {
+        return bad("cutoff_hour_jst must be 0..=23");
+    }
+    if p.idle_timeout_s.is_some_and(|s| s <= 0) || p.signature_cap.is_some_and(|c| c <= 0) {
+        return bad("idle_timeout_s and signature_cap must be positive");
+    }
+    if p.login_ttl_s <= 0 || p.login_ttl_s > 120 {
+        return bad("login_ttl_s must be 1..=120");
+    }
+    if p.poll_interval_s <= 0 || p.poll_interval_s > 60 {
+        return bad("poll_interval_s must be 1..=60");
+    }
+    if p.enrollment_max_ttl_s <= 0 || p.enrollment_max_ttl_s > 600 {
+        return bad("enrollment_max_ttl_s must be 1..=600");
+    }
+    if p.enrollment_max_attempts <= 0 {
+        return bad("enrollment_max_attempts must be positive");
+    }
+    Ok(())
+}

@@ -1,0 +1,353 @@
+//! The daily login, shaped as the RFC 8628 device authorization grant: a
+//! registered terminal starts it, the phone fetches its context and signs a
+//! decision, the terminal collects the grant with its device code.
+
+use serde::Serialize;
+use shomei_core::api::{DecisionRequest, DecisionResponse, LoginContext, NamedRef, Outcome};
+use shomei_core::approval::approval_bytes_from_secret_sha256;
+use shomei_core::{Decision, DevicePublicKey, LoginId, LoginPayload, QrSecret};
+
+use super::{App, Error, Result, b64u, ct_eq, new_uuid, random_bytes, rfc3339, sha256};
+use crate::store::{AuditEvent, DecideOutcome, Device, Grant, Login, LoginDecision, LoginStatus, Terminal};
+
+/// RFC 8628 §3.2 response (plus `login_id` and `match_number`).
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceAuthorization {
+    pub device_code: String,
+    pub user_code: String,
+    pub verification_uri: String,
+    pub verification_uri_complete: String,
+    pub expires_in: i64,
+    pub interval: i64,
+    pub login_id: String,
+    pub match_number: u8,
+}
+
+/// Successful token response.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub grant_id: String,
+}
+
+/// RFC 6749 / RFC 8628 token endpoint errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("authorization_pending")]
+    AuthorizationPending,
+    #[error("slow_down")]
+    SlowDown,
+    #[error("access_denied")]
+    AccessDenied,
+    #[error("expired_token")]
+    ExpiredToken,
+    #[error("invalid_grant")]
+    InvalidGrant,
+    #[error("invalid_client")]
+    InvalidClient,
+    #[error("invalid_request")]
+    InvalidRequest,
+    #[error("unsupported_grant_type")]
+    UnsupportedGrantType,
+    #[error("server_error")]
+    ServerError,
+}
+
+impl TokenError {
+    /// Human description for `error_description`.
+    pub fn description(self) -> &'static str {
+        match self {
+            TokenError::AuthorizationPending => "the practitioner has not answered yet",
+            TokenError::SlowDown => "polling too fast; interval increased by 5 seconds",
+            TokenError::AccessDenied => "the practitioner denied the login",
+            TokenError::ExpiredToken => "the login expired; start a new one",
+            TokenError::InvalidGrant => "unknown device code, another terminal's login, or the token was already issued",
+            TokenError::InvalidClient => "terminal authentication failed",
+            TokenError::InvalidRequest => "missing or malformed parameter",
+            TokenError::UnsupportedGrantType => "only urn:ietf:params:oauth:grant-type:device_code is supported",
+            TokenError::ServerError => "internal error",
+        }
+    }
+}
+
+/// What a waiting terminal is told (`events` / `wait`).
+pub fn wire_status(l: &Login, now_ms: i64) -> &'static str {
+    match l.status {
+        LoginStatus::Pending if now_ms >= l.expires_ms => "expired",
+        s => s.as_str(),
+    }
+}
+
+fn user_code() -> String {
+    // RFC 8628 §6.1: consonants only, no vowels (no words), case-insensitive.
+    const A: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
+    let r = random_bytes::<8>();
+    let s: String = r.iter().map(|b| A[*b as usize % A.len()] as char).collect();
+    format!("{}-{}", &s[..4], &s[4..])
+}
+
+fn number_choices() -> ([u8; 3], u8) {
+    let mut out = [0u8; 3];
+    let mut i = 0;
+    while i < 3 {
+        let r = random_bytes::<2>();
+        let n = 10 + (u16::from_be_bytes(r) % 90) as u8;
+        if !out[..i].contains(&n) {
+            out[i] = n;
+            i += 1;
+        }
+    }
+    let pick = out[(random_bytes::<1>()[0] % 3) as usize];
+    (out, pick)
+}
+
+impl App {
+    /// `POST /oauth/device_authorization`.
+    pub async fn start_login(&self, terminal: &Terminal) -> Result<DeviceAuthorization> {
+        let now = self.clock.now_ms();
+        let login_id = LoginId::random();
+        let secret = QrSecret::random();
+        let device_code = random_bytes::<32>();
+        let (choices, pick) = number_choices();
+        let expires_ms = now + self.policy.login_ttl_s * 1000;
+        let id = login_id.to_b64u();
+        let row = Login {
+            id: id.clone(),
+            terminal_id: terminal.id.clone(),
+            device_code_hash: sha256(&device_code),
+            user_code: user_code(),
+            secret_hash: secret.sha256().to_vec(),
+            secret_sealed: self.kek.seal(secret.as_bytes(), id.as_bytes()),
+            challenge: random_bytes::<32>().to_vec(),
+            number_choices: choices,
+            match_number: pick,
+            status: LoginStatus::Pending,
+            created_ms: now,
+            expires_ms,
+            last_poll_ms: None,
+            poll_interval_s: self.policy.poll_interval_s,
+            decided_ms: None,
+            device_id: None,
+            grant_id: None,
+        };
+        let audit = AuditEvent::new(format!("terminal:{}", terminal.id), "login.start", id.clone(), serde_json::json!({ "expires_ms": expires_ms }));
+        self.store.create_login(&row, &audit).await?;
+        let payload = LoginPayload { origin: self.origin.clone(), login_id, secret, expires_at: (expires_ms / 1000) as u64 };
+        Ok(DeviceAuthorization {
+            device_code: b64u(&device_code),
+            user_code: row.user_code,
+            verification_uri: format!("{}{}", self.origin.as_str(), shomei_core::payload::PAYLOAD_PATH),
+            verification_uri_complete: payload.to_url(),
+            expires_in: self.policy.login_ttl_s,
+            interval: self.policy.poll_interval_s,
+            login_id: id,
+            match_number: pick,
+        })
+    }
+
+    /// The terminal's own login (for the QR and wait endpoints).
+    pub async fn terminal_login(&self, terminal: &Terminal, login_id: &str) -> Result<Login> {
+        let l = self.store.get_login(login_id).await?.ok_or(Error::LoginUnknown)?;
+        if l.terminal_id != terminal.id {
+            // Do not tell other terminals which logins exist.
+            return Err(Error::LoginUnknown);
+        }
+        Ok(l)
+    }
+
+    /// The QR payload URL of a login, redrawn from its sealed secret.
+    pub fn login_payload_url(&self, l: &Login) -> Result<String> {
+        let secret = self.kek.open(&l.secret_sealed, l.id.as_bytes()).map_err(|e| Error::Internal(e.to_string()))?;
+        let bytes: [u8; 16] = secret.as_slice().try_into().map_err(|_| Error::Internal("sealed secret length".into()))?;
+        let login_id = LoginId::from_b64u(&l.id).map_err(|e| Error::Internal(e.to_string()))?;
+        let p = LoginPayload { origin: self.origin.clone(), login_id, secret: QrSecret::from_bytes(bytes), expires_at: (l.expires_ms / 1000) as u64 };
+        Ok(p.to_url())
+    }
+
+    /// `POST /oauth/token` with the device-code grant.
+    pub async fn poll_token(&self, terminal: &Terminal, device_code: &str) -> Result<TokenResponse, TokenError> {
+        let now = self.clock.now_ms();
+        let raw = shomei_core::api::b64u::decode(device_code).map_err(|_| TokenError::InvalidGrant)?;
+        let l = self
+            .store
+            .get_login_by_device_code_hash(&sha256(&raw))
+            .await
+            .map_err(|_| TokenError::ServerError)?
+            .ok_or(TokenError::InvalidGrant)?;
+        if l.terminal_id != terminal.id {
+            return Err(TokenError::InvalidGrant);
+        }
+        match l.status {
+            LoginStatus::Denied => Err(TokenError::AccessDenied),
+            LoginStatus::Pending if now >= l.expires_ms => Err(TokenError::ExpiredToken),
+            LoginStatus::Pending => {
+                // RFC 8628 §3.5: too fast → slow_down and +5 s for this and later polls.
+                let too_fast = l.last_poll_ms.is_some_and(|t| now - t < l.poll_interval_s * 1000);
+                let interval = if too_fast { l.poll_interval_s + 5 } else { l.poll_interval_s };
+                self.store.touch_login_poll(&l.id, now, interval).await.map_err(|_| TokenError::ServerError)?;
+                Err(if too_fast { TokenError::SlowDown } else { TokenError::AuthorizationPending })
+            }
+            LoginStatus::Approved => {
+                let grant_id = l.grant_id.ok_or(TokenError::ServerError)?;
+                let g = self.store.get_grant(&grant_id).await.map_err(|_| TokenError::ServerError)?.ok_or(TokenError::ServerError)?;
+                if g.revoked_ms.is_some() || now >= g.expires_ms {
+                    return Err(TokenError::InvalidGrant);
+                }
+                let token = random_bytes::<32>();
+                let audit = AuditEvent::new(format!("terminal:{}", terminal.id), "grant.token_issue", grant_id.clone(), serde_json::json!({}));
+                let issued = self.store.issue_grant_token(&grant_id, &sha256(&token), &audit).await.map_err(|_| TokenError::ServerError)?;
+                if !issued {
+                    return Err(TokenError::InvalidGrant);
+                }
+                Ok(TokenResponse { access_token: b64u(&token), token_type: "Bearer", expires_in: (g.expires_ms - now) / 1000, grant_id })
+            }
+        }
+    }
+
+    async fn phone_login(&self, login_id: &str) -> Result<Login> {
+        LoginId::from_b64u(login_id).map_err(|_| Error::LoginUnknown)?;
+        self.store.get_login(login_id).await?.ok_or(Error::LoginUnknown)
+    }
+
+    fn check_open(&self, l: &Login, now: i64) -> Result<()> {
+        match l.status {
+            LoginStatus::Pending if now >= l.expires_ms => Err(Error::LoginExpired),
+            LoginStatus::Pending => Ok(()),
+            _ => Err(Error::LoginAlreadyDecided),
+        }
+    }
+
+    async fn allowed_at_terminal(&self, device: &Device, terminal_id: &str) -> Result<(Terminal, bool)> {
+        let t = self.store.get_terminal(terminal_id).await?.ok_or_else(|| Error::Internal("login names a missing terminal".into()))?;
+        let p = self.store.get_practitioner(&device.practitioner_id).await?.ok_or_else(|| Error::Internal("device names a missing practitioner".into()))?;
+        let ok = t.revoked_ms.is_none() && p.facility_ids.iter().any(|f| *f == t.facility_id);
+        Ok((t, ok))
+    }
+
+    async fn named(&self, t: &Terminal) -> Result<(NamedRef, NamedRef)> {
+        let f = self.store.get_facility(&t.facility_id).await?.ok_or_else(|| Error::Internal("terminal names a missing facility".into()))?;
+        Ok((named(&f.id, &f.name)?, named(&t.id, &t.name)?))
+    }
+
+    /// `POST /v1/phone/logins/{id}/context`.
+    pub async fn login_context(&self, device: &Device, login_id: &str, secret: &QrSecret) -> Result<LoginContext> {
+        let now = self.clock.now_ms();
+        let l = self.phone_login(login_id).await?;
+        if !ct_eq(&secret.sha256(), &l.secret_hash) {
+            return Err(Error::LoginSecretWrong);
+        }
+        self.check_open(&l, now)?;
+        let (t, allowed) = self.allowed_at_terminal(device, &l.terminal_id).await?;
+        if !allowed {
+            return Err(Error::PractitionerNotAllowed);
+        }
+        let (facility, terminal) = self.named(&t).await?;
+        Ok(LoginContext {
+            login_id: LoginId::from_b64u(&l.id).map_err(|e| Error::Internal(e.to_string()))?,
+            facility,
+            terminal,
+            requested_at: rfc3339(l.created_ms),
+            expires_at: rfc3339(l.expires_ms),
+            number_choices: l.number_choices,
+            challenge: l.challenge.clone().try_into().map_err(|_| Error::Internal("challenge length".into()))?,
+        })
+    }
+
+    /// `POST /v1/phone/logins/{id}/decision`.
+    pub async fn decide(&self, device: &Device, login_id: &str, req: &DecisionRequest) -> Result<DecisionResponse> {
+        let now = self.clock.now_ms();
+        if req.device_id.to_string() != device.id {
+            return Err(Error::DeviceUnknown);
+        }
+        let l = self.phone_login(login_id).await?;
+        self.check_open(&l, now)?;
+        let key = DevicePublicKey::from_sec1(&device.public_key).map_err(|_| Error::Internal("stored device key".into()))?;
+        let secret_hash: [u8; 32] = l.secret_hash.clone().try_into().map_err(|_| Error::Internal("secret hash".into()))?;
+        let challenge: [u8; 32] = l.challenge.clone().try_into().map_err(|_| Error::Internal("challenge".into()))?;
+        let lid = LoginId::from_b64u(&l.id).map_err(|e| Error::Internal(e.to_string()))?;
+        let message = approval_bytes_from_secret_sha256(&self.origin, &lid, &secret_hash, *req.device_id.as_bytes(), req.decision, req.number, &challenge);
+        key.verify(&message, &req.signature).map_err(|e| Error::SignatureInvalid(e.to_string()))?;
+
+        let actor = format!("device:{}", device.id);
+        let deny = |reason: &str| LoginDecision {
+            login_id: l.id.clone(),
+            device_id: device.id.clone(),
+            status: LoginStatus::Denied,
+            now_ms: now,
+            grant: None,
+            audit: AuditEvent::new(actor.clone(), "login.deny", l.id.clone(), serde_json::json!({ "reason": reason })),
+        };
+        let (t, allowed) = self.allowed_at_terminal(device, &l.terminal_id).await?;
+        let refusal = if req.decision == Decision::Deny {
+            None
+        } else if !allowed {
+            Some(("practitioner not allowed at facility", Error::PractitionerNotAllowed))
+        } else if req.number != l.match_number {
+            // A wrong number is the phishing signal number matching exists
+            // for: the login is consumed so that guesses cannot be retried.
+            Some(("number mismatch", Error::NumberMismatch))
+        } else {
+            None
+        };
+        if req.decision == Decision::Deny || refusal.is_some() {
+            let reason = refusal.as_ref().map_or("user denied", |r| r.0);
+            let outcome = self.store.decide_login(&deny(reason)).await?;
+            if outcome == DecideOutcome::Done {
+                self.notify(&l.id, "denied");
+            }
+            if let Some((_, e)) = refusal {
+                return Err(e);
+            }
+            return match outcome {
+                DecideOutcome::Done => Ok(DecisionResponse { outcome: Outcome::Denied, grant: None }),
+                DecideOutcome::NotPending => Err(self.why_not_pending(&l.id, now).await),
+            };
+        }
+        let grant = Grant {
+            id: new_uuid(),
+            practitioner_id: device.practitioner_id.clone(),
+            terminal_id: l.terminal_id.clone(),
+            device_id: device.id.clone(),
+            login_id: l.id.clone(),
+            token_hash: None,
+            created_ms: now,
+            expires_ms: self.grant_expiry(now),
+            last_used_ms: now,
+            idle_timeout_s: self.policy.idle_timeout_s,
+            signature_cap: self.policy.signature_cap,
+            signatures_made: 0,
+            revoked_ms: None,
+            revoked_reason: None,
+        };
+        let d = LoginDecision {
+            login_id: l.id.clone(),
+            device_id: device.id.clone(),
+            status: LoginStatus::Approved,
+            now_ms: now,
+            grant: Some(grant.clone()),
+            audit: AuditEvent::new(actor, "login.approve", l.id.clone(), serde_json::json!({ "grant": grant.id, "terminal": l.terminal_id, "practitioner": device.practitioner_id })),
+        };
+        match self.store.decide_login(&d).await? {
+            DecideOutcome::Done => {
+                self.notify(&l.id, "approved");
+                let summary = self.grant_summary_for(&grant, &t).await?;
+                Ok(DecisionResponse { outcome: Outcome::Approved, grant: Some(summary) })
+            }
+            DecideOutcome::NotPending => Err(self.why_not_pending(&l.id, now).await),
+        }
+    }
+
+    async fn why_not_pending(&self, login_id: &str, now: i64) -> Error {
+        match self.store.get_login(login_id).await {
+            Ok(Some(l)) if l.status == LoginStatus::Pending && now >= l.expires_ms => Error::LoginExpired,
+            Ok(_) => Error::LoginAlreadyDecided,
+            Err(e) => e.into(),
+        }
+    }
+}
+
+pub(crate) fn named(id: &str, name: &str) -> Result<NamedRef> {
+    Ok(NamedRef { id: uuid::Uuid::parse_str(id).map_err(|e| Error::Internal(format!("stored id {id}: {e}")))?, name: name.to_owned() })
+}

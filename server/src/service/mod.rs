@@ -1,0 +1,142 @@
+//! Domain services: the rules of enrollment, login, grants, signing and
+//! the operator's registry, independent of HTTP and of SQL. Handlers call
+//! these; these call the [`Store`](crate::store::Store).
+
+pub mod admin;
+pub mod audit;
+pub mod enrollment;
+mod error;
+pub mod grant;
+pub mod login;
+pub mod signature;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use ring::rand::{SecureRandom, SystemRandom};
+use shomei_core::Origin;
+use tokio::sync::broadcast;
+
+pub use error::{Error, Result};
+
+use crate::signing::{Kek, SigningBackend};
+use crate::store::Store;
+
+/// Grant and login policy (configurable; defaults follow the HPKI
+/// second-certificate service).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Policy {
+    /// Grant lifetime in seconds (18 h).
+    pub grant_ttl_s: i64,
+    /// Hour of day (0..=23, Asia/Tokyo) at which every grant ends, if set.
+    pub cutoff_hour_jst: Option<u8>,
+    /// Grant ends after this many seconds without a signature, if set.
+    pub idle_timeout_s: Option<i64>,
+    /// At most this many signatures per grant, if set.
+    pub signature_cap: Option<i64>,
+    /// Login lifetime in seconds (≤ 120).
+    pub login_ttl_s: i64,
+    /// RFC 8628 polling interval in seconds.
+    pub poll_interval_s: i64,
+    /// Longest enrollment code lifetime in seconds (≤ 600).
+    pub enrollment_max_ttl_s: i64,
+    /// Wrong activation passwords before the code locks.
+    pub enrollment_max_attempts: i64,
+    /// Enrolling a phone retires the practitioner's other phones.
+    pub one_device_per_practitioner: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            grant_ttl_s: 18 * 3600,
+            cutoff_hour_jst: None,
+            idle_timeout_s: None,
+            signature_cap: None,
+            login_ttl_s: 120,
+            poll_interval_s: 5,
+            enrollment_max_ttl_s: 600,
+            enrollment_max_attempts: 5,
+            one_device_per_practitioner: true,
+        }
+    }
+}
+
+/// Wall clock with an adjustable offset, so tests can move time forward
+/// (expiry) without sleeping.
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset_ms: AtomicI64,
+}
+
+impl Clock {
+    /// Now, Unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64 + self.offset_ms.load(Ordering::Relaxed)
+    }
+    /// Moves this clock forward (tests).
+    pub fn advance_ms(&self, ms: i64) {
+        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+}
+
+/// A login changed state (for SSE and long-poll waiters).
+#[derive(Debug, Clone)]
+pub struct LoginEvent {
+    pub login_id: String,
+    pub status: &'static str,
+}
+
+/// The services and what they share.
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub clock: Clock,
+    pub policy: Policy,
+    pub origin: Origin,
+    pub kek: Arc<Kek>,
+    pub backend: Arc<dyn SigningBackend>,
+    pub events: broadcast::Sender<LoginEvent>,
+    pub(crate) signature_log: signature::SignatureLog,
+}
+
+impl App {
+    /// Wires the services; spawns the audit group-commit writer (needs a Tokio runtime).
+    pub fn new(store: Arc<dyn Store>, policy: Policy, origin: Origin, kek: Arc<Kek>, backend: Arc<dyn SigningBackend>) -> Arc<App> {
+        let (events, _) = broadcast::channel(1024);
+        let signature_log = signature::SignatureLog::spawn(store.clone());
+        Arc::new(App { store, clock: Clock::default(), policy, origin, kek, backend, events, signature_log })
+    }
+
+    pub(crate) fn notify(&self, login_id: &str, status: &'static str) {
+        // No receivers is fine: nobody is waiting.
+        let _ = self.events.send(LoginEvent { login_id: login_id.to_owned(), status });
+    }
+}
+
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    SystemRandom::new().fill(&mut b).expect("system RNG");
+    b
+}
+
+pub(crate) fn sha256(data: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, data).as_ref().to_vec()
+}
+
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+pub(crate) fn new_uuid() -> String {
+    uuid::Builder::from_random_bytes(random_bytes::<16>()).into_uuid().to_string()
+}
+
+pub(crate) fn rfc3339(ms: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+pub(crate) fn b64u(b: &[u8]) -> String {
+    shomei_core::api::b64u::encode(b)
+}

@@ -1,0 +1,192 @@
+//! Signing with a grant (CSC v2 credentials/list, credentials/info,
+//! signatures/signHash), and the group-commit audit writer that records
+//! every signature before it is returned.
+//!
+//! Why a writer task: a hash-chained append is a serial point (each entry
+//! needs its predecessor's hash), and one fsync'ed transaction per request
+//! caps throughput at a few thousand per second. Requests hand their
+//! records to [`SignatureLog`]; it takes whatever has queued up, commits
+//! it in ONE transaction, and only then wakes each waiting request.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use super::grant::check_usable;
+use super::{App, Error, Result};
+use crate::signing::{KeyAlgorithm, SealedKey, SignatureAlgorithm, certificate_info};
+use crate::store::{Grant, RecordOutcome, SignatureRecord, Store, Terminal};
+
+/// Most records committed in one transaction.
+const MAX_BATCH: usize = 256;
+/// Most hashes in one signHash call.
+pub const MAX_HASHES: usize = 1000;
+
+type Reply = oneshot::Sender<std::result::Result<RecordOutcome, String>>;
+
+/// Handle to the audit group-commit writer.
+pub(crate) struct SignatureLog {
+    tx: mpsc::Sender<(SignatureRecord, Reply)>,
+}
+
+impl SignatureLog {
+    pub(crate) fn spawn(store: Arc<dyn Store>) -> Self {
+        let (tx, mut rx) = mpsc::channel::<(SignatureRecord, Reply)>(4096);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(item) => batch.push(item),
+                        Err(_) => break,
+                    }
+                }
+                let (records, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                match store.record_signatures(&records).await {
+                    Ok(outcomes) => {
+                        for (reply, o) in replies.into_iter().zip(outcomes) {
+                            let _ = reply.send(Ok(o));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "recording signatures failed");
+                        for reply in replies {
+                            let _ = reply.send(Err(e.to_string()));
+                        }
+                    }
+                }
+            }
+        });
+        SignatureLog { tx }
+    }
+
+    async fn record(&self, r: SignatureRecord) -> Result<RecordOutcome> {
+        let (reply, wait) = oneshot::channel();
+        self.tx.send((r, reply)).await.map_err(|_| Error::Internal("signature log stopped".into()))?;
+        wait.await.map_err(|_| Error::Internal("signature log stopped".into()))?.map_err(Error::Internal)
+    }
+}
+
+/// CSC `credentials/list` response.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CredentialList {
+    #[serde(rename = "credentialIDs")]
+    pub credential_ids: Vec<String>,
+}
+
+/// CSC `credentials/info` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialInfoRequest {
+    #[serde(rename = "credentialID")]
+    pub credential_id: String,
+    #[serde(default)]
+    pub certificates: Option<String>,
+}
+
+/// CSC `signatures/signHash` request.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignHashRequest {
+    #[serde(rename = "credentialID")]
+    pub credential_id: String,
+    pub hashes: Vec<String>,
+    #[serde(rename = "hashAlgorithmOID", default)]
+    pub hash_algorithm_oid: Option<String>,
+    pub sign_algo: String,
+}
+
+/// CSC `signatures/signHash` response.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SignHashResponse {
+    pub signatures: Vec<String>,
+}
+
+impl App {
+    /// CSC `credentials/list`.
+    pub async fn csc_credentials(&self, grant: &Grant) -> Result<CredentialList> {
+        let creds = self.store.list_credentials(Some(&grant.practitioner_id)).await?;
+        Ok(CredentialList { credential_ids: creds.into_iter().map(|c| c.id).collect() })
+    }
+
+    async fn grant_credential(&self, grant: &Grant, id: &str) -> Result<crate::store::Credential> {
+        self.store.get_credential(id).await?.filter(|c| c.practitioner_id == grant.practitioner_id).ok_or(Error::CredentialUnknown)
+    }
+
+    /// CSC `credentials/info`.
+    pub async fn csc_credential_info(&self, grant: &Grant, req: &CredentialInfoRequest) -> Result<serde_json::Value> {
+        let c = self.grant_credential(grant, &req.credential_id).await?;
+        let alg = KeyAlgorithm::parse(&c.algorithm).map_err(|e| Error::Internal(e.to_string()))?;
+        let leaf = c.certificate_chain.first().ok_or_else(|| Error::Internal("credential without certificate".into()))?;
+        let info = certificate_info(leaf).map_err(|e| Error::Internal(e.to_string()))?;
+        let certs: Vec<String> = match req.certificates.as_deref().unwrap_or("single") {
+            "none" => vec![],
+            "single" => vec![STANDARD.encode(leaf)],
+            "chain" => c.certificate_chain.iter().map(|d| STANDARD.encode(d)).collect(),
+            o => return Err(Error::BadRequest(format!("certificates must be none, single or chain, not {o:?}"))),
+        };
+        Ok(serde_json::json!({
+            "key": { "status": "enabled", "algo": alg.csc_sign_algos(), "len": alg.key_len_bits() },
+            "cert": {
+                "status": "valid", "certificates": certs, "issuerDN": info.issuer_dn, "subjectDN": info.subject_dn,
+                "serialNumber": info.serial_hex, "validFrom": info.not_before, "validTo": info.not_after,
+            },
+            "authMode": "implicit",
+            "multisign": MAX_HASHES,
+        }))
+    }
+
+    /// CSC `signatures/signHash`: sign, record in the audit log, then return.
+    pub async fn csc_sign_hash(&self, grant: &Grant, terminal: &Terminal, req: SignHashRequest) -> Result<SignHashResponse> {
+        let c = self.grant_credential(grant, &req.credential_id).await?;
+        if req.hashes.is_empty() || req.hashes.len() > MAX_HASHES {
+            return Err(Error::HashInvalid(format!("1..={MAX_HASHES} hashes per call")));
+        }
+        let mut digests = Vec::with_capacity(req.hashes.len());
+        for (i, h) in req.hashes.iter().enumerate() {
+            let d = STANDARD.decode(h).map_err(|_| Error::HashInvalid(format!("hashes[{i}] is not standard base64")))?;
+            if d.len() != 32 {
+                return Err(Error::HashInvalid(format!("hashes[{i}] is {} bytes, SHA-256 needs 32", d.len())));
+            }
+            digests.push(d);
+        }
+        let key_alg = KeyAlgorithm::parse(&c.algorithm).map_err(|e| Error::Internal(e.to_string()))?;
+        let alg = SignatureAlgorithm::from_csc(&req.sign_algo, req.hash_algorithm_oid.as_deref(), key_alg)?;
+        if let Some(cap) = grant.signature_cap {
+            if grant.signatures_made + digests.len() as i64 > cap {
+                return Err(Error::GrantExhausted);
+            }
+        }
+        let sealed = SealedKey { credential_id: c.id.clone(), algorithm: key_alg, sealed_pkcs8: c.sealed_key.clone() };
+        let backend = self.backend.clone();
+        let to_sign = digests.clone();
+        let signatures = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&[u8]> = to_sign.iter().map(Vec::as_slice).collect();
+            backend.sign_digests(&sealed, alg, &refs)
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+        let now = self.clock.now_ms();
+        let record = SignatureRecord {
+            grant_id: grant.id.clone(),
+            credential_id: c.id.clone(),
+            terminal_id: terminal.id.clone(),
+            hashes: digests,
+            sign_algo: alg.as_str().to_owned(),
+            now_ms: now,
+        };
+        match self.signature_log.record(record).await? {
+            RecordOutcome::Recorded(_) => Ok(SignHashResponse { signatures: signatures.iter().map(|s| STANDARD.encode(s)).collect() }),
+            RecordOutcome::GrantUnusable => {
+                // Revoked, expired or capped between the check and the commit:
+                // the signatures are dropped unreturned.
+                let g = self.store.get_grant(&grant.id).await?.ok_or(Error::GrantInvalid)?;
+                check_usable(&g, now)?;
+                Err(Error::GrantExhausted)
+            }
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! Persistent state behind one async trait, [`Store`], so that the domain
+//! services never see SQL and the same code runs on the embedded SQLite
+//! database (zero set-up default) or on PostgreSQL (several stateless
+//! replicas).
+//!
+//! Every method that changes state also appends its hash-chained audit
+//! entry in the *same* transaction, and commits before returning: nothing
+//! the caller reports as done can be lost, and no state change exists
+//! without its audit entry. Single-use rules (an enrollment code, a login
+//! decision, a token issue) are conditional updates (`… WHERE status =
+//! 'pending'`), so of two racing requests exactly one wins.
+//!
+//! The SQL text is shared by both backends ([`queries`]); each backend
+//! module owns its connection set-up, migrations and the way it serialises
+//! writers (SQLite: one in-process writer lock; PostgreSQL: a transaction
+//! advisory lock), because the audit chain needs a total order.
+
+mod queries;
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::audit::chain::ChainedEntry;
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A unique key already exists.
+    #[error("already exists: {0}")]
+    Duplicate(String),
+    /// A row has a value this build cannot read.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The database URL is not one this server supports.
+    #[error("unsupported database URL (use a file path, sqlite:// or postgres://)")]
+    UnsupportedUrl,
+}
+
+/// Result of store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One audit event, appended together with the change it describes.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    /// `operator`, `terminal:<id>`, `device:<id>`, `system`.
+    pub actor: String,
+    /// Dotted verb, e.g. `grant.revoke`.
+    pub action: String,
+    /// The id acted upon.
+    pub subject: String,
+    /// JSON details (never secrets).
+    pub details: serde_json::Value,
+}
+
+impl AuditEvent {
+    /// Shorthand constructor.
+    pub fn new(actor: impl Into<String>, action: &str, subject: impl Into<String>, details: serde_json::Value) -> Self {
+        AuditEvent { actor: actor.into(), action: action.to_owned(), subject: subject.into(), details }
+    }
+}
+
+/// A facility (clinic, hospital, pharmacy).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Facility {
+    pub id: String,
+    pub name: String,
+    pub created_ms: i64,
+}
+
+/// A registered EHR terminal (an OAuth client).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Terminal {
+    pub id: String,
+    pub facility_id: String,
+    pub name: String,
+    /// SHA-256 of the client secret.
+    pub secret_hash: Vec<u8>,
+    pub created_ms: i64,
+    pub revoked_ms: Option<i64>,
+}
+
+/// A doctor, dentist or pharmacist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Practitioner {
+    pub id: String,
+    pub display_name: String,
+    /// `doctor` | `dentist` | `pharmacist`.
+    pub role: String,
+    pub facility_ids: Vec<String>,
+    pub created_ms: i64,
+}
+
+/// A signing credential: sealed key + certificate chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub id: String,
+    pub practitioner_id: String,
+    /// `rsa2048` | `ecdsa-p256`.
+    pub algorithm: String,
+    pub sealed_key: Vec<u8>,
+    /// DER certificates, leaf first.
+    pub certificate_chain: Vec<Vec<u8>>,
+    pub created_ms: i64,
+}
+
+/// Status of a one-time enrollment code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnrollmentStatus {
+    Pending,
+    Used,
+    Locked,
+}
+
+impl EnrollmentStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            EnrollmentStatus::Pending => "pending",
+            EnrollmentStatus::Used => "used",
+            EnrollmentStatus::Locked => "locked",
+        }
+    }
+    fn parse(s: &str) -> StoreResult<Self> {
+        Ok(match s {
+            "pending" => EnrollmentStatus::Pending,
+            "used" => EnrollmentStatus::Used,
+            "locked" => EnrollmentStatus::Locked,
+            o => return Err(StoreError::Corrupt(format!("enrollment status {o:?}"))),
+        })
+    }
+}
+
+/// A one-time enrollment code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrollment {
+    /// b64u of the 16-byte enrollment id.
+    pub id: String,
+    pub practitioner_id: String,
+    /// SHA-256 of the QR secret.
+    pub secret_hash: Vec<u8>,
+    /// PBKDF2 of the activation password.
+    pub password_hash: Vec<u8>,
+    pub password_salt: Vec<u8>,
+    pub failed_attempts: i64,
+    pub status: EnrollmentStatus,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    pub device_id: Option<String>,
+}
+
+/// An enrolled phone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub id: String,
+    pub practitioner_id: String,
+    pub name: String,
+    pub platform: String,
+    /// SEC1 uncompressed P-256 point.
+    pub public_key: Vec<u8>,
+    /// SHA-256 of the device token.
+    pub token_hash: Vec<u8>,
+    /// JSON list of b64u attestation blobs, as given.
+    pub attestation: Option<String>,
+    pub created_ms: i64,
+    pub revoked_ms: Option<i64>,
+}
+
+/// Status of a login (device authorization request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginStatus {
+    Pending,
+    Approved,
+    Denied,
+}
+
+impl LoginStatus {
+    /// Wire/storage text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginStatus::Pending => "pending",
+            LoginStatus::Approved => "approved",
+            LoginStatus::Denied => "denied",
+        }
+    }
+    fn parse(s: &str) -> StoreResult<Self> {
+        Ok(match s {
+            "pending" => LoginStatus::Pending,
+            "approved" => LoginStatus::Approved,
+            "denied" => LoginStatus::Denied,
+            o => return Err(StoreError::Corrupt(format!("login status {o:?}"))),
+        })
+    }
+}
+
+/// A login started by a terminal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    /// b64u of the 16-byte login id.
+    pub id: String,
+    pub terminal_id: String,
+    /// SHA-256 of the device code.
+    pub device_code_hash: Vec<u8>,
+    pub user_code: String,
+    /// SHA-256 of the QR secret.
+    pub secret_hash: Vec<u8>,
+    /// The QR secret sealed under the KEK (AAD = login id), to redraw the QR.
+    pub secret_sealed: Vec<u8>,
+    pub challenge: Vec<u8>,
+    pub number_choices: [u8; 3],
+    pub match_number: u8,
+    pub status: LoginStatus,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    pub last_poll_ms: Option<i64>,
+    pub poll_interval_s: i64,
+    pub decided_ms: Option<i64>,
+    pub device_id: Option<String>,
+    pub grant_id: Option<String>,
+}
+
+/// A day of signing for (practitioner, terminal).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub id: String,
+    pub practitioner_id: String,
+    pub terminal_id: String,
+    pub device_id: String,
+    pub login_id: String,
+    /// SHA-256 of the access token, set once when the terminal collects it.
+    pub token_hash: Option<Vec<u8>>,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    pub last_used_ms: i64,
+    pub idle_timeout_s: Option<i64>,
+    pub signature_cap: Option<i64>,
+    pub signatures_made: i64,
+    pub revoked_ms: Option<i64>,
+    pub revoked_reason: Option<String>,
+}
+
+/// How a login decision is to be stored.
+#[derive(Debug, Clone)]
+pub struct LoginDecision {
+    pub login_id: String,
+    pub device_id: String,
+    pub status: LoginStatus,
+    pub now_ms: i64,
+    /// The grant to create with an approval.
+    pub grant: Option<Grant>,
+    pub audit: AuditEvent,
+}
+
+/// Why a conditional login update did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecideOutcome {
+    /// Stored.
+    Done,
+    /// Someone decided first (or the login expired meanwhile).
+    NotPending,
+}
+
+/// Signatures to record against a grant (one signHash call).
+#[derive(Debug, Clone)]
+pub struct SignatureRecord {
+    pub grant_id: String,
+    pub credential_id: String,
+    pub terminal_id: String,
+    /// SHA-256 digests that were signed, in order.
+    pub hashes: Vec<Vec<u8>>,
+    pub sign_algo: String,
+    pub now_ms: i64,
+}
+
+/// Why a signature record was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordOutcome {
+    /// Recorded; signatures made so far with the grant.
+    Recorded(i64),
+    /// The grant was revoked, expired or used up meanwhile.
+    GrantUnusable,
+}
+
+/// An audit row as read back (for verify/export).
+pub type AuditEntry = ChainedEntry;
+
+/// Everything the services need from persistent storage.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap liveness check (`/healthz`).
+    async fn ping(&self) -> StoreResult<()>;
+    /// Which backend this is (`sqlite` / `postgres`).
+    fn backend(&self) -> &'static str;
+
+    async fn get_setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Stores `value` unless the key exists; returns the stored value either way.
+    async fn put_setting_if_absent(&self, key: &str, value: &[u8]) -> StoreResult<Vec<u8>>;
+
+    async fn create_facility(&self, f: &Facility, audit: &AuditEvent) -> StoreResult<()>;
+    async fn list_facilities(&self) -> StoreResult<Vec<Facility>>;
+    async fn get_facility(&self, id: &str) -> StoreResult<Option<Facility>>;
+
+    async fn create_terminal(&self, t: &Terminal, audit: &AuditEvent) -> StoreResult<()>;
+    async fn list_terminals(&self) -> StoreResult<Vec<Terminal>>;
+    async fn get_terminal(&self, id: &str) -> StoreResult<Option<Terminal>>;
+    /// Revokes the terminal and ends its grants; false if unknown or already revoked.
+    async fn revoke_terminal(&self, id: &str, now_ms: i64, audit: &AuditEvent) -> StoreResult<bool>;
+
+    async fn create_practitioner(&self, p: &Practitioner, audit: &AuditEvent) -> StoreResult<()>;
+    async fn list_practitioners(&self) -> StoreResult<Vec<Practitioner>>;
+    async fn get_practitioner(&self, id: &str) -> StoreResult<Option<Practitioner>>;
+
+    async fn create_credential(&self, c: &Credential, audit: &AuditEvent) -> StoreResult<()>;
+    async fn list_credentials(&self, practitioner_id: Option<&str>) -> StoreResult<Vec<Credential>>;
+    async fn get_credential(&self, id: &str) -> StoreResult<Option<Credential>>;
+
+    async fn create_enrollment(&self, e: &Enrollment, audit: &AuditEvent) -> StoreResult<()>;
+    async fn get_enrollment(&self, id: &str) -> StoreResult<Option<Enrollment>>;
+    /// Counts a wrong activation password; locks the code at `max_attempts`.
+    /// Returns the stored row afterwards.
+    async fn record_enrollment_failure(&self, id: &str, max_attempts: i64, audit: &AuditEvent) -> StoreResult<Option<Enrollment>>;
+    /// Consumes a pending, unexpired code and stores the device; with
+    /// `retire_others` also revokes the practitioner's other devices and their
+    /// grants. False when the code was not pending any more (lost a race).
+    async fn complete_enrollment(&self, enrollment_id: &str, device: &Device, retire_others: bool, now_ms: i64, audit: &AuditEvent) -> StoreResult<bool>;
+
+    async fn get_device(&self, id: &str) -> StoreResult<Option<Device>>;
+    async fn get_device_by_token_hash(&self, token_hash: &[u8]) -> StoreResult<Option<Device>>;
+    async fn list_devices(&self, practitioner_id: Option<&str>) -> StoreResult<Vec<Device>>;
+    /// Revokes the device and every grant it approved; false if unknown or already revoked.
+    async fn revoke_device(&self, id: &str, now_ms: i64, audit: &AuditEvent) -> StoreResult<bool>;
+
+    async fn create_login(&self, l: &Login, audit: &AuditEvent) -> StoreResult<()>;
+    async fn get_login(&self, id: &str) -> StoreResult<Option<Login>>;
+    async fn get_login_by_device_code_hash(&self, hash: &[u8]) -> StoreResult<Option<Login>>;
+    /// Conditional: only a pending, unexpired login is decided.
+    async fn decide_login(&self, d: &LoginDecision) -> StoreResult<DecideOutcome>;
+    /// Remembers a token poll (for slow_down).
+    async fn touch_login_poll(&self, id: &str, now_ms: i64, interval_s: i64) -> StoreResult<()>;
+
+    async fn get_grant(&self, id: &str) -> StoreResult<Option<Grant>>;
+    async fn get_grant_by_token_hash(&self, hash: &[u8]) -> StoreResult<Option<Grant>>;
+    /// Sets the access token hash once; false if already issued.
+    async fn issue_grant_token(&self, grant_id: &str, token_hash: &[u8], audit: &AuditEvent) -> StoreResult<bool>;
+    /// Grants, newest first; `active_at` filters out revoked/expired ones.
+    async fn list_grants(&self, practitioner_id: Option<&str>, active_at_ms: Option<i64>) -> StoreResult<Vec<Grant>>;
+    async fn revoke_grant(&self, id: &str, reason: &str, now_ms: i64, audit: &AuditEvent) -> StoreResult<bool>;
+    /// Ends every active grant of a practitioner; returns how many.
+    async fn revoke_practitioner_grants(&self, practitioner_id: &str, reason: &str, now_ms: i64, audit: &AuditEvent) -> StoreResult<u32>;
+
+    /// Records several signHash calls in ONE transaction (group commit):
+    /// per record, the grant's counter moves only if it is still usable and
+    /// under its cap, and one audit entry per signed hash is appended.
+    async fn record_signatures(&self, records: &[SignatureRecord]) -> StoreResult<Vec<RecordOutcome>>;
+
+    /// An audit entry with no other state change.
+    async fn append_audit(&self, at_ms: i64, audit: &AuditEvent) -> StoreResult<()>;
+    /// Audit entries with `seq > after_seq`, ascending, at most `limit`.
+    async fn audit_entries(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditEntry>>;
+}
+
+/// Opens the store a URL names: `postgres://…` / `postgresql://…` → PostgreSQL,
+/// `sqlite://…` or a plain path → SQLite file. Migrations run before returning.
+pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(url).await?))
+    } else if let Some(path) = url.strip_prefix("sqlite://") {
+        Ok(Arc::new(sqlite::SqliteStore::open(std::path::Path::new(path)).await?))
+    } else if url.contains("://") {
+        Err(StoreError::UnsupportedUrl)
+    } else {
+        Ok(Arc::new(sqlite::SqliteStore::open(std::path::Path::new(url)).await?))
+    }
+}
+
+pub(crate) fn choices_to_text(c: &[u8; 3]) -> String {
+    format!("{},{},{}", c[0], c[1], c[2])
+}
+
+pub(crate) fn choices_from_text(s: &str) -> StoreResult<[u8; 3]> {
+    let v: Vec<u8> = s.split(',').map(|p| p.parse::<u8>()).collect::<Result<_, _>>().map_err(|_| StoreError::Corrupt("number choices".into()))?;
+    v.try_into().map_err(|_| StoreError::Corrupt("number choices".into()))
+}
+
+pub(crate) fn chain_to_text(chain: &[Vec<u8>]) -> String {
+    use base64::Engine;
+    let v: Vec<String> = chain.iter().map(|c| base64::engine::general_purpose::STANDARD.encode(c)).collect();
+    serde_json::to_string(&v).expect("strings serialize")
+}
+
+pub(crate) fn chain_from_text(s: &str) -> StoreResult<Vec<Vec<u8>>> {
+    use base64::Engine;
+    let v: Vec<String> = serde_json::from_str(s).map_err(|_| StoreError::Corrupt("certificate chain".into()))?;
+    v.iter()
+        .map(|c| base64::engine::general_purpose::STANDARD.decode(c).map_err(|_| StoreError::Corrupt("certificate chain".into())))
+        .collect()
+}
+
+pub(crate) fn hash32(v: Vec<u8>) -> StoreResult<[u8; 32]> {
+    v.try_into().map_err(|_| StoreError::Corrupt("audit hash length".into()))
+}

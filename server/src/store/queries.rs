@@ -1,0 +1,516 @@
+//! The SQL both backends run, written once.
+//!
+//! SQLite and PostgreSQL accept the same `$n` placeholders, `RETURNING`,
+//! and the column types used here (BIGINT, TEXT, BLOB/BYTEA), so the
+//! queries are shared and instantiated per backend by [`store_impl!`]. The
+//! macro (rather than generic code over `sqlx::Database`) keeps each
+//! backend's types concrete, which is what sqlx's runtime API is easy with.
+//! Each backend supplies `begin_write()` (its writer serialisation) and its
+//! migrations.
+
+macro_rules! store_impl {
+    ($store:ty, $db:ty, $row:ty) => {
+        use sqlx::Row as _;
+        use $crate::audit::chain::{entry_hash, ChainedEntry, GENESIS};
+        use $crate::store::*;
+
+        type Conn = <$db as sqlx::Database>::Connection;
+
+        fn dup(e: sqlx::Error, what: &str) -> StoreError {
+            match &e {
+                sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Duplicate(what.to_owned()),
+                _ => StoreError::Database(e),
+            }
+        }
+
+        async fn audit_tx(conn: &mut Conn, at_ms: i64, ev: &AuditEvent) -> StoreResult<()> {
+            let last = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *conn).await?;
+            let (prev_seq, prev_hash) = match last {
+                Some(r) => (r.try_get::<i64, _>("seq")?, hash32(r.try_get::<Vec<u8>, _>("hash")?)?),
+                None => (0, GENESIS),
+            };
+            let seq = prev_seq + 1;
+            let details = ev.details.to_string();
+            let hash = entry_hash(&prev_hash, seq, at_ms, &ev.actor, &ev.action, &ev.subject, &details);
+            sqlx::query("INSERT INTO audit (seq, at_ms, actor, action, subject, details, prev_hash, hash) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)")
+                .bind(seq).bind(at_ms).bind(&ev.actor).bind(&ev.action).bind(&ev.subject).bind(&details)
+                .bind(&prev_hash[..]).bind(&hash[..])
+                .execute(&mut *conn).await?;
+            Ok(())
+        }
+
+        fn now_ms() -> i64 {
+            (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+        }
+
+        fn facility_row(r: &$row) -> StoreResult<Facility> {
+            Ok(Facility { id: r.try_get("id")?, name: r.try_get("name")?, created_ms: r.try_get("created_ms")? })
+        }
+        fn terminal_row(r: &$row) -> StoreResult<Terminal> {
+            Ok(Terminal {
+                id: r.try_get("id")?, facility_id: r.try_get("facility_id")?, name: r.try_get("name")?,
+                secret_hash: r.try_get("secret_hash")?, created_ms: r.try_get("created_ms")?, revoked_ms: r.try_get("revoked_ms")?,
+            })
+        }
+        fn credential_row(r: &$row) -> StoreResult<Credential> {
+            Ok(Credential {
+                id: r.try_get("id")?, practitioner_id: r.try_get("practitioner_id")?, algorithm: r.try_get("algorithm")?,
+                sealed_key: r.try_get("sealed_key")?, certificate_chain: chain_from_text(&r.try_get::<String, _>("certificate_chain")?)?,
+                created_ms: r.try_get("created_ms")?,
+            })
+        }
+        fn enrollment_row(r: &$row) -> StoreResult<Enrollment> {
+            Ok(Enrollment {
+                id: r.try_get("id")?, practitioner_id: r.try_get("practitioner_id")?, secret_hash: r.try_get("secret_hash")?,
+                password_hash: r.try_get("password_hash")?, password_salt: r.try_get("password_salt")?,
+                failed_attempts: r.try_get("failed_attempts")?, status: EnrollmentStatus::parse(&r.try_get::<String, _>("status")?)?,
+                created_ms: r.try_get("created_ms")?, expires_ms: r.try_get("expires_ms")?, device_id: r.try_get("device_id")?,
+            })
+        }
+        fn device_row(r: &$row) -> StoreResult<Device> {
+            Ok(Device {
+                id: r.try_get("id")?, practitioner_id: r.try_get("practitioner_id")?, name: r.try_get("name")?,
+                platform: r.try_get("platform")?, public_key: r.try_get("public_key")?, token_hash: r.try_get("token_hash")?,
+                attestation: r.try_get("attestation")?, created_ms: r.try_get("created_ms")?, revoked_ms: r.try_get("revoked_ms")?,
+            })
+        }
+        fn login_row(r: &$row) -> StoreResult<Login> {
+            let m: i64 = r.try_get("match_number")?;
+            Ok(Login {
+                id: r.try_get("id")?, terminal_id: r.try_get("terminal_id")?, device_code_hash: r.try_get("device_code_hash")?,
+                user_code: r.try_get("user_code")?, secret_hash: r.try_get("secret_hash")?,
+                secret_sealed: r.try_get("secret_sealed")?, challenge: r.try_get("challenge")?,
+                number_choices: choices_from_text(&r.try_get::<String, _>("number_choices")?)?,
+                match_number: u8::try_from(m).map_err(|_| StoreError::Corrupt("match number".into()))?,
+                status: LoginStatus::parse(&r.try_get::<String, _>("status")?)?,
+                created_ms: r.try_get("created_ms")?, expires_ms: r.try_get("expires_ms")?, last_poll_ms: r.try_get("last_poll_ms")?,
+                poll_interval_s: r.try_get("poll_interval_s")?, decided_ms: r.try_get("decided_ms")?,
+                device_id: r.try_get("device_id")?, grant_id: r.try_get("grant_id")?,
+            })
+        }
+        fn grant_row(r: &$row) -> StoreResult<Grant> {
+            Ok(Grant {
+                id: r.try_get("id")?, practitioner_id: r.try_get("practitioner_id")?, terminal_id: r.try_get("terminal_id")?,
+                device_id: r.try_get("device_id")?, login_id: r.try_get("login_id")?, token_hash: r.try_get("token_hash")?,
+                created_ms: r.try_get("created_ms")?, expires_ms: r.try_get("expires_ms")?, last_used_ms: r.try_get("last_used_ms")?,
+                idle_timeout_s: r.try_get("idle_timeout_s")?, signature_cap: r.try_get("signature_cap")?,
+                signatures_made: r.try_get("signatures_made")?, revoked_ms: r.try_get("revoked_ms")?,
+                revoked_reason: r.try_get("revoked_reason")?,
+            })
+        }
+
+        async fn practitioner_facilities(conn: &mut Conn, id: &str) -> StoreResult<Vec<String>> {
+            let rows = sqlx::query("SELECT facility_id FROM practitioner_facilities WHERE practitioner_id = $1 ORDER BY facility_id")
+                .bind(id).fetch_all(&mut *conn).await?;
+            rows.iter().map(|r| Ok(r.try_get::<String, _>("facility_id")?)).collect()
+        }
+
+        /// Ends grants matching `cond` (an SQL condition over `$3`), auditing each.
+        async fn revoke_grants_where(conn: &mut Conn, cond: &str, key: &str, reason: &str, now: i64, actor: &str) -> StoreResult<u32> {
+            let sql = format!(
+                "UPDATE grants SET revoked_ms = $1, revoked_reason = $2 WHERE revoked_ms IS NULL AND expires_ms > $1 AND {cond} RETURNING id"
+            );
+            let rows = sqlx::query(&sql).bind(now).bind(reason).bind(key).fetch_all(&mut *conn).await?;
+            let mut ids: Vec<String> = rows.iter().map(|r| r.try_get::<String, _>("id")).collect::<Result<_, _>>()?;
+            ids.sort();
+            for id in &ids {
+                audit_tx(conn, now, &AuditEvent::new(actor, "grant.revoke", id.clone(), serde_json::json!({ "reason": reason }))).await?;
+            }
+            Ok(ids.len() as u32)
+        }
+
+        #[async_trait::async_trait]
+        impl Store for $store {
+            async fn ping(&self) -> StoreResult<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            fn backend(&self) -> &'static str {
+                Self::BACKEND
+            }
+
+            async fn get_setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+                let r = sqlx::query("SELECT value FROM settings WHERE key = $1").bind(key).fetch_optional(&self.pool).await?;
+                Ok(match r { Some(r) => Some(r.try_get("value")?), None => None })
+            }
+
+            async fn put_setting_if_absent(&self, key: &str, value: &[u8]) -> StoreResult<Vec<u8>> {
+                let mut w = self.begin_write().await?;
+                sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                    .bind(key).bind(value).execute(&mut *w.tx).await?;
+                let r = sqlx::query("SELECT value FROM settings WHERE key = $1").bind(key).fetch_one(&mut *w.tx).await?;
+                let v: Vec<u8> = r.try_get("value")?;
+                w.commit().await?;
+                Ok(v)
+            }
+
+            async fn create_facility(&self, f: &Facility, audit: &AuditEvent) -> StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                sqlx::query("INSERT INTO facilities (id, name, created_ms) VALUES ($1,$2,$3)")
+                    .bind(&f.id).bind(&f.name).bind(f.created_ms).execute(&mut *w.tx).await.map_err(|e| dup(e, "facility"))?;
+                audit_tx(&mut *w.tx, f.created_ms, audit).await?;
+                w.commit().await
+            }
+
+            async fn list_facilities(&self) -> StoreResult<Vec<Facility>> {
+                let rows = sqlx::query("SELECT * FROM facilities ORDER BY created_ms, id").fetch_all(&self.pool).await?;
+                rows.iter().map(facility_row).collect()
+            }
+
+            async fn get_facility(&self, id: &str) -> StoreResult<Option<Facility>> {
+                let r = sqlx::query("SELECT * FROM facilities WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+                r.as_ref().map(facility_row).transpose()
+            }
+
+            async fn create_terminal(&self, t: &Terminal, audit: &AuditEvent) -> StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                sqlx::query("INSERT INTO terminals (id, facility_id, name, secret_hash, created_ms, revoked_ms) VALUES ($1,$2,$3,$4,$5,$6)")
+                    .bind(&t.id).bind(&t.facility_id).bind(&t.name).bind(&t.secret_hash).bind(t.created_ms).bind(t.revoked_ms)
+                    .execute(&mut *w.tx).await.map_err(|e| dup(e, "terminal"))?;
+                audit_tx(&mut *w.tx, t.created_ms, audit).await?;
+                w.commit().await
+            }
+
+            async fn list_terminals(&self) -> StoreResult<Vec<Terminal>> {
+                let rows = sqlx::query("SELECT * FROM terminals ORDER BY created_ms, id").fetch_all(&self.pool).await?;
+                rows.iter().map(terminal_row).collect()
+            }
+
+            async fn get_terminal(&self, id: &str) -> StoreResult<Option<Terminal>> {
+                let r = sqlx::query("SELECT * FROM terminals WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+                r.as_ref().map(terminal_row).transpose()
+            }
+
+            async fn revoke_terminal(&self, id: &str, now: i64, audit: &AuditEvent) -> StoreResult<bool> {
+                let mut w = self.begin_write().await?;
+                let n = sqlx::query("UPDATE terminals SET revoked_ms = $1 WHERE id = $2 AND revoked_ms IS NULL")
+                    .bind(now).bind(id).execute(&mut *w.tx).await?.rows_affected();
+                if n == 0 {
+                    return Ok(false);
+                }
+                audit_tx(&mut *w.tx, now, audit).await?;
+                revoke_grants_where(&mut *w.tx, "terminal_id = $3", id, "terminal revoked", now, &audit.actor).await?;
+                w.commit().await?;
+                Ok(true)
+            }
+
+            async fn create_practitioner(&self, p: &Practitioner, audit: &AuditEvent) -> StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                sqlx::query("INSERT INTO practitioners (id, display_name, role, created_ms) VALUES ($1,$2,$3,$4)")
+                    .bind(&p.id).bind(&p.display_name).bind(&p.role).bind(p.created_ms)
+                    .execute(&mut *w.tx).await.map_err(|e| dup(e, "practitioner"))?;
+                for f in &p.facility_ids {
+                    sqlx::query("INSERT INTO practitioner_facilities (practitioner_id, facility_id) VALUES ($1,$2)")
+                        .bind(&p.id).bind(f).execute(&mut *w.tx).await.map_err(|e| dup(e, "practitioner facility"))?;
+                }
+                audit_tx(&mut *w.tx, p.created_ms, audit).await?;
+                w.commit().await
+            }
+
+            async fn list_practitioners(&self) -> StoreResult<Vec<Practitioner>> {
+                let mut conn = self.pool.acquire().await?;
+                let rows = sqlx::query("SELECT * FROM practitioners ORDER BY created_ms, id").fetch_all(&mut *conn).await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let id: String = r.try_get("id")?;
+                    let facility_ids = practitioner_facilities(&mut conn, &id).await?;
+                    out.push(Practitioner {
+                        id, display_name: r.try_get("display_name")?, role: r.try_get("role")?, facility_ids,
+                        created_ms: r.try_get("created_ms")?,
+                    });
+                }
+                Ok(out)
+            }
+
+            async fn get_practitioner(&self, id: &str) -> StoreResult<Option<Practitioner>> {
+                let mut conn = self.pool.acquire().await?;
+                let Some(r) = sqlx::query("SELECT * FROM practitioners WHERE id = $1").bind(id).fetch_optional(&mut *conn).await? else {
+                    return Ok(None);
+                };
+                let facility_ids = practitioner_facilities(&mut conn, id).await?;
+                Ok(Some(Practitioner {
+                    id: id.to_owned(), display_name: r.try_get("display_name")?, role: r.try_get("role")?, facility_ids,
+                    created_ms: r.try_get("created_ms")?,
+                }))
+            }
+
+            async fn create_credential(&self, c: &Credential, audit: &AuditEvent) -> StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                sqlx::query("INSERT INTO credentials (id, practitioner_id, algorithm, sealed_key, certificate_chain, created_ms) VALUES ($1,$2,$3,$4,$5,$6)")
+                    .bind(&c.id).bind(&c.practitioner_id).bind(&c.algorithm).bind(&c.sealed_key)
+                    .bind(chain_to_text(&c.certificate_chain)).bind(c.created_ms)
+                    .execute(&mut *w.tx).await.map_err(|e| dup(e, "credential"))?;
+                audit_tx(&mut *w.tx, c.created_ms, audit).await?;
+                w.commit().await
+            }
+
+            async fn list_credentials(&self, practitioner_id: Option<&str>) -> StoreResult<Vec<Credential>> {
+                let rows = match practitioner_id {
+                    Some(p) => sqlx::query("SELECT * FROM credentials WHERE practitioner_id = $1 ORDER BY created_ms, id").bind(p).fetch_all(&self.pool).await?,
+                    None => sqlx::query("SELECT * FROM credentials ORDER BY created_ms, id").fetch_all(&self.pool).await?,
+                };
+                rows.iter().map(credential_row).collect()
+            }
+
+            async fn get_credential(&self, id: &str) -> StoreResult<Option<Credential>> {
+                let r = sqlx::query("SELECT * FROM credentials WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+                r.as_ref().map(credential_row).transpose()
+            }
+
+            async fn create_enrollment(&self, e: &Enrollment, audit: &AuditEvent) -> StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                sqlx::query("INSERT INTO enrollments (id, practitioner_id, secret_hash, password_hash, password_salt, failed_attempts, status, created_ms, expires_ms, device_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)")
+                    .bind(&e.id).bind(&e.practitioner_id).bind(&e.secret_hash).bind(&e.password_hash).bind(&e.password_salt)
+                    .bind(e.failed_attempts).bind(e.status.as_str()).bind(e.created_ms).bind(e.expires_ms).bind(&e.device_id)
+                    .execute(&mut *w.tx).await.map_err(|e| dup(e, "enrollment"))?;
+                audit_tx(&mut *w.tx, e.created_ms, audit).await?;
+                w.commit().await
+            }
+
+            async fn get_enrollment(&self, id: &str) -> StoreResult<Option<Enrollment>> {
+                let r = sqlx::query("SELECT * FROM enrollments WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+                r.as_ref().map(enrollment_row).transpose()
+            }
+
+            async fn record_enrollment_failure(&self, id: &str, max_attempts: i64, audit: &AuditEvent) -> StoreResult<Option<Enrollment>> {
+                let mut w = self.begin_write().await?;
+                let n = sqlx::query(
+                    "UPDATE enrollments SET failed_attempts = failed_attempts + 1, \
+                     status = CASE WHEN failed_attempts + 1 >= $2 THEN 'locked' ELSE status END \
+                     WHERE id = $1 AND status = 'pending'",
+                )
+                .bind(id).bind(max_attempts).execute(&mut *w.tx).await?.rows_affected();
+                if n > 0 {
+                    audit_tx(&mut *w.tx, now_ms(), audit).await?;
+                }
+                let r = sqlx::query("SELECT * FROM enrollments WHERE id = $1").bind(id).fetch_optional(&mut *w.tx).await?;
+                let e = r.as_ref().map(enrollment_row).transpose()?;
+                w.commit().await?;
+                Ok(e)
+            }
+
+            async fn complete_enrollment(&self, enrollment_id: &str, d: &Device, retire_others: bool, now: i64, audit: &AuditEvent) -> StoreResult<bool> {
+                let mut w = self.begin_write().await?;
+                let n = sqlx::query("UPDATE enrollments SET status = 'used', device_id = $1 WHERE id = $2 AND status = 'pending' AND expires_ms > $3")
+                    .bind(&d.id).bind(enrollment_id).bind(now).execute(&mut *w.tx).await?.rows_affected();
+                if n == 0 {
+                    return Ok(false);
+                }
+                if retire_others {
+                    let rows = sqlx::query("UPDATE devices SET revoked_ms = $1 WHERE practitioner_id = $2 AND revoked_ms IS NULL RETURNING id")
+                        .bind(now).bind(&d.practitioner_id).fetch_all(&mut *w.tx).await?;
+                    let mut ids: Vec<String> = rows.iter().map(|r| r.try_get::<String, _>("id")).collect::<Result<_, _>>()?;
+                    ids.sort();
+                    for old in ids {
+                        audit_tx(&mut *w.tx, now, &AuditEvent::new("system", "device.retire", old.clone(), serde_json::json!({ "replaced_by": d.id }))).await?;
+                        revoke_grants_where(&mut *w.tx, "device_id = $3", &old, "device retired", now, "system").await?;
+                    }
+                }
+                sqlx::query("INSERT INTO devices (id, practitioner_id, name, platform, public_key, token_hash, attestation, created_ms, revoked_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)")
+                    .bind(&d.id).bind(&d.practitioner_id).bind(&d.name).bind(&d.platform).bind(&d.public_key)
+                    .bind(&d.token_hash).bind(&d.attestation).bind(d.created_ms).bind(d.revoked_ms)
+                    .execute(&mut *w.tx).await.map_err(|e| dup(e, "device"))?;
+                audit_tx(&mut *w.tx, now, audit).await?;
+                w.commit().await?;
+                Ok(true)
+            }
+
+            async fn get_device(&self, id: &str) -> StoreResult<Option<Device>> {
+                let r = sqlx::query("SELECT * FROM devices WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+                r.as_ref().map(device_row).transpose()
+            }
+
+            async fn get_device_by_token_hash(&self, h: &[u8]) -> StoreResult<Option<Device>> {
+                let r = sqlx::query("SELECT * FROM devices WHERE token_hash = $1").bind(h).fetch_optional(&self.pool).await?;
+                r.as_ref().map(device_row).transpose()
+            }
+
+            async fn list_devices(&self, practitioner_id: Option<&str>) -> StoreResult<Vec<Device>> {
+                let rows = match practitioner_id {
+                    Some(p) => sqlx::query("SELECT * FROM devices WHERE practitioner_id = $1 ORDER BY created_ms, id").bind(p).fetch_all(&self.pool).await?,
+                    None => sqlx::query("SELECT * FROM devices ORDER BY created_ms, id").fetch_all(&self.pool).await?,
+                };
+                rows.iter().map(device_row).collect()
+            }
+
+            async fn revoke_device(&self, id: &str, now: i64, audit: &AuditEvent) -> StoreResult<bool> {
+                let mut w = self.begin_write().await?;
+                let n = sqlx::query("UPDATE devices SET revoked_ms = $1 WHERE id = $2 AND revoked_ms IS NULL")
+                    .bind(now).bind(id).execute(&mut *w.tx).await?.rows_affected();
+                if n == 0 {
+                    return Ok(false);
+                }
+                audit_tx(&mut *w.tx, now, audit).await?;
+                revoke_grants_where(&mut *w.tx, "device_id = $3", id, "device revoked", now, &audit.actor).await?;
+                w.commit().await?;
+                Ok(true)
+            }
+
+            async fn create_login(&self, l: &Login, audit: &AuditEvent) -> StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                sqlx::query("INSERT INTO logins (id, terminal_id, device_code_hash, user_code, secret_hash, challenge, number_choices, match_number, status, created_ms, expires_ms, last_poll_ms, poll_interval_s, decided_ms, device_id, grant_id, secret_sealed) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)")
+                    .bind(&l.id).bind(&l.terminal_id).bind(&l.device_code_hash).bind(&l.user_code).bind(&l.secret_hash)
+                    .bind(&l.challenge).bind(choices_to_text(&l.number_choices)).bind(l.match_number as i64)
+                    .bind(l.status.as_str()).bind(l.created_ms).bind(l.expires_ms).bind(l.last_poll_ms).bind(l.poll_interval_s)
+                    .bind(l.decided_ms).bind(&l.device_id).bind(&l.grant_id).bind(&l.secret_sealed)
+                    .execute(&mut *w.tx).await.map_err(|e| dup(e, "login"))?;
+                audit_tx(&mut *w.tx, l.created_ms, audit).await?;
+                w.commit().await
+            }
+
+            async fn get_login(&self, id: &str) -> StoreResult<Option<Login>> {
+                let r = sqlx::query("SELECT * FROM logins WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+                r.as_ref().map(login_row).transpose()
+            }
+
+            async fn get_login_by_device_code_hash(&self, h: &[u8]) -> StoreResult<Option<Login>> {
+                let r = sqlx::query("SELECT * FROM logins WHERE device_code_hash = $1").bind(h).fetch_optional(&self.pool).await?;
+                r.as_ref().map(login_row).transpose()
+            }
+
+            async fn decide_login(&self, d: &LoginDecision) -> StoreResult<DecideOutcome> {
+                let mut w = self.begin_write().await?;
+                let grant_id = d.grant.as_ref().map(|g| g.id.clone());
+                let n = sqlx::query("UPDATE logins SET status = $1, decided_ms = $2, device_id = $3, grant_id = $4 WHERE id = $5 AND status = 'pending' AND expires_ms > $2")
+                    .bind(d.status.as_str()).bind(d.now_ms).bind(&d.device_id).bind(&grant_id).bind(&d.login_id)
+                    .execute(&mut *w.tx).await?.rows_affected();
+                if n == 0 {
+                    return Ok(DecideOutcome::NotPending);
+                }
+                if let Some(g) = &d.grant {
+                    sqlx::query("INSERT INTO grants (id, practitioner_id, terminal_id, device_id, login_id, token_hash, created_ms, expires_ms, last_used_ms, idle_timeout_s, signature_cap, signatures_made, revoked_ms, revoked_reason) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)")
+                        .bind(&g.id).bind(&g.practitioner_id).bind(&g.terminal_id).bind(&g.device_id).bind(&g.login_id)
+                        .bind(&g.token_hash).bind(g.created_ms).bind(g.expires_ms).bind(g.last_used_ms).bind(g.idle_timeout_s)
+                        .bind(g.signature_cap).bind(g.signatures_made).bind(g.revoked_ms).bind(&g.revoked_reason)
+                        .execute(&mut *w.tx).await.map_err(|e| dup(e, "grant"))?;
+                }
+                audit_tx(&mut *w.tx, d.now_ms, &d.audit).await?;
+                w.commit().await?;
+                Ok(DecideOutcome::Done)
+            }
+
+            async fn touch_login_poll(&self, id: &str, now: i64, interval_s: i64) -> StoreResult<()> {
+                // Not audited: polling is not a state change anyone relies on.
+                sqlx::query("UPDATE logins SET last_poll_ms = $1, poll_interval_s = $2 WHERE id = $3")
+                    .bind(now).bind(interval_s).bind(id).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn get_grant(&self, id: &str) -> StoreResult<Option<Grant>> {
+                let r = sqlx::query("SELECT * FROM grants WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+                r.as_ref().map(grant_row).transpose()
+            }
+
+            async fn get_grant_by_token_hash(&self, h: &[u8]) -> StoreResult<Option<Grant>> {
+                let r = sqlx::query("SELECT * FROM grants WHERE token_hash = $1").bind(h).fetch_optional(&self.pool).await?;
+                r.as_ref().map(grant_row).transpose()
+            }
+
+            async fn issue_grant_token(&self, grant_id: &str, token_hash: &[u8], audit: &AuditEvent) -> StoreResult<bool> {
+                let mut w = self.begin_write().await?;
+                let n = sqlx::query("UPDATE grants SET token_hash = $1 WHERE id = $2 AND token_hash IS NULL AND revoked_ms IS NULL")
+                    .bind(token_hash).bind(grant_id).execute(&mut *w.tx).await?.rows_affected();
+                if n == 0 {
+                    return Ok(false);
+                }
+                audit_tx(&mut *w.tx, now_ms(), audit).await?;
+                w.commit().await?;
+                Ok(true)
+            }
+
+            async fn list_grants(&self, practitioner_id: Option<&str>, active_at: Option<i64>) -> StoreResult<Vec<Grant>> {
+                let mut sql = String::from("SELECT * FROM grants WHERE 1 = 1");
+                if practitioner_id.is_some() {
+                    sql.push_str(" AND practitioner_id = $1");
+                } else {
+                    sql.push_str(" AND ($1 IS NULL OR 1 = 1)");
+                }
+                if active_at.is_some() {
+                    sql.push_str(" AND revoked_ms IS NULL AND expires_ms > $2");
+                } else {
+                    sql.push_str(" AND ($2 IS NULL OR 1 = 1)");
+                }
+                sql.push_str(" ORDER BY created_ms DESC, id");
+                let rows = sqlx::query(&sql).bind(practitioner_id).bind(active_at).fetch_all(&self.pool).await?;
+                rows.iter().map(grant_row).collect()
+            }
+
+            async fn revoke_grant(&self, id: &str, reason: &str, now: i64, audit: &AuditEvent) -> StoreResult<bool> {
+                let mut w = self.begin_write().await?;
+                let n = sqlx::query("UPDATE grants SET revoked_ms = $1, revoked_reason = $2 WHERE id = $3 AND revoked_ms IS NULL")
+                    .bind(now).bind(reason).bind(id).execute(&mut *w.tx).await?.rows_affected();
+                if n == 0 {
+                    return Ok(false);
+                }
+                audit_tx(&mut *w.tx, now, audit).await?;
+                w.commit().await?;
+                Ok(true)
+            }
+
+            async fn revoke_practitioner_grants(&self, practitioner_id: &str, reason: &str, now: i64, audit: &AuditEvent) -> StoreResult<u32> {
+                let mut w = self.begin_write().await?;
+                let n = revoke_grants_where(&mut *w.tx, "practitioner_id = $3", practitioner_id, reason, now, &audit.actor).await?;
+                audit_tx(&mut *w.tx, now, audit).await?;
+                w.commit().await?;
+                Ok(n)
+            }
+
+            async fn record_signatures(&self, records: &[SignatureRecord]) -> StoreResult<Vec<RecordOutcome>> {
+                let mut w = self.begin_write().await?;
+                let mut out = Vec::with_capacity(records.len());
+                for rec in records {
+                    let n = rec.hashes.len() as i64;
+                    let row = sqlx::query(
+                        "UPDATE grants SET signatures_made = signatures_made + $1, last_used_ms = $2 \
+                         WHERE id = $3 AND terminal_id = $4 AND revoked_ms IS NULL AND expires_ms > $2 \
+                         AND (signature_cap IS NULL OR signatures_made + $1 <= signature_cap) \
+                         AND (idle_timeout_s IS NULL OR last_used_ms + idle_timeout_s * 1000 > $2) \
+                         RETURNING signatures_made",
+                    )
+                    .bind(n).bind(rec.now_ms).bind(&rec.grant_id).bind(&rec.terminal_id)
+                    .fetch_optional(&mut *w.tx).await?;
+                    let Some(row) = row else {
+                        out.push(RecordOutcome::GrantUnusable);
+                        continue;
+                    };
+                    let made: i64 = row.try_get("signatures_made")?;
+                    for h in &rec.hashes {
+                        let ev = AuditEvent::new(
+                            format!("terminal:{}", rec.terminal_id),
+                            "signature.create",
+                            rec.credential_id.clone(),
+                            serde_json::json!({ "grant": rec.grant_id, "hash": hex::encode(h), "sign_algo": rec.sign_algo }),
+                        );
+                        audit_tx(&mut *w.tx, rec.now_ms, &ev).await?;
+                    }
+                    out.push(RecordOutcome::Recorded(made));
+                }
+                w.commit().await?;
+                Ok(out)
+            }
+
+            async fn append_audit(&self, at_ms: i64, audit: &AuditEvent) -> StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                audit_tx(&mut *w.tx, at_ms, audit).await?;
+                w.commit().await
+            }
+
+            async fn audit_entries(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditEntry>> {
+                let rows = sqlx::query("SELECT * FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2")
+                    .bind(after_seq).bind(limit).fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(ChainedEntry {
+                            seq: r.try_get("seq")?, at_ms: r.try_get("at_ms")?, actor: r.try_get("actor")?,
+                            action: r.try_get("action")?, subject: r.try_get("subject")?, details: r.try_get("details")?,
+                            prev_hash: hash32(r.try_get("prev_hash")?)?, hash: hash32(r.try_get("hash")?)?,
+                        })
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+
+pub(crate) use store_impl;

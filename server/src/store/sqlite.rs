@@ -1,0 +1,68 @@
+//! The embedded default store: one SQLite file under the data directory,
+//! WAL journal, migrations applied on open.
+//!
+//! SQLite allows one writer at a time and a deferred transaction that
+//! upgrades from read to write can fail at once with SQLITE_BUSY when
+//! another writer got there first; an in-process writer lock serialises
+//! write transactions instead (which the audit chain needs anyway), while
+//! readers use the pool freely under WAL.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use tokio::sync::{Mutex, MutexGuard};
+
+use super::{StoreError, StoreResult};
+
+/// SQLite-backed [`super::Store`].
+pub struct SqliteStore {
+    pool: SqlitePool,
+    writer: Mutex<()>,
+}
+
+pub(crate) struct WriteTx<'a> {
+    pub(crate) tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    _guard: MutexGuard<'a, ()>,
+}
+
+impl WriteTx<'_> {
+    pub(crate) async fn commit(self) -> StoreResult<()> {
+        self.tx.commit().await.map_err(StoreError::from)
+    }
+}
+
+impl SqliteStore {
+    const BACKEND: &'static str = "sqlite";
+
+    /// Opens (creating if needed) the database file and applies migrations.
+    pub async fn open(path: &Path) -> StoreResult<Self> {
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(StoreError::from)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL is durable against process crashes; FULL also
+            // against power loss, which is what "committed before the
+            // response" means for a signing record.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
+        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        Ok(SqliteStore { pool, writer: Mutex::new(()) })
+    }
+
+    pub(crate) async fn begin_write(&self) -> StoreResult<WriteTx<'_>> {
+        let guard = self.writer.lock().await;
+        let tx = self.pool.begin().await?;
+        Ok(WriteTx { tx, _guard: guard })
+    }
+
+    /// The pool, for tests that tamper with rows on purpose.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+super::queries::store_impl!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow);

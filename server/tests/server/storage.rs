@@ -1,0 +1,314 @@
+//! The storage suite: the same rules checked on SQLite and on PostgreSQL.
+//! PostgreSQL comes from SHOMEI_TEST_DATABASE_URL; each run creates a fresh
+//! database and drops it afterwards. Without the variable the PostgreSQL
+//! half is skipped loudly — or fails when CI is set.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use shomei_server::audit::chain::verify;
+use shomei_server::store::*;
+
+fn ev(action: &str, subject: &str) -> AuditEvent {
+    AuditEvent::new("test", action, subject, json!({}))
+}
+
+async fn seed(s: &dyn Store) -> (Terminal, Practitioner) {
+    let f = Facility { id: "f1".into(), name: "Clinic".into(), created_ms: 1 };
+    s.create_facility(&f, &ev("facility.create", "f1")).await.unwrap();
+    let t = Terminal { id: "t1".into(), facility_id: "f1".into(), name: "EHR".into(), secret_hash: vec![1; 32], created_ms: 2, revoked_ms: None };
+    s.create_terminal(&t, &ev("terminal.create", "t1")).await.unwrap();
+    let p = Practitioner { id: "p1".into(), display_name: "Dr".into(), role: "doctor".into(), facility_ids: vec!["f1".into()], created_ms: 3 };
+    s.create_practitioner(&p, &ev("practitioner.create", "p1")).await.unwrap();
+    (t, p)
+}
+
+fn device(id: &str, token: u8) -> Device {
+    Device {
+        id: id.into(), practitioner_id: "p1".into(), name: "phone".into(), platform: "desktop".into(), public_key: vec![4; 65],
+        token_hash: vec![token; 32], attestation: None, created_ms: 10, revoked_ms: None,
+    }
+}
+
+fn enrollment(id: &str) -> Enrollment {
+    Enrollment {
+        id: id.into(), practitioner_id: "p1".into(), secret_hash: vec![2; 32], password_hash: vec![3; 32], password_salt: vec![4; 16],
+        failed_attempts: 0, status: EnrollmentStatus::Pending, created_ms: 5, expires_ms: 1_000_000, device_id: None,
+    }
+}
+
+fn login(id: &str, code: u8) -> Login {
+    Login {
+        id: id.into(), terminal_id: "t1".into(), device_code_hash: vec![code; 32], user_code: "BCDF-GHJK".into(), secret_hash: vec![5; 32],
+        secret_sealed: vec![6; 40], challenge: vec![7; 32], number_choices: [12, 34, 56], match_number: 34, status: LoginStatus::Pending,
+        created_ms: 100, expires_ms: 120_100, last_poll_ms: None, poll_interval_s: 5, decided_ms: None, device_id: None, grant_id: None,
+    }
+}
+
+fn grant(id: &str, login_id: &str, device_id: &str, cap: Option<i64>) -> Grant {
+    Grant {
+        id: id.into(), practitioner_id: "p1".into(), terminal_id: "t1".into(), device_id: device_id.into(), login_id: login_id.into(),
+        token_hash: None, created_ms: 200, expires_ms: 1_000_000, last_used_ms: 200, idle_timeout_s: None, signature_cap: cap,
+        signatures_made: 0, revoked_ms: None, revoked_reason: None,
+    }
+}
+
+async fn approve(s: &dyn Store, login_id: &str, device_id: &str, g: Grant) -> DecideOutcome {
+    s.decide_login(&LoginDecision {
+        login_id: login_id.into(), device_id: device_id.into(), status: LoginStatus::Approved, now_ms: 300, grant: Some(g), audit: ev("login.approve", login_id),
+    })
+    .await
+    .unwrap()
+}
+
+async fn audit_all(s: &dyn Store) -> Vec<AuditEntry> {
+    s.audit_entries(0, 100_000).await.unwrap()
+}
+
+async fn registry_round_trips(s: Arc<dyn Store>) {
+    let (t, p) = seed(&*s).await;
+    assert_eq!(s.get_terminal("t1").await.unwrap(), Some(t));
+    assert_eq!(s.get_practitioner("p1").await.unwrap(), Some(p));
+    assert_eq!(s.list_facilities().await.unwrap().len(), 1);
+    let dup = s.create_facility(&Facility { id: "f1".into(), name: "x".into(), created_ms: 9 }, &ev("facility.create", "f1")).await;
+    assert!(matches!(dup, Err(StoreError::Duplicate(_))), "{dup:?}");
+    // The failed insert left no audit entry behind.
+    assert_eq!(audit_all(&*s).await.len(), 3);
+}
+
+async fn enrollment_is_single_use(s: Arc<dyn Store>) {
+    seed(&*s).await;
+    s.create_enrollment(&enrollment("e1"), &ev("enrollment.create", "e1")).await.unwrap();
+    assert!(s.complete_enrollment("e1", &device("d1", 1), true, 50, &ev("device.enroll", "d1")).await.unwrap());
+    assert!(!s.complete_enrollment("e1", &device("d2", 2), true, 50, &ev("device.enroll", "d2")).await.unwrap());
+    assert_eq!(s.get_device("d2").await.unwrap(), None);
+    assert_eq!(s.get_enrollment("e1").await.unwrap().unwrap().status, EnrollmentStatus::Used);
+}
+
+async fn expired_enrollment_is_not_completed(s: Arc<dyn Store>) {
+    seed(&*s).await;
+    s.create_enrollment(&enrollment("e1"), &ev("enrollment.create", "e1")).await.unwrap();
+    assert!(!s.complete_enrollment("e1", &device("d1", 1), true, 1_000_000, &ev("device.enroll", "d1")).await.unwrap());
+}
+
+async fn enrollment_locks_after_max_failures(s: Arc<dyn Store>) {
+    seed(&*s).await;
+    s.create_enrollment(&enrollment("e1"), &ev("enrollment.create", "e1")).await.unwrap();
+    for i in 1..=4 {
+        let e = s.record_enrollment_failure("e1", 5, &ev("enrollment.password_wrong", "e1")).await.unwrap().unwrap();
+        assert_eq!((e.failed_attempts, e.status), (i, EnrollmentStatus::Pending));
+    }
+    let e = s.record_enrollment_failure("e1", 5, &ev("enrollment.password_wrong", "e1")).await.unwrap().unwrap();
+    assert_eq!(e.status, EnrollmentStatus::Locked);
+    assert!(!s.complete_enrollment("e1", &device("d1", 1), true, 50, &ev("device.enroll", "d1")).await.unwrap());
+}
+
+async fn new_device_retires_old_device_and_its_grants(s: Arc<dyn Store>) {
+    seed(&*s).await;
+    s.create_enrollment(&enrollment("e1"), &ev("enrollment.create", "e1")).await.unwrap();
+    s.complete_enrollment("e1", &device("d1", 1), true, 50, &ev("device.enroll", "d1")).await.unwrap();
+    s.create_login(&login("l1", 1), &ev("login.start", "l1")).await.unwrap();
+    approve(&*s, "l1", "d1", grant("g1", "l1", "d1", None)).await;
+    s.create_enrollment(&enrollment("e2"), &ev("enrollment.create", "e2")).await.unwrap();
+    s.complete_enrollment("e2", &device("d2", 2), true, 400, &ev("device.enroll", "d2")).await.unwrap();
+    assert!(s.get_device("d1").await.unwrap().unwrap().revoked_ms.is_some());
+    assert!(s.get_device("d2").await.unwrap().unwrap().revoked_ms.is_none());
+    assert_eq!(s.get_grant("g1").await.unwrap().unwrap().revoked_reason.as_deref(), Some("device retired"));
+}
+
+async fn concurrent_decisions_exactly_one_wins(s: Arc<dyn Store>) {
+    seed(&*s).await;
+    s.create_enrollment(&enrollment("e1"), &ev("enrollment.create", "e1")).await.unwrap();
+    s.complete_enrollment("e1", &device("d1", 1), true, 50, &ev("device.enroll", "d1")).await.unwrap();
+    s.create_login(&login("l1", 1), &ev("login.start", "l1")).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move { approve(&*s, "l1", "d1", grant(&format!("g{i}"), "l1", "d1", None)).await }));
+    }
+    let mut done = 0;
+    for t in tasks {
+        if t.await.unwrap() == DecideOutcome::Done {
+            done += 1;
+        }
+    }
+    assert_eq!(done, 1);
+    assert_eq!(s.list_grants(None, None).await.unwrap().len(), 1);
+    assert_eq!(s.get_login("l1").await.unwrap().unwrap().status, LoginStatus::Approved);
+}
+
+async fn expired_login_cannot_be_decided(s: Arc<dyn Store>) {
+    seed(&*s).await;
+    s.create_enrollment(&enrollment("e1"), &ev("enrollment.create", "e1")).await.unwrap();
+    s.complete_enrollment("e1", &device("d1", 1), true, 50, &ev("device.enroll", "d1")).await.unwrap();
+    s.create_login(&login("l1", 1), &ev("login.start", "l1")).await.unwrap();
+    let late = LoginDecision { login_id: "l1".into(), device_id: "d1".into(), status: LoginStatus::Approved, now_ms: 120_100, grant: Some(grant("g1", "l1", "d1", None)), audit: ev("login.approve", "l1") };
+    assert_eq!(s.decide_login(&late).await.unwrap(), DecideOutcome::NotPending);
+    assert_eq!(s.get_grant("g1").await.unwrap(), None);
+}
+
+async fn grant_token_is_issued_once(s: Arc<dyn Store>) {
+    seed(&*s).await;
+    s.create_enrollment(&enrollment("e1"), &ev("enrollment.create", "e1")).await.unwrap();
+    s.complete_enrollment("e1", &device("d1", 1), true, 50, &ev("device.enroll", "d1")).await.unwrap();
+    s.create_login(&login("l1", 1), &ev("login.start", "l1")).await.unwrap();
+    approve(&*s, "l1", "d1", grant("g1", "l1", "d1", None)).await;
+    assert!(s.issue_grant_token("g1", &[8; 32], &ev("grant.token_issue", "g1")).await.unwrap());
+    assert!(!s.issue_grant_token("g1", &[9; 32], &ev("grant.token_issue", "g1")).await.unwrap());
+    assert_eq!(s.get_grant_by_token_hash(&[8; 32]).await.unwrap().unwrap().id, "g1");
+}
+
+async fn signature_records_respect_cap_and_revocation(s: Arc<dyn Store>) {
+    seed(&*s).await;
+    s.create_enrollment(&enrollment("e1"), &ev("enrollment.create", "e1")).await.unwrap();
+    s.complete_enrollment("e1", &device("d1", 1), true, 50, &ev("device.enroll", "d1")).await.unwrap();
+    s.create_login(&login("l1", 1), &ev("login.start", "l1")).await.unwrap();
+    approve(&*s, "l1", "d1", grant("g1", "l1", "d1", Some(3))).await;
+    let rec = |n: usize| SignatureRecord { grant_id: "g1".into(), credential_id: "c1".into(), terminal_id: "t1".into(), hashes: vec![vec![1; 32]; n], sign_algo: "rsa".into(), now_ms: 500 };
+    // One batch (group commit): 2 fit, the next 2 would pass the cap, then 1 fits.
+    let out = s.record_signatures(&[rec(2), rec(2), rec(1)]).await.unwrap();
+    assert_eq!(out, vec![RecordOutcome::Recorded(2), RecordOutcome::GrantUnusable, RecordOutcome::Recorded(3)]);
+    assert!(s.revoke_device("d1", 600, &ev("device.revoke", "d1")).await.unwrap());
+    let mut late = rec(1);
+    late.now_ms = 700;
+    assert_eq!(s.record_signatures(&[late]).await.unwrap(), vec![RecordOutcome::GrantUnusable]);
+    let sigs = audit_all(&*s).await.iter().filter(|e| e.action == "signature.create").count();
+    assert_eq!(sigs, 3);
+}
+
+async fn audit_chain_verifies_after_every_operation(s: Arc<dyn Store>) {
+    seed(&*s).await;
+    s.create_enrollment(&enrollment("e1"), &ev("enrollment.create", "e1")).await.unwrap();
+    s.complete_enrollment("e1", &device("d1", 1), true, 50, &ev("device.enroll", "d1")).await.unwrap();
+    s.create_login(&login("l1", 1), &ev("login.start", "l1")).await.unwrap();
+    approve(&*s, "l1", "d1", grant("g1", "l1", "d1", None)).await;
+    s.revoke_practitioner_grants("p1", "ended", 900, &ev("grant.revoke_all", "p1")).await.unwrap();
+    let entries = audit_all(&*s).await;
+    let summary = verify(entries.iter()).unwrap();
+    assert_eq!(summary.count as usize, entries.len());
+    assert!(entries.len() >= 8);
+}
+
+async fn concurrent_audit_appends_keep_one_chain(s: Arc<dyn Store>) {
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move { s.append_audit(i, &ev("test.append", &i.to_string())).await.unwrap() }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let entries = audit_all(&*s).await;
+    assert_eq!(entries.len(), 20);
+    verify(entries.iter()).unwrap();
+}
+
+async fn settings_keep_the_first_value(s: Arc<dyn Store>) {
+    assert_eq!(s.put_setting_if_absent("k", b"one").await.unwrap(), b"one");
+    assert_eq!(s.put_setting_if_absent("k", b"two").await.unwrap(), b"one");
+    assert_eq!(s.get_setting("k").await.unwrap().unwrap(), b"one");
+}
+
+type Case = fn(Arc<dyn Store>) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+macro_rules! cases {
+    ($($f:ident),* $(,)?) => { &[$((stringify!($f), (|s| Box::pin($f(s))) as Case)),*] };
+}
+
+const CASES: &[(&str, Case)] = cases![
+    registry_round_trips,
+    enrollment_is_single_use,
+    expired_enrollment_is_not_completed,
+    enrollment_locks_after_max_failures,
+    new_device_retires_old_device_and_its_grants,
+    concurrent_decisions_exactly_one_wins,
+    expired_login_cannot_be_decided,
+    grant_token_is_issued_once,
+    signature_records_respect_cap_and_revocation,
+    audit_chain_verifies_after_every_operation,
+    concurrent_audit_appends_keep_one_chain,
+    settings_keep_the_first_value,
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_suite_on_sqlite() {
+    for (name, case) in CASES {
+        let dir = tempfile::tempdir().unwrap();
+        let store = shomei_server::store::open(&dir.path().join("t.db").display().to_string()).await.unwrap();
+        eprintln!("sqlite: {name}");
+        case(store).await;
+    }
+}
+
+/// A fresh PostgreSQL database for this run, dropped on success.
+struct PgDb {
+    admin_url: String,
+    name: String,
+}
+
+impl PgDb {
+    async fn create() -> Option<PgDb> {
+        let Ok(admin_url) = std::env::var("SHOMEI_TEST_DATABASE_URL") else {
+            if std::env::var_os("CI").is_some() {
+                panic!("SHOMEI_TEST_DATABASE_URL is not set but CI is: the PostgreSQL storage suite must run in CI");
+            }
+            eprintln!("\n*** SKIPPING the PostgreSQL storage suite: SHOMEI_TEST_DATABASE_URL is not set ***\n");
+            return None;
+        };
+        let name = format!("shomei_test_{}", hex::encode(rand_bytes()));
+        let pool = sqlx::PgPool::connect(&admin_url).await.expect("connect to SHOMEI_TEST_DATABASE_URL");
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.unwrap();
+        pool.close().await;
+        Some(PgDb { admin_url, name })
+    }
+
+    fn url(&self) -> String {
+        let mut u = url::Url::parse(&self.admin_url).unwrap();
+        u.set_path(&self.name);
+        u.to_string()
+    }
+
+    /// Each case gets a clean schema: drop and recreate the database.
+    async fn reset(&self) {
+        let pool = sqlx::PgPool::connect(&self.admin_url).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&pool).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {}", self.name)).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+
+    async fn drop_db(self) {
+        let pool = sqlx::PgPool::connect(&self.admin_url).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+}
+
+fn rand_bytes() -> [u8; 8] {
+    let mut b = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).unwrap();
+    b
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_suite_on_postgres() {
+    let Some(db) = PgDb::create().await else { return };
+    for (name, case) in CASES {
+        db.reset().await;
+        let store = shomei_server::store::open(&db.url()).await.unwrap();
+        eprintln!("postgres: {name}");
+        case(store).await;
+    }
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_tampering_on_postgres_is_detected_at_the_edited_seq() {
+    let Some(db) = PgDb::create().await else { return };
+    let store = shomei_server::store::postgres::PgStore::connect(&db.url()).await.unwrap();
+    seed(&store).await;
+    sqlx::query("UPDATE audit SET actor = 'mallory' WHERE seq = 2").execute(store.pool()).await.unwrap();
+    let entries = audit_all(&store).await;
+    assert_eq!(verify(entries.iter()).unwrap_err().seq(), 2);
+    store.pool().close().await;
+    db.drop_db().await;
+}
