@@ -47,7 +47,9 @@ class ApproveActivity : Activity() {
             text("有効期限: ${ctx.expiresAt.local()}")
             text("EHR画面に表示されている番号を選んでください。表示と一致しない場合は拒否してください。")
             row {
-                for (n in ctx.numberChoices) {
+                // uniffi carries Vec<u8> as a ByteArray; the numbers are 10..=99.
+                for (b in ctx.numberChoices) {
+                    val n = b.toUByte()
                     button(n.toString()) { decide(payload, ctx, approve = true, number = n) }
                 }
             }

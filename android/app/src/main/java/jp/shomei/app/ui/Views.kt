@@ -73,6 +73,7 @@ internal fun AuthenticatorException.forUser(): String = when (this) {
     is AuthenticatorException.Network -> "通信できませんでした: $reason"
     is AuthenticatorException.Timeout -> "サーバーが応答しませんでした。"
     is AuthenticatorException.Rejected -> "サーバーが拒否しました ($code): $detail"
+    is AuthenticatorException.InvalidInput -> "入力が正しくありません: $reason"
     is AuthenticatorException.Protocol -> "サーバーの応答が不正です: $reason"
     is AuthenticatorException.InvalidState -> "保存された登録情報が壊れています: $reason"
     is AuthenticatorException.Internal -> "内部エラー: $reason"
