@@ -1,0 +1,172 @@
+import AVFoundation
+import ShomeiKit
+import ShomeiMobile
+import SwiftUI
+
+struct RootView: View {
+    @EnvironmentObject var model: AppModel
+
+    var body: some View {
+        NavigationStack {
+            switch model.screen {
+            case .home: HomeView()
+            case .scan: ScanView()
+            case .enroll(let payload, let info): EnrollView(payload: payload, info: info)
+            case .approve(let payload, let context): ApproveView(payload: payload, context: context)
+            case .message(let text):
+                VStack(spacing: 24) {
+                    Text(text).font(.title3).multilineTextAlignment(.center)
+                    Button("ホームへ") { model.screen = .home }.buttonStyle(.borderedProminent)
+                }.padding()
+            }
+        }
+    }
+}
+
+struct HomeView: View {
+    @EnvironmentObject var model: AppModel
+
+    var body: some View {
+        List {
+            Section {
+                if let e = model.enrollment {
+                    Text("\(e.practitionerName) (\(e.practitionerRole))").font(.headline)
+                    Text("サーバー: \(e.serverOrigin)").font(.footnote)
+                } else {
+                    Text("この端末は未登録です。管理者から受け取った登録用QRコードを読み取ってください。")
+                }
+                Button("QRコードを読み取る") { model.screen = .scan }
+            }
+            if model.enrollment != nil {
+                Section("有効な認証") {
+                    if model.grants.isEmpty { Text("なし") }
+                    ForEach(model.grants, id: \.id) { g in
+                        VStack(alignment: .leading) {
+                            Text("\(g.facilityName) / \(g.terminalName)").font(.headline)
+                            Text("\(g.createdAt.formatted()) 〜 \(g.expiresAt.formatted())").font(.footnote)
+                            Text("署名 \(g.signaturesMade) 回").font(.footnote)
+                        }
+                        .swipeActions { Button("終了", role: .destructive) { model.end(grant: g) } }
+                    }
+                    Button("すべての認証を終了する", role: .destructive) { model.endAll() }
+                }
+                Section {
+                    Button("この端末の登録を削除する", role: .destructive) { model.unenroll() }
+                }
+            }
+        }
+        .navigationTitle("Shomei 署名認証")
+        .onAppear { model.refreshGrants() }
+    }
+}
+
+struct ScanView: View {
+    @EnvironmentObject var model: AppModel
+    @State private var scanner: QRScanner?
+    @State private var problem: String?
+
+    var body: some View {
+        ZStack(alignment: .top) {
+            if let scanner { CameraPreview(session: scanner.session).ignoresSafeArea() }
+            Text(problem ?? "EHR画面のQRコードを写してください")
+                .padding().background(.thinMaterial).clipShape(Capsule()).padding()
+        }
+        .toolbar { Button("閉じる") { model.screen = .home } }
+        .task { await startCamera() }
+        .onDisappear { scanner?.stop() }
+    }
+
+    private func startCamera() async {
+        guard await AVCaptureDevice.requestAccess(for: .video) else {
+            problem = "カメラの使用が許可されていません。設定から許可してください。"
+            return
+        }
+        let s = QRScanner { result in
+            Task { @MainActor in model.handle(result) }
+        }
+        do {
+            try s.configure()
+            scanner = s
+            s.start()
+        } catch {
+            problem = "カメラを開始できません: \(error.localizedDescription)"
+        }
+    }
+}
+
+struct CameraPreview: UIViewRepresentable {
+    let session: AVCaptureSession
+
+    final class PreviewView: UIView {
+        override class var layerClass: AnyClass { AVCaptureVideoPreviewLayer.self }
+        var previewLayer: AVCaptureVideoPreviewLayer { layer as! AVCaptureVideoPreviewLayer } // swiftlint:disable:this force_cast
+    }
+
+    func makeUIView(context: Context) -> PreviewView {
+        let view = PreviewView()
+        view.previewLayer.session = session
+        view.previewLayer.videoGravity = .resizeAspectFill
+        return view
+    }
+
+    func updateUIView(_ uiView: PreviewView, context: Context) {}
+}
+
+struct EnrollView: View {
+    @EnvironmentObject var model: AppModel
+    let payload: String
+    let info: PayloadInfo
+    @State private var password = ""
+    @State private var deviceName = UIDevice.current.name
+
+    var body: some View {
+        Form {
+            Section("登録先") {
+                Text(info.origin).font(.headline)
+                Text("有効期限: \(info.expiresAt.formatted())")
+            }
+            Section("アクティベーションパスワード") { SecureField("パスワード", text: $password) }
+            Section("端末名") { TextField("端末名", text: $deviceName) }
+            Button("登録する") { model.enroll(payload: payload, password: password, deviceName: deviceName) }
+                .disabled(password.isEmpty || model.busy)
+        }
+        .navigationTitle("端末の登録")
+    }
+}
+
+struct ApproveView: View {
+    @EnvironmentObject var model: AppModel
+    let payload: String
+    let context: LoginContext?
+
+    var body: some View {
+        if let ctx = context {
+            VStack(alignment: .leading, spacing: 12) {
+                Text("医療機関: \(ctx.facilityName)").font(.title3).bold()
+                Text("端末: \(ctx.terminalName)").font(.title3).bold()
+                Text("要求時刻: \(ctx.requestedAt.formatted(date: .abbreviated, time: .standard))")
+                Text("有効期限: \(ctx.expiresAt.formatted(date: .omitted, time: .standard))")
+                Text("EHR画面に表示されている番号を選んでください。一致しない場合は拒否してください。")
+                    .padding(.top)
+                HStack {
+                    // Vec<u8> arrives as Data; each byte is one two-digit choice.
+                    ForEach(Array(ctx.numberChoices), id: \.self) { n in
+                        Button(String(n)) {
+                            model.decide(payload: payload, context: ctx, approve: true, number: n)
+                        }
+                        .font(.largeTitle).buttonStyle(.borderedProminent)
+                    }
+                }
+                Button("心当たりがない（拒否）", role: .destructive) {
+                    model.decide(payload: payload, context: ctx, approve: false, number: 0)
+                }
+                .padding(.top)
+            }
+            .padding()
+            .disabled(model.busy)
+            .navigationTitle("ログインの承認")
+        } else {
+            ProgressView("ログイン要求を確認しています…")
+        }
+    }
+}
