@@ -28,7 +28,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use image::GrayImage;
-use shomei_core::scan::{Pass, ScanConfig, ScanOutcome, scan_frame_with};
+use shomei_core::scan::{Decoder, Pass, Prep, ScanConfig, ScanOutcome, scan_frame_with};
 use shomei_core::{LoginId, LoginPayload, Origin, QrSecret};
 
 struct Sample {
@@ -114,6 +114,23 @@ fn timing_frames(w: u32, h: u32, n: u64) -> (Vec<Sample>, Vec<Sample>) {
     (with_code, empty)
 }
 
+/// A code held far from the camera in a full-HD frame: about 1.6 px per
+/// module, unreadable once the frame is reduced to the working size.
+fn far_frames(n: u64) -> Vec<Sample> {
+    (0..n)
+        .map(|seed| {
+            let url = fresh_url(seed);
+            let mut rng = degrade::Rng::new(seed + 31);
+            let code = degrade::render(&url, 4);
+            let code = degrade::scale(&code, 1.6 / 4.0);
+            let x = 960.0 + rng.range(-200.0, 200.0) - code.width() as f32 / 2.0;
+            let y = 540.0 + rng.range(-100.0, 100.0) - code.height() as f32 / 2.0;
+            let frame = degrade::place(1920, 1080, 200, &code, x as i64, y as i64);
+            Sample { name: format!("far-1920x1080-{seed}"), img: degrade::noise(&frame, 4.0, seed), expected: url }
+        })
+        .collect()
+}
+
 fn texts(out: &ScanOutcome) -> Vec<String> {
     match out {
         ScanOutcome::Shomei(p) => vec![p.to_url()],
@@ -187,18 +204,20 @@ fn main() {
     let synth_refs: Vec<&Sample> = synth.iter().map(|(_, s)| s).collect();
     let (code720, empty720) = timing_frames(1280, 720, 6);
     let (code1080, empty1080) = timing_frames(1920, 1080, 6);
+    let far1080 = far_frames(6);
 
     // Peer, same images (the synthetic and timing frames are written as PNG).
     let mut peer_args: Vec<String> = vec!["--repeat".into(), "3".into()];
     for (name, _) in &photo_sets {
         peer_args.push(format!("photos/{name}={}", root.join(name).display()));
     }
-    let sets_to_write: [(&str, Vec<&Sample>); 5] = [
+    let sets_to_write: [(&str, Vec<&Sample>); 6] = [
         ("synthetic", synth_refs.clone()),
         ("code-1280x720", code720.iter().collect()),
         ("code-1920x1080", code1080.iter().collect()),
         ("empty-1280x720", empty720.iter().collect()),
         ("empty-1920x1080", empty1080.iter().collect()),
+        ("far-1920x1080", far1080.iter().collect()),
     ];
     for (name, samples) in &sets_to_write {
         let dir = out_dir.join(name);
@@ -335,18 +354,19 @@ fn main() {
         ("code-1920x1080", &code1080),
         ("empty-1280x720", &empty720),
         ("empty-1920x1080", &empty1080),
+        ("far-1920x1080", &far1080),
     ] {
         let refs: Vec<&Sample> = set.iter().collect();
         let mut cells = Vec::new();
         for (name, cfg) in &configs {
             let r = run(&refs, cfg, 5);
-            if *name == "final (default)" || label.starts_with("code") {
+            if *name == "final (default)" || !label.starts_with("empty") {
                 cells.push(format!("{} ({}/{})", ms(r.median), r.hits, refs.len()));
             } else {
                 cells.push(ms(r.median));
             }
         }
-        let peer_hits = if label.starts_with("code") {
+        let peer_hits = if !label.starts_with("empty") {
             format!(" ({}/{})", peer_cell(label, "zxing_cpp", "hits"), refs.len())
         } else {
             String::new()
@@ -355,33 +375,61 @@ fn main() {
     }
 
     println!();
-    println!("## What each pass of the default configuration adds (cumulative, in order)");
+    println!("## What each pass adds (default passes cumulative, in order; then candidates left out)");
     println!();
-    println!("Each pass run alone on the working image of the default configuration; 'new' = images no earlier pass read.");
+    println!("Each pass run alone (default working size); 'new' = images no earlier default pass read (for passes not in the default: no default pass read).");
     println!();
-    println!("| pass | alone photos | new photos | alone synthetic | new synthetic | median ms alone (photos) |");
-    println!("|---|---|---|---|---|---|");
     let default = ScanConfig::default();
     let mut seen_p = vec![false; photos.len()];
     let mut seen_s = vec![false; synth_refs.len()];
-    for p in &default.passes {
-        let single = ScanConfig { passes: only(*p), ..default.clone() };
+    let mut seen_far = vec![false; far1080.len()];
+    let far_refs: Vec<&Sample> = far1080.iter().collect();
+    let candidates: Vec<(bool, Pass)> = default
+        .passes
+        .iter()
+        .map(|p| (true, *p))
+        .chain(
+            [
+                (Decoder::Rqrr, Prep::Half),
+                (Decoder::Rqrr, Prep::Inverted),
+                (Decoder::RxingJavaMulti, Prep::Working),
+                (Decoder::RxingJava, Prep::LocalMean),
+            ]
+            .into_iter()
+            .map(|(decoder, prep)| (false, Pass { decoder, prep })),
+        )
+        .collect();
+    println!("| pass | in default | alone photos | new photos | alone synthetic | new synthetic | new far-1920x1080 | median ms alone (photos) |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (in_default, p) in candidates {
+        let single = ScanConfig { passes: vec![p], ..default.clone() };
         let rp = run(&photos, &single, 1);
         let rs = run(&synth_refs, &single, 1);
-        let new_p = rp.hit_flags.iter().zip(&seen_p).filter(|(h, s)| **h && !**s).count();
-        let new_s = rs.hit_flags.iter().zip(&seen_s).filter(|(h, s)| **h && !**s).count();
-        for (s, h) in seen_p.iter_mut().zip(&rp.hit_flags) {
-            *s |= *h;
+        let rf = run(&far_refs, &single, 1);
+        let new = |flags: &[bool], seen: &[bool]| flags.iter().zip(seen).filter(|(h, s)| **h && !**s).count();
+        let (new_p, new_s, new_f) = (new(&rp.hit_flags, &seen_p), new(&rs.hit_flags, &seen_s), new(&rf.hit_flags, &seen_far));
+        if in_default {
+            for (seen, flags) in [(&mut seen_p, &rp.hit_flags), (&mut seen_s, &rs.hit_flags), (&mut seen_far, &rf.hit_flags)] {
+                for (s, h) in seen.iter_mut().zip(flags) {
+                    *s |= *h;
+                }
+            }
         }
-        for (s, h) in seen_s.iter_mut().zip(&rs.hit_flags) {
-            *s |= *h;
-        }
-        println!("| {:?} on {:?} | {} | +{new_p} | {} | +{new_s} | {} |", p.decoder, p.prep, rp.hits, rs.hits, ms(rp.median));
+        println!(
+            "| {:?} on {:?} | {} | {} | +{new_p} | {} | +{new_s} | +{new_f} | {} |",
+            p.decoder,
+            p.prep,
+            if in_default { "yes" } else { "no" },
+            rp.hits,
+            rs.hits,
+            ms(rp.median)
+        );
     }
     println!(
-        "| union | {} | | {} | | |",
+        "| union of default | | {} | | {} | | {} | |",
         seen_p.iter().filter(|s| **s).count(),
-        seen_s.iter().filter(|s| **s).count()
+        seen_s.iter().filter(|s| **s).count(),
+        seen_far.iter().filter(|s| **s).count()
     );
 
     // Images nobody here reads, for the record (names only; not used to tune).
@@ -394,6 +442,3 @@ fn main() {
     eprintln!("final config missed {} real photos", missed.len());
 }
 
-fn only(p: Pass) -> Vec<Pass> {
-    vec![p]
-}

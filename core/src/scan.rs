@@ -147,18 +147,17 @@ impl Default for ScanConfig {
     fn default() -> Self {
         ScanConfig {
             passes: vec![
-                pass(Decoder::Rqrr, Prep::Working),
                 pass(Decoder::RxingCpp, Prep::Working),
-                pass(Decoder::RxingJava, Prep::Working),
-                pass(Decoder::Rqrr, Prep::LocalMean),
-                pass(Decoder::Rqrr, Prep::Half),
-                pass(Decoder::RxingCpp, Prep::Half),
-                pass(Decoder::Rqrr, Prep::Inverted),
+                pass(Decoder::Rqrr, Prep::Working),
                 pass(Decoder::RxingCpp, Prep::Inverted),
+                pass(Decoder::Rqrr, Prep::LocalMean),
+                pass(Decoder::RxingCpp, Prep::LocalMean),
+                pass(Decoder::RxingJava, Prep::Working),
+                pass(Decoder::RxingCpp, Prep::Half),
                 pass(Decoder::RxingCpp, Prep::CenterFull),
             ],
             working_side: Some(1280),
-            budget: Duration::from_millis(400),
+            budget: Duration::from_millis(250),
         }
     }
 }
