@@ -178,7 +178,7 @@ pub fn degraded(text: &str, kind: Kind, seed: u64) -> GrayImage {
     let fit = |img: &GrayImage, side: f32| scale(img, side / img.width().max(img.height()) as f32);
     let img = match kind {
         Kind::Scaled => fit(&base, rng.range(150.0, 420.0)),
-        Kind::Rotated => rotate(&fit(&base, 300.0), rng.range(10.0, 30.0) * if rng.next_u64() % 2 == 0 { 1.0 } else { -1.0 }),
+        Kind::Rotated => rotate(&fit(&base, 300.0), rng.range(10.0, 30.0) * if rng.next_u64() & 1 == 0 { 1.0 } else { -1.0 }),
         Kind::Blur1 => blur(&fit(&base, 320.0), 1.0),
         Kind::Blur15 => blur(&fit(&base, 320.0), 1.5),
         Kind::Noise => noise(&fit(&base, 320.0), f64::from(rng.range(15.0, 35.0)), seed),
