@@ -51,11 +51,11 @@
 //! | rxing only | 131 | 61 |
 //! | rqrr + rxing | 132 | 61 |
 //! | this module (default passes) | 135 | 80 |
-//! | zxing-cpp 3.1.1 (peer) | 130 | 80 |
+//! | zxing-cpp 3.1.1 (peer) | 130 | 79 |
 //!
-//! Median time per frame with a code (loaded 2-core VM): 22 ms at 1280×720,
-//! 25 ms at 1920×1080 (zxing-cpp 13 / 34 ms); a frame with no code runs every
-//! pass, ≈150 ms.
+//! Median time per frame with a code (loaded 2-core VM): 21 ms at 1280×720
+//! and at 1920×1080 (zxing-cpp 10 / 28 ms); a frame with no code runs every
+//! pass, ≈156–166 ms.
 
 use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
