@@ -64,13 +64,16 @@ pub struct Server {
 
 impl Server {
     pub fn start_with(store: Store) -> Server {
-        Self::start_with_args(store, Vec::new())
+        Self::start_configured(store, Vec::new(), None)
     }
 
-    /// Starts a server with extra `serve` arguments (e.g. a short login lifetime).
-    pub fn start_with_args(store: Store, serve_args: Vec<String>) -> Server {
+    /// Starts a server with extra `serve` arguments and an optional `shomei.toml` (policy).
+    pub fn start_configured(store: Store, serve_args: Vec<String>, config_toml: Option<&str>) -> Server {
         let tmp = tempfile::Builder::new().prefix("shomei-e2e-").tempdir().expect("temp dir");
         let data_dir = tmp.path().to_path_buf();
+        if let Some(toml) = config_toml {
+            std::fs::write(data_dir.join("shomei.toml"), toml).expect("write shomei.toml");
+        }
         let mut server = Server {
             data_dir,
             _tmp: Some(tmp),
@@ -143,7 +146,8 @@ impl Server {
         self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
     }
 
-    /// Runs `shomei admin --data-dir D [--database-url U] --json <args>` and parses its output.
+    /// Runs `shomei admin --data-dir D --json <args>` (the CLI talks to this server's admin API,
+    /// found through D/server.url and D/operator.token) and parses its output.
     pub fn admin(&self, args: &[&str]) -> Value {
         match self.try_admin(args) {
             Ok(v) => v,
@@ -157,7 +161,6 @@ impl Server {
             .arg("admin")
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .args(self.store_args())
             .arg("--json")
             .args(args)
             .stdin(Stdio::null())
@@ -171,7 +174,17 @@ impl Server {
         if stdout.trim().is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_str(stdout.trim()).map_err(|e| format!("not JSON ({e}): {stdout}\nstderr: {stderr}"))
+        if let Ok(v) = serde_json::from_str(stdout.trim()) {
+            return Ok(v);
+        }
+        // JSON lines (audit export): one value per line.
+        stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(serde_json::from_str)
+            .collect::<Result<Vec<Value>, _>>()
+            .map(Value::Array)
+            .map_err(|e| format!("not JSON ({e}): {stdout}\nstderr: {stderr}"))
     }
 }
 

@@ -44,14 +44,15 @@ impl Clinic {
 
     /// A clinic whose server issues logins that expire after `seconds`.
     pub fn open_with_login_ttl(store: Store, seconds: u32) -> Clinic {
-        Self::open_with(Server::start_with_args(store, vec!["--login-ttl".into(), format!("{seconds}s")]))
+        let toml = format!("[policy]\nlogin_ttl_s = {seconds}\n");
+        Self::open_with(Server::start_configured(store, Vec::new(), Some(&toml)))
     }
 
     fn open_with(server: Server) -> Clinic {
         phone_keystore();
         let facility = server.admin(&["facility", "create", "--name", "Sakura Clinic"]);
         let facility_id = field(&facility, &["id", "facility_id"]);
-        let (terminal, _) = register_terminal(&server, &facility_id, "Reception PC 1");
+        let terminal = register_terminal(&server, &facility_id, "Reception PC 1");
         let practitioner_id = register_practitioner(&server, &facility_id, "Dr. Hanako Sato");
         let credential = server.admin(&["credential", "generate", "--practitioner", &practitioner_id]);
         let credential_id = field(&credential, &["credential_id", "id"]);
@@ -60,7 +61,7 @@ impl Clinic {
 
     /// Registers another terminal at the same facility.
     pub fn another_terminal(&self, name: &str) -> Terminal {
-        register_terminal(&self.server, &self.facility_id, name).0
+        register_terminal(&self.server, &self.facility_id, name)
     }
 
     /// Issues an enrollment code for a practitioner, QR written as PNG into the data dir.
@@ -117,10 +118,9 @@ impl Clinic {
     }
 }
 
-pub fn register_terminal(server: &Server, facility_id: &str, name: &str) -> (Terminal, String) {
+pub fn register_terminal(server: &Server, facility_id: &str, name: &str) -> Terminal {
     let v = server.admin(&["terminal", "create", "--facility", facility_id, "--name", name]);
-    let terminal = Terminal::new(&server.url, &field(&v, &["client_id"]), &field(&v, &["client_secret"]));
-    (terminal, field(&v, &["id", "terminal_id"]))
+    Terminal::new(&server.url, &field(&v, &["client_id"]), &field(&v, &["client_secret"]))
 }
 
 pub fn register_practitioner(server: &Server, facility_id: &str, name: &str) -> String {
