@@ -233,8 +233,14 @@ impl Payload {
         let at = s.find(&marker).ok_or(PayloadError::NotShomei)?;
         let (origin_text, rest) = s.split_at(at);
         let body_text = &rest[marker.len()..];
-        if !(origin_text.starts_with("https://") || origin_text.starts_with("http://")) {
+        let scheme_ok = |scheme: &str| {
+            origin_text
+                .get(..scheme.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(scheme))
+        };
+        if !(scheme_ok("https://") || scheme_ok("http://")) {
             // Something else that happens to contain our path, e.g. a foreign URL scheme.
+            // (An upper-case scheme is ours in the wrong spelling: NonCanonical below.)
             return Err(PayloadError::NotShomei);
         }
         let origin = Origin::parse_canonical(origin_text)?;
@@ -510,6 +516,7 @@ mod tests {
             url.replacen("shomei.example.jp", "SHOMEI.example.jp", 1),
             url.replacen("shomei.example.jp", "shomei.example.jp:443", 1),
             url.replacen("/shomei#", "//shomei#", 1),
+            url.replacen("https://", "HTTPS://", 1),
         ] {
             assert_eq!(
                 Payload::parse(&bad, NOW),
