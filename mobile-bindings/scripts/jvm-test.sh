@@ -27,9 +27,20 @@ if [[ -z "${SHOMEI_BIN:-}" ]]; then
 fi
 [[ -x "$SHOMEI_BIN" ]] || { echo "jvm-test.sh: no shomei binary at $SHOMEI_BIN" >&2; exit 1; }
 
+reports="$repo/mobile-bindings/jvm-test/target/surefire-reports"
+rm -rf "$reports"
+rc=0
 # shellcheck disable=SC2086
 mvn -B -q ${MVN_ARGS:-} -f "$repo/mobile-bindings/jvm-test/pom.xml" test \
-  -Dshomei.lib.dir="$lib_dir" -Dshomei.bin="$SHOMEI_BIN"
+  -Dshomei.lib.dir="$lib_dir" -Dshomei.bin="$SHOMEI_BIN" || rc=$?
+# -q hides surefire's summary; print it per test class (and the total) for CI logs.
+if compgen -G "$reports/*.txt" >/dev/null; then
+  grep -h "Tests run:" "$reports"/*.txt >&2 || true
+  awk -F'[:,]' '/Tests run:/ { t += $2; f += $4; e += $6; s += $8 }
+    END { printf "Tests run: %d, Failures: %d, Errors: %d, Skipped: %d (Kotlin on the JVM)\n", t, f, e, s }' \
+    "$reports"/*.txt >&2
+fi
+[[ $rc == 0 ]] || { echo "jvm-test: Kotlin bindings tests FAILED" >&2; exit "$rc"; }
 echo "jvm-test: Kotlin bindings tests passed" >&2
 
 if [[ "${SKIP_ANDROID_CHECK:-0}" != "1" ]]; then

@@ -255,7 +255,10 @@ impl Authenticator {
     }
 
     /// Enrolls this phone with the server named in an enrollment code. `attestation` is the
-    /// platform's certificate chain for the key (Android key attestation; may be empty).
+    /// platform's evidence for the key (Android key attestation chain, iOS App Attest object;
+    /// may be empty). NOTE: core's `Client::enroll` does not take attestation yet (it sends
+    /// `attestation: None`), so it is accepted here but not transmitted until core grows that
+    /// parameter; the apps already collect it.
     pub async fn enroll(
         self: Arc<Self>,
         payload: String,
@@ -271,7 +274,8 @@ impl Authenticator {
         let key = self.key.clone();
         let enrollment = runtime::run(async move {
             let client = Client::new(payload.origin.clone())?;
-            let _ = attestation; // TODO(core): pass through when core's enroll accepts it
+            // Not transmitted yet: see the method docs.
+            drop(attestation);
             let enrollment = client
                 .enroll(&payload, &activation_password, key.as_ref(), &device_name, platform.into())
                 .await?;
@@ -467,4 +471,76 @@ fn decision_to_ffi(r: api::DecisionResponse) -> Result<DecisionResult, Authentic
         },
         grant: r.grant.map(grant_to_ffi).transpose()?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_refusal_keeps_status_and_the_wire_code() {
+        let e = AuthenticatorError::from(ClientError::Rejected {
+            status: 403,
+            code: api::ErrorCode::NumberMismatch,
+            detail: "wrong number".into(),
+        });
+        assert_eq!(
+            e,
+            AuthenticatorError::Rejected {
+                status: 403,
+                code: "number_mismatch".into(),
+                detail: "wrong number".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_key_failure_inside_a_client_error_keeps_its_own_variant() {
+        assert_eq!(
+            AuthenticatorError::from(ClientError::Key(KeyError::UserCancelled)),
+            AuthenticatorError::UserCancelled
+        );
+        assert_eq!(
+            AuthenticatorError::from(ClientError::Key(KeyError::KeyInvalidated)),
+            AuthenticatorError::KeyInvalidated
+        );
+    }
+
+    #[test]
+    fn an_expired_code_is_payload_expired() {
+        let e = AuthenticatorError::from(CorePayloadError::Expired { expires_at: 1, now: 2 });
+        assert_eq!(e, AuthenticatorError::PayloadExpired);
+    }
+
+    #[test]
+    fn a_login_context_survives_the_trip_through_the_app() {
+        let ctx = api::LoginContext {
+            login_id: shomei_core::LoginId::random(),
+            facility: api::NamedRef { id: "6f1c2b8e-0000-4000-8000-000000000001".parse().unwrap(), name: "さくら".into() },
+            terminal: api::NamedRef { id: "6f1c2b8e-0000-4000-8000-000000000002".parse().unwrap(), name: "PC".into() },
+            requested_at: time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap(),
+            expires_at: time::OffsetDateTime::from_unix_timestamp(1_800_000_120).unwrap(),
+            number_choices: [12, 34, 56],
+            challenge: [7; 32],
+        };
+        let back = login_context_from_ffi(login_context_to_ffi(ctx.clone()).unwrap()).unwrap();
+        assert_eq!(back, ctx);
+    }
+
+    #[test]
+    fn a_tampered_challenge_length_is_invalid_state() {
+        let mut ffi = LoginContext {
+            login_id: shomei_core::LoginId::random().to_b64u(),
+            facility_id: "6f1c2b8e-0000-4000-8000-000000000001".into(),
+            facility_name: "f".into(),
+            terminal_id: "6f1c2b8e-0000-4000-8000-000000000002".into(),
+            terminal_name: "t".into(),
+            requested_at: SystemTime::UNIX_EPOCH,
+            expires_at: SystemTime::UNIX_EPOCH,
+            number_choices: vec![12, 34, 56],
+            challenge: vec![0; 32],
+        };
+        ffi.challenge.pop();
+        assert!(matches!(login_context_from_ffi(ffi), Err(AuthenticatorError::InvalidState { .. })));
+    }
 }

@@ -99,3 +99,45 @@ impl CoreKey for ForeignKey {
         Self::blocking(|| self.0.sign(message.to_vec())).map_err(KeyError::from)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_platform_key_error_survives_the_round_trip_through_core() {
+        let all = [
+            PlatformKeyError::UserCancelled,
+            PlatformKeyError::BiometricLockout,
+            PlatformKeyError::KeyInvalidated,
+            PlatformKeyError::NotAvailable { reason: "no secure hardware".into() },
+            PlatformKeyError::Failed { reason: "boom".into() },
+        ];
+        for e in all {
+            assert_eq!(PlatformKeyError::from(KeyError::from(e.clone())), e);
+        }
+    }
+
+    #[test]
+    fn an_undeclared_foreign_exception_becomes_failed_with_its_reason() {
+        let e = PlatformKeyError::from(uniffi::UnexpectedUniFFICallbackError::new("IllegalStateException: x"));
+        assert_eq!(e, PlatformKeyError::Failed { reason: "IllegalStateException: x".into() });
+    }
+
+    struct Refusing;
+    impl PlatformKey for Refusing {
+        fn public_key(&self) -> Result<Vec<u8>, PlatformKeyError> {
+            Err(PlatformKeyError::NotAvailable { reason: "none".into() })
+        }
+        fn sign(&self, _message: Vec<u8>) -> Result<Vec<u8>, PlatformKeyError> {
+            Err(PlatformKeyError::UserCancelled)
+        }
+    }
+
+    #[test]
+    fn core_sees_the_foreign_keys_typed_failures() {
+        let key = ForeignKey(Arc::new(Refusing));
+        assert_eq!(CoreKey::sign(&key, b"m"), Err(KeyError::UserCancelled));
+        assert_eq!(CoreKey::public_key(&key), Err(KeyError::NotAvailable("none".into())));
+    }
+}

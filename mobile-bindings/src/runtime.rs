@@ -69,3 +69,46 @@ impl<T> Drop for AbortOnDrop<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_future_runs_on_the_owned_runtime_from_a_foreign_executor() {
+        // futures::executor stands in for a Kotlin/Swift poller: not tokio, yet reqwest-style
+        // work (a tokio timer) completes because it runs on RUNTIME.
+        let out = futures_lite_block_on(run(async {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            tokio::runtime::Handle::current().metrics().num_workers()
+        }));
+        assert_eq!(out, Ok(2));
+    }
+
+    #[test]
+    fn a_panicking_task_is_an_error_not_an_unwind() {
+        let out = futures_lite_block_on(run(async { panic!("boom") as u8 }));
+        assert_eq!(out, Err("internal task panicked".to_owned()));
+    }
+
+    /// Minimal executor without tokio, like the foreign side.
+    fn futures_lite_block_on<F: Future>(fut: F) -> F::Output {
+        use std::sync::Arc;
+        use std::task::{Context, Poll, Wake, Waker};
+        struct Unpark(std::thread::Thread);
+        impl Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut fut = std::pin::pin!(fut);
+        loop {
+            match fut.as_mut().poll(&mut cx) {
+                Poll::Ready(v) => return v,
+                Poll::Pending => std::thread::park(),
+            }
+        }
+    }
+}
