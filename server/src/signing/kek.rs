@@ -39,7 +39,7 @@ impl Kek {
     /// A fresh random KEK.
     pub fn generate() -> Result<Self, SigningError> {
         let bytes = Self::random_bytes()?;
-        Self::from_bytes(&bytes)
+        Self::from_bytes(&bytes[..])
     }
 
     /// Build from exactly 32 raw bytes.
