@@ -2,9 +2,11 @@
 //! under tests/ is another linked binary on a 2-core CI):
 //! - `storage`: the same suite against SQLite (temp file) and PostgreSQL
 //!   (fresh database per run from SHOMEI_TEST_DATABASE_URL);
+//! - `cli`: the `shomei` binary (serve on port 0, admin --json, bad config);
 //! - `http`: the real server on 127.0.0.1:0 driven over HTTP by reqwest,
 //!   with a software P-256 key as the phone, one test per rejection rule.
 
+mod cli;
 mod common;
 mod http;
 mod storage;
