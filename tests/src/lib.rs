@@ -5,9 +5,7 @@
 //! exactly the code `shomei-phone` runs, in-process, against the real `shomei` server.
 
 pub mod keystore;
-#[cfg(feature = "wip")]
 pub mod phone;
 
 pub use keystore::KeyStoreKind;
-#[cfg(feature = "wip")]
 pub use phone::{Phone, PhoneError, PhoneState};
