@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::approval::Decision;
+pub use crate::attestation::Attestation;
 use crate::ids::{EnrollmentId, LoginId, QrSecret};
 use crate::origin::Origin;
 
@@ -171,13 +172,10 @@ pub struct EnrollRequest {
     pub device_name: String,
     /// The phone's platform.
     pub platform: Platform,
-    /// Platform attestation chain (DER certificates or App Attest object), stored as given.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "b64u::list::option"
-    )]
-    pub attestation: Option<Vec<Vec<u8>>>,
+    /// The platform's attestation of the device key (docs/protocol.md §3.3, §4.1);
+    /// absent when the platform has none (the desktop phone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<Attestation>,
 }
 
 impl std::fmt::Debug for EnrollRequest {
@@ -190,7 +188,10 @@ impl std::fmt::Debug for EnrollRequest {
             .field("public_key", &b64u::encode(&self.public_key))
             .field("device_name", &self.device_name)
             .field("platform", &self.platform)
-            .field("attestation_len", &self.attestation.as_ref().map(Vec::len))
+            .field(
+                "attestation",
+                &self.attestation.as_ref().map(Attestation::format),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -397,6 +398,8 @@ error_codes! {
     ActivationPasswordWrong = "activation_password_wrong", 401, "Activation password wrong";
     /// Enrollment proof-of-possession signature fails.
     ProofInvalid = "proof_invalid", 400, "Proof invalid";
+    /// Platform attestation missing, malformed or refused by the server's policy.
+    AttestationInvalid = "attestation_invalid", 403, "Attestation invalid";
     /// Unknown device (or device token).
     DeviceUnknown = "device_unknown", 401, "Device unknown";
     /// Device revoked.

@@ -19,6 +19,7 @@ use crate::api::{
     PractitionerInfo, Problem,
 };
 use crate::approval::{ApprovalMessage, Decision, DevicePublicKey, EnrollmentMessage};
+use crate::attestation::AttestationRequest;
 use crate::key::{KeyError, PlatformKey};
 use crate::origin::Origin;
 use crate::payload::{EnrollmentPayload, LoginPayload};
@@ -131,8 +132,9 @@ impl Client {
         Ok(())
     }
 
-    /// Enrolls this phone: signs the enrollment message with `key` and registers
-    /// its public key. `platform` is reported to the server.
+    /// Enrolls this phone: signs the enrollment message with `key`, asks `key` for
+    /// its platform attestation (docs/protocol.md §3.3) and registers its public key
+    /// with both. `platform` is reported to the server.
     pub async fn enroll(
         &self,
         p: &EnrollmentPayload,
@@ -165,6 +167,7 @@ impl Client {
         }
         .to_bytes();
         let proof = key.sign(&message)?;
+        let attestation = key.attestation(&AttestationRequest::new(p, &public_key))?;
         let body = EnrollRequest {
             enrollment_id: p.enrollment_id,
             secret: p.secret.clone(),
@@ -173,7 +176,7 @@ impl Client {
             proof,
             device_name: device_name.to_string(),
             platform,
-            attestation: None,
+            attestation,
         };
         let req = self.http.post(self.url("/v1/phone/enroll")).json(&body);
         let resp: EnrollResponse = self.send(req, StatusCode::CREATED).await?;

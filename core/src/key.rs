@@ -10,6 +10,8 @@ use p256::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
 use ring::rand::{SecureRandom as _, SystemRandom};
 use zeroize::Zeroizing;
 
+use crate::attestation::{Attestation, AttestationRequest};
+
 /// Why the device key could not produce a public key or signature.
 ///
 /// The variants are the failures a phone user can actually meet, so the app
@@ -43,6 +45,15 @@ pub trait PlatformKey: Send + Sync {
     fn public_key(&self) -> Result<Vec<u8>, KeyError>;
     /// DER ECDSA P-256 / SHA-256 signature over `message`; may prompt for biometrics.
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError>;
+    /// The platform's attestation of this key for an enrollment (docs/protocol.md §3.3):
+    /// Android returns the key's certificate chain (the key must have been generated with
+    /// `request.challenge` as its attestation challenge), iOS an App Attest object over
+    /// `request.client_data_hash`. `None` when the platform has no attestation; the
+    /// default (software keys, the desktop phone) has none.
+    fn attestation(&self, request: &AttestationRequest) -> Result<Option<Attestation>, KeyError> {
+        let _ = request;
+        Ok(None)
+    }
 }
 
 /// A software P-256 key (RFC 6979 deterministic signatures) for tests and the

@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod approval;
+pub mod attestation;
 pub mod client;
 pub mod ids;
 pub mod key;
@@ -23,6 +24,7 @@ pub mod scan;
 mod vectors;
 
 pub use approval::{ApprovalMessage, Decision, DevicePublicKey, EnrollmentMessage, SignatureError};
+pub use attestation::{Attestation, AttestationRequest};
 pub use ids::{EnrollmentId, LoginId, QrSecret};
 pub use key::{KeyError, PlatformKey, SoftwareKey};
 pub use origin::Origin;

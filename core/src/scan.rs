@@ -189,7 +189,10 @@ impl ScanConfig {
     /// rxing alone on the full frame (baseline).
     pub fn rxing_only() -> Self {
         ScanConfig {
-            passes: vec![pass(Decoder::RxingCpp, Prep::Working), pass(Decoder::RxingJava, Prep::Working)],
+            passes: vec![
+                pass(Decoder::RxingCpp, Prep::Working),
+                pass(Decoder::RxingJava, Prep::Working),
+            ],
             working_side: None,
             budget: Duration::from_secs(3600),
         }
@@ -214,7 +217,12 @@ impl ScanConfig {
 /// `luma` holds `height` rows of `row_stride` bytes, of which the first `width`
 /// are pixels. The last row may stop right after its pixels (Android's Y plane
 /// often does), so `luma.len() >= (height - 1) * row_stride + width`.
-pub fn scan_frame(luma: &[u8], width: u32, height: u32, row_stride: u32) -> Result<ScanOutcome, ScanError> {
+pub fn scan_frame(
+    luma: &[u8],
+    width: u32,
+    height: u32,
+    row_stride: u32,
+) -> Result<ScanOutcome, ScanError> {
     scan_frame_with(luma, width, height, row_stride, &ScanConfig::default())
 }
 
@@ -248,7 +256,11 @@ pub fn scan_frame_with(
         }
         _ => full.clone(),
     };
-    let mut preps = Preps { full, working, cache: Vec::new() };
+    let mut preps = Preps {
+        full,
+        working,
+        cache: Vec::new(),
+    };
     let mut foreign = BTreeSet::new();
     for (i, p) in config.passes.iter().enumerate() {
         if i > 0 && start.elapsed() >= config.budget {
@@ -277,15 +289,24 @@ pub fn scan_frame_with(
 
 /// Checks the frame geometry against the buffer and copies the pixels into a
 /// tightly packed image (row padding dropped).
-fn pack_frame(luma: &[u8], width: u32, height: u32, row_stride: u32) -> Result<GrayImage, ScanError> {
+fn pack_frame(
+    luma: &[u8],
+    width: u32,
+    height: u32,
+    row_stride: u32,
+) -> Result<GrayImage, ScanError> {
     if width == 0 || height == 0 {
         return Err(ScanError::BadFrame(format!("empty frame {width}x{height}")));
     }
     if row_stride < width {
-        return Err(ScanError::BadFrame(format!("row stride {row_stride} is less than width {width}")));
+        return Err(ScanError::BadFrame(format!(
+            "row stride {row_stride} is less than width {width}"
+        )));
     }
     if u64::from(width) * u64::from(height) > MAX_FRAME_PIXELS {
-        return Err(ScanError::BadFrame(format!("frame {width}x{height} exceeds {MAX_FRAME_PIXELS} pixels")));
+        return Err(ScanError::BadFrame(format!(
+            "frame {width}x{height} exceeds {MAX_FRAME_PIXELS} pixels"
+        )));
     }
     let (w, h, stride) = (width as usize, height as usize, row_stride as usize);
     let needed = (h - 1)
@@ -371,9 +392,10 @@ fn decode(decoder: Decoder, img: &GrayImage) -> Vec<String> {
     let (w, h) = img.dimensions();
     match decoder {
         Decoder::Rqrr => {
-            let mut prepared = rqrr::PreparedImage::prepare_from_greyscale(w as usize, h as usize, |x, y| {
-                img.as_raw()[y * w as usize + x]
-            });
+            let mut prepared =
+                rqrr::PreparedImage::prepare_from_greyscale(w as usize, h as usize, |x, y| {
+                    img.as_raw()[y * w as usize + x]
+                });
             prepared
                 .detect_grids()
                 .into_iter()
@@ -392,10 +414,16 @@ fn decode(decoder: Decoder, img: &GrayImage) -> Vec<String> {
             };
             let found = match decoder {
                 Decoder::RxingCpp => QrReader.decode_multiple_with_hints(&mut bitmap, &hints),
-                Decoder::RxingJavaMulti => QRCodeMultiReader::new().decode_multiple_with_hints(&mut bitmap, &hints),
-                _ => QRCodeReader::new().decode_with_hints(&mut bitmap, &hints).map(|r| vec![r]),
+                Decoder::RxingJavaMulti => {
+                    QRCodeMultiReader::new().decode_multiple_with_hints(&mut bitmap, &hints)
+                }
+                _ => QRCodeReader::new()
+                    .decode_with_hints(&mut bitmap, &hints)
+                    .map(|r| vec![r]),
             };
-            found.map(|rs| rs.iter().map(|r| r.getText().to_owned()).collect()).unwrap_or_default()
+            found
+                .map(|rs| rs.iter().map(|r| r.getText().to_owned()).collect())
+                .unwrap_or_default()
         }
     }
 }
@@ -404,7 +432,12 @@ fn decode(decoder: Decoder, img: &GrayImage) -> Vec<String> {
 /// pixels it covers, so fine module edges are averaged rather than aliased.
 fn area_resize(src: &GrayImage, nw: u32, nh: u32) -> GrayImage {
     let (sw, sh) = src.dimensions();
-    let (sw, sh, nw, nh) = (sw as usize, sh as usize, nw.max(1) as usize, nh.max(1) as usize);
+    let (sw, sh, nw, nh) = (
+        sw as usize,
+        sh as usize,
+        nw.max(1) as usize,
+        nh.max(1) as usize,
+    );
     let raw = src.as_raw();
     let xb: Vec<(usize, usize)> = (0..nw)
         .map(|x| {
@@ -491,6 +524,11 @@ mod tests {
     #[test]
     fn local_mean_threshold_keeps_flat_regions_white() {
         let img = GrayImage::from_pixel(64, 64, image::Luma([90]));
-        assert!(local_mean_threshold(&img).as_raw().iter().all(|&v| v == 255));
+        assert!(
+            local_mean_threshold(&img)
+                .as_raw()
+                .iter()
+                .all(|&v| v == 255)
+        );
     }
 }

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use crate::api::{DecisionRequest, EnrollRequest, LoginContextRequest, Platform};
 use crate::approval::{ApprovalMessage, Decision, DevicePublicKey, EnrollmentMessage};
+use crate::attestation;
 use crate::ids::{EnrollmentId, LoginId, QrSecret};
 use crate::key::{PlatformKey, SoftwareKey};
 use crate::origin::Origin;
@@ -166,7 +167,24 @@ fn compute(i: &BTreeMap<String, String>) -> BTreeMap<&'static str, String> {
         signature: approve_sig.clone(),
     };
 
+    let secret_sha256 = enrollment.secret.sha256();
+    let challenge_preimage = attestation::attestation_challenge_preimage(
+        &origin,
+        &enrollment.enrollment_id,
+        &secret_sha256,
+    );
+    let attestation_challenge = attestation::enrollment_attestation_challenge(&enrollment);
+    let client_data_preimage = attestation::client_data_preimage(&attestation_challenge, &public);
+    let client_data_hash = attestation::client_data_hash(&attestation_challenge, &public);
+
     let mut out = BTreeMap::new();
+    out.insert(
+        "attestation-challenge-preimage",
+        wrapped_hex(&challenge_preimage),
+    );
+    out.insert("attestation-challenge", wrapped_hex(&attestation_challenge));
+    out.insert("client-data-preimage", wrapped_hex(&client_data_preimage));
+    out.insert("client-data-hash", wrapped_hex(&client_data_hash));
     out.insert("device-public-key", wrapped_hex(public.as_bytes()));
     out.insert("login-url", login.to_url());
     out.insert("enrollment-url", enrollment.to_url());

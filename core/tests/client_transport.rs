@@ -20,7 +20,9 @@ use shomei_core::api::{
     Problem, Role,
 };
 use shomei_core::approval::{ApprovalMessage, EnrollmentMessage};
+use shomei_core::attestation::{client_data_hash, enrollment_attestation_challenge};
 use shomei_core::client::{Client, ClientError, Enrollment};
+use shomei_core::{Attestation, AttestationRequest};
 use shomei_core::{
     Decision, DevicePublicKey, EnrollmentId, EnrollmentPayload, KeyError, LoginId, LoginPayload,
     Origin, PlatformKey, QrSecret, SoftwareKey,
@@ -34,6 +36,7 @@ struct Fake {
     origin: Option<Origin>,
     requests: AtomicUsize,
     device_key: Mutex<Option<DevicePublicKey>>,
+    attestation: Mutex<Option<Attestation>>,
     challenge: [u8; 32],
 }
 
@@ -107,6 +110,7 @@ async fn enroll(State(s): State<S>, Json(r): Json<EnrollRequest>) -> Response {
         return problem(ErrorCode::ProofInvalid, "proof does not verify");
     }
     *s.device_key.lock().await = Some(pk);
+    *s.attestation.lock().await = r.attestation.clone();
     let resp = EnrollResponse {
         device_id: device_id(),
         device_token: TOKEN.into(),
@@ -631,4 +635,96 @@ async fn indistinct_number_choices_are_a_protocol_error() {
         .await
         .unwrap_err();
     assert!(matches!(err, ClientError::Protocol(_)), "{err:?}");
+}
+
+/// A key with platform attestation that remembers what core asked it for.
+struct AttestingKey {
+    inner: SoftwareKey,
+    asked: std::sync::Mutex<Vec<AttestationRequest>>,
+    refuse: bool,
+}
+
+impl PlatformKey for AttestingKey {
+    fn public_key(&self) -> Result<Vec<u8>, KeyError> {
+        self.inner.public_key()
+    }
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        self.inner.sign(message)
+    }
+    fn attestation(&self, request: &AttestationRequest) -> Result<Option<Attestation>, KeyError> {
+        self.asked.lock().unwrap().push(*request);
+        if self.refuse {
+            return Err(KeyError::NotAvailable("App Attest is not supported".into()));
+        }
+        Ok(Some(Attestation::AppleAppAttest {
+            key_id: request.challenge.to_vec(),
+            attestation_object: request.client_data_hash.to_vec(),
+        }))
+    }
+}
+
+#[tokio::test]
+async fn enroll_sends_the_keys_attestation_over_the_enrollment_challenge_and_key() {
+    let (origin, s) = fake_server().await;
+    let key = AttestingKey {
+        inner: SoftwareKey::generate(),
+        asked: Default::default(),
+        refuse: false,
+    };
+    let payload = enrollment_payload(&origin);
+    Client::new(origin.clone())
+        .unwrap()
+        .enroll(&payload, "pw", &key, "phone", Platform::Ios)
+        .await
+        .unwrap();
+    let asked = key.asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1, "attestation is asked for exactly once");
+    let challenge = enrollment_attestation_challenge(&payload);
+    let public = DevicePublicKey::from_sec1(&key.inner.public_key_sec1()).unwrap();
+    assert_eq!(asked[0].challenge, challenge);
+    assert_eq!(
+        asked[0].client_data_hash,
+        client_data_hash(&challenge, &public)
+    );
+    // The server received exactly what the key returned.
+    assert_eq!(
+        *s.attestation.lock().await,
+        Some(Attestation::AppleAppAttest {
+            key_id: challenge.to_vec(),
+            attestation_object: asked[0].client_data_hash.to_vec()
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_failing_attestation_stops_enrollment_before_any_request() {
+    let (origin, s) = fake_server().await;
+    let key = AttestingKey {
+        inner: SoftwareKey::generate(),
+        asked: Default::default(),
+        refuse: true,
+    };
+    let err = Client::new(origin.clone())
+        .unwrap()
+        .enroll(
+            &enrollment_payload(&origin),
+            "pw",
+            &key,
+            "phone",
+            Platform::Ios,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ClientError::Key(KeyError::NotAvailable("App Attest is not supported".into()))
+    );
+    assert_eq!(s.requests.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_software_key_enrolls_without_attestation() {
+    let (origin, s) = fake_server().await;
+    enrolled(&origin, &SoftwareKey::generate()).await;
+    assert_eq!(*s.attestation.lock().await, None);
 }

@@ -182,7 +182,8 @@ fn internal(reason: String) -> AuthenticatorError {
 /// One phone's enrollment with one server, plus the device key that signs for it.
 #[derive(uniffi::Object)]
 pub struct Authenticator {
-    key: Arc<ForeignKey>,
+    /// The device key; replaced by the enrolled key on a successful `enroll`.
+    key: Mutex<Arc<ForeignKey>>,
     enrollment: Mutex<Option<Arc<Enrolled>>>,
 }
 
@@ -197,6 +198,14 @@ impl Enrolled {
         let client = Client::new(enrollment.origin.clone())?;
         Ok(Enrolled { enrollment, client })
     }
+}
+
+/// The 32-byte attestation challenge of an enrollment code (docs/protocol.md §3.3). Android
+/// needs it BEFORE generating the key: `KeyGenParameterSpec.Builder.setAttestationChallenge`.
+#[uniffi::export]
+pub fn enrollment_attestation_challenge(payload: String) -> Result<Vec<u8>, AuthenticatorError> {
+    let payload = EnrollmentPayload::parse(&payload, now_unix())?;
+    Ok(shomei_core::attestation::enrollment_attestation_challenge(&payload).to_vec())
 }
 
 impl Authenticator {
@@ -215,7 +224,7 @@ impl Authenticator {
     #[uniffi::constructor]
     pub fn new(key: Arc<dyn PlatformKey>) -> Arc<Self> {
         Arc::new(Authenticator {
-            key: Arc::new(ForeignKey(key)),
+            key: Mutex::new(Arc::new(ForeignKey(key))),
             enrollment: Mutex::new(None),
         })
     }
@@ -229,7 +238,7 @@ impl Authenticator {
             }
         })?;
         Ok(Arc::new(Authenticator {
-            key: Arc::new(ForeignKey(key)),
+            key: Mutex::new(Arc::new(ForeignKey(key))),
             enrollment: Mutex::new(Some(Arc::new(Enrolled::new(enrollment)?))),
         }))
     }
@@ -254,30 +263,31 @@ impl Authenticator {
         }
     }
 
-    /// Enrolls this phone with the server named in an enrollment code. `attestation` is the
-    /// platform's evidence for the key (Android key attestation chain, iOS App Attest object;
-    /// may be empty). NOTE: core's `Client::enroll` does not take attestation yet (it sends
-    /// `attestation: None`), so it is accepted here but not transmitted until core grows that
-    /// parameter; the apps already collect it.
+    /// Enrolls this phone with the server named in an enrollment code, with `key`: the NEW
+    /// device key (the app creates it under a temporary alias/tag; on Android with
+    /// `setAttestationChallenge(enrollment_attestation_challenge(payload))`). Refuses
+    /// `AlreadyEnrolled` before touching anything. Core signs the enrollment proof with `key`,
+    /// asks it for its platform attestation (`PlatformKey.attestation`) and sends both; on
+    /// success this Authenticator signs with `key` from then on (the app then keeps that
+    /// alias/tag), on failure nothing changes.
     pub async fn enroll(
         self: Arc<Self>,
         payload: String,
         activation_password: String,
         device_name: String,
         platform: Platform,
-        attestation: Vec<Vec<u8>>,
+        key: Arc<dyn PlatformKey>,
     ) -> Result<EnrollmentState, AuthenticatorError> {
         if self.enrolled().is_ok() {
             return Err(AuthenticatorError::AlreadyEnrolled);
         }
         let payload = EnrollmentPayload::parse(&payload, now_unix())?;
-        let key = self.key.clone();
+        let key = Arc::new(ForeignKey(key));
+        let enrolling = key.clone();
         let enrollment = runtime::run(async move {
             let client = Client::new(payload.origin.clone())?;
-            // Not transmitted yet: see the method docs.
-            drop(attestation);
             let enrollment = client
-                .enroll(&payload, &activation_password, key.as_ref(), &device_name, platform.into())
+                .enroll(&payload, &activation_password, enrolling.as_ref(), &device_name, platform.into())
                 .await?;
             Ok::<_, AuthenticatorError>(enrollment)
         })
@@ -285,10 +295,13 @@ impl Authenticator {
         .map_err(internal)??;
         let state = enrollment_state(&enrollment);
         let enrolled = Arc::new(Enrolled::new(enrollment)?);
-        *self
-            .enrollment
-            .lock()
-            .map_err(|_| internal("enrollment lock poisoned".into()))? = Some(enrolled);
+        let mut guard = self.enrollment.lock().map_err(|_| internal("enrollment lock poisoned".into()))?;
+        if guard.is_some() {
+            // Another enroll call won the race meanwhile; keep its key and enrollment.
+            return Err(AuthenticatorError::AlreadyEnrolled);
+        }
+        *self.key.lock().map_err(|_| internal("key lock poisoned".into()))? = key;
+        *guard = Some(enrolled);
         Ok(state)
     }
 
@@ -369,7 +382,7 @@ impl Authenticator {
         let enrolled = self.enrolled()?;
         let payload = LoginPayload::parse(&payload, now_unix())?;
         let context = login_context_from_ffi(context)?;
-        let key = self.key.clone();
+        let key = self.key.lock().map_err(|_| internal("key lock poisoned".into()))?.clone();
         runtime::run(async move {
             let response = enrolled
                 .client
@@ -476,6 +489,23 @@ fn decision_to_ffi(r: api::DecisionResponse) -> Result<DecisionResult, Authentic
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_attestation_challenge_of_a_payload_is_cores() {
+        let p = EnrollmentPayload {
+            origin: shomei_core::Origin::parse("https://shomei.example.jp").unwrap(),
+            enrollment_id: shomei_core::EnrollmentId([1; 16]),
+            secret: shomei_core::QrSecret::from_bytes([2; 16]),
+            expires_at: u32::MAX as u64,
+        };
+        let got = enrollment_attestation_challenge(p.to_url()).unwrap();
+        assert_eq!(got, shomei_core::attestation::enrollment_attestation_challenge(&p).to_vec());
+        assert_eq!(got.len(), 32);
+        assert!(matches!(
+            enrollment_attestation_challenge("https://example.com/nope".into()),
+            Err(AuthenticatorError::InvalidPayload { .. })
+        ));
+    }
 
     #[test]
     fn a_server_refusal_keeps_status_and_the_wire_code() {

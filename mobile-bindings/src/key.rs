@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use shomei_core::attestation::{Attestation, AttestationRequest as CoreRequest};
 use shomei_core::key::{KeyError, PlatformKey as CoreKey};
 
 /// Why the platform key could not produce a public key or signature.
@@ -61,6 +62,43 @@ impl From<KeyError> for PlatformKeyError {
     }
 }
 
+/// What core asks the key for at enrollment (docs/protocol.md §3.3).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct AttestationRequest {
+    /// 32 bytes: the enrollment's attestation challenge, equal to
+    /// `enrollment_attestation_challenge(payload)`. Android: the key must have been generated
+    /// with `KeyGenParameterSpec.Builder.setAttestationChallenge(challenge)`.
+    pub challenge: Vec<u8>,
+    /// 32 bytes: the App Attest `clientDataHash`. It commits to the challenge and to this
+    /// key's public key; iOS passes it to `DCAppAttestService.attestKey` unchanged (no
+    /// further hashing).
+    pub client_data_hash: Vec<u8>,
+}
+
+/// The platform's evidence that the key is hardware-backed.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum PlatformAttestation {
+    /// No attestation (a platform without one; servers requiring attestation refuse it).
+    None,
+    /// Android Key Attestation: `KeyStore.getCertificateChain(alias)` as DER, leaf first.
+    AndroidKeyChain { certificates: Vec<Vec<u8>> },
+    /// Apple App Attest: the App Attest key id (raw 32 bytes, not base64) and the CBOR
+    /// attestation object returned by `attestKey`.
+    AppleAppAttest { key_id: Vec<u8>, attestation_object: Vec<u8> },
+}
+
+impl From<PlatformAttestation> for Option<Attestation> {
+    fn from(a: PlatformAttestation) -> Self {
+        match a {
+            PlatformAttestation::None => None,
+            PlatformAttestation::AndroidKeyChain { certificates } => Some(Attestation::AndroidKey { certificates }),
+            PlatformAttestation::AppleAppAttest { key_id, attestation_object } => {
+                Some(Attestation::AppleAppAttest { key_id, attestation_object })
+            }
+        }
+    }
+}
+
 /// The device key, implemented by the app.
 ///
 /// `sign` is called from a Rust worker thread and may block while the biometric prompt is
@@ -72,6 +110,10 @@ pub trait PlatformKey: Send + Sync {
     fn public_key(&self) -> Result<Vec<u8>, PlatformKeyError>;
     /// An ECDSA P-256 / SHA-256 signature over `message` (the key hashes), DER encoded.
     fn sign(&self, message: Vec<u8>) -> Result<Vec<u8>, PlatformKeyError>;
+    /// The platform's attestation of this key for an enrollment; called once, by `enroll`,
+    /// after the enrollment proof is signed. Return `PlatformAttestation::None` when the
+    /// platform has none.
+    fn attestation(&self, request: AttestationRequest) -> Result<PlatformAttestation, PlatformKeyError>;
 }
 
 /// Core's view of the foreign key.
@@ -97,6 +139,11 @@ impl CoreKey for ForeignKey {
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         Self::blocking(|| self.0.sign(message.to_vec())).map_err(KeyError::from)
+    }
+
+    fn attestation(&self, request: &CoreRequest) -> Result<Option<Attestation>, KeyError> {
+        let request = AttestationRequest { challenge: request.challenge.to_vec(), client_data_hash: request.client_data_hash.to_vec() };
+        Self::blocking(|| self.0.attestation(request)).map(Into::into).map_err(KeyError::from)
     }
 }
 
@@ -132,6 +179,9 @@ mod tests {
         fn sign(&self, _message: Vec<u8>) -> Result<Vec<u8>, PlatformKeyError> {
             Err(PlatformKeyError::UserCancelled)
         }
+        fn attestation(&self, _request: AttestationRequest) -> Result<PlatformAttestation, PlatformKeyError> {
+            Err(PlatformKeyError::NotAvailable { reason: "no App Attest".into() })
+        }
     }
 
     #[test]
@@ -139,5 +189,39 @@ mod tests {
         let key = ForeignKey(Arc::new(Refusing));
         assert_eq!(CoreKey::sign(&key, b"m"), Err(KeyError::UserCancelled));
         assert_eq!(CoreKey::public_key(&key), Err(KeyError::NotAvailable("none".into())));
+        let req = CoreRequest { challenge: [1; 32], client_data_hash: [2; 32] };
+        assert_eq!(CoreKey::attestation(&key, &req), Err(KeyError::NotAvailable("no App Attest".into())));
+    }
+
+    struct Attesting;
+    impl PlatformKey for Attesting {
+        fn public_key(&self) -> Result<Vec<u8>, PlatformKeyError> {
+            Ok(vec![4; 65])
+        }
+        fn sign(&self, _message: Vec<u8>) -> Result<Vec<u8>, PlatformKeyError> {
+            Ok(vec![])
+        }
+        fn attestation(&self, request: AttestationRequest) -> Result<PlatformAttestation, PlatformKeyError> {
+            Ok(PlatformAttestation::AppleAppAttest { key_id: request.challenge, attestation_object: request.client_data_hash })
+        }
+    }
+
+    #[test]
+    fn the_foreign_attestation_reaches_core_with_the_request_bytes() {
+        let key = ForeignKey(Arc::new(Attesting));
+        let req = CoreRequest { challenge: [1; 32], client_data_hash: [2; 32] };
+        assert_eq!(
+            CoreKey::attestation(&key, &req),
+            Ok(Some(Attestation::AppleAppAttest { key_id: vec![1; 32], attestation_object: vec![2; 32] }))
+        );
+    }
+
+    #[test]
+    fn every_platform_attestation_maps_to_its_wire_format() {
+        assert_eq!(Option::<Attestation>::from(PlatformAttestation::None), None);
+        assert_eq!(
+            Option::<Attestation>::from(PlatformAttestation::AndroidKeyChain { certificates: vec![vec![0x30]] }),
+            Some(Attestation::AndroidKey { certificates: vec![vec![0x30]] })
+        );
     }
 }

@@ -24,6 +24,7 @@ pub use authenticator::{
     Authenticator, AuthenticatorError, DecisionResult, EnrollmentState, Grant, LoginContext,
     Outcome, Platform,
 };
-pub use key::{PlatformKey, PlatformKeyError};
+pub use authenticator::enrollment_attestation_challenge;
+pub use key::{AttestationRequest, PlatformAttestation, PlatformKey, PlatformKeyError};
 pub use payload::{PayloadError, PayloadInfo, PayloadKind, parse_payload};
 pub use scan::{ScanError, ScanResult, scan_frame};

@@ -23,6 +23,186 @@ pub enum Command {
     Serve(ServeArgs),
     /// Operate a running server (over its admin API).
     Admin(AdminArgs),
+    /// Platform attestation tools (offline; no server needed).
+    #[command(subcommand)]
+    Attestation(AttestationCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AttestationCmd {
+    /// Verify a phone's attestation and print the verified facts or the refusal
+    /// reason (exit status 1 on refusal, 2 on bad arguments).
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("format").required(true).args(["android", "apple"])))]
+pub struct VerifyArgs {
+    /// Android: PEM file with the KeyStore certificate chain, leaf first.
+    #[arg(long, value_name = "CHAIN.pem")]
+    pub android: Option<PathBuf>,
+    /// iOS: file with the App Attest attestation object, base64.
+    #[arg(long, value_name = "OBJECT.b64", requires_all = ["key_id", "app_id"])]
+    pub apple: Option<PathBuf>,
+    /// iOS: the App Attest key id, base64.
+    #[arg(long, value_name = "B64")]
+    pub key_id: Option<String>,
+    /// iOS: the app id "TEAMID.bundle.id" the object must be for.
+    #[arg(long, value_name = "ID")]
+    pub app_id: Option<String>,
+    /// Android: the attestation challenge. iOS: the clientDataHash given to attestKey,
+    /// or, with --device-key, the enrollment's attestation challenge (docs/protocol.md §3.3).
+    #[arg(long, value_name = "B64")]
+    pub challenge_b64: String,
+    /// The enrolled device key (SEC1 uncompressed, base64). Android: must be the attested
+    /// key. iOS: clientDataHash is derived from the challenge and this key.
+    #[arg(long, value_name = "B64")]
+    pub device_key: Option<String>,
+    /// Check certificate validity at this instant instead of now.
+    #[arg(long, value_name = "RFC3339-TIME")]
+    pub at: Option<String>,
+    /// shomei.toml whose [policy.attestation] applies (default: the built-in defaults).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// iOS: accept the development App Attest environment.
+    #[arg(long)]
+    pub allow_development: bool,
+    /// Print the facts (or the refusal) as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Why `shomei attestation verify` did not print verified facts.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The attestation was refused (exit status 1).
+    #[error("REFUSED: {0}")]
+    Refused(crate::attestation::AttestationError),
+    /// The arguments or files are unusable (exit status 2).
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Accepts standard or URL-safe base64, padded or not (Apple hands out standard base64).
+fn lenient_b64(what: &str, s: &str) -> Result<Vec<u8>, VerifyError> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|e| e.decode(&s).ok())
+        .ok_or_else(|| VerifyError::Usage(format!("{what} is not base64")))
+}
+
+/// Runs `shomei attestation verify`; returns what to print on success.
+pub fn attestation_verify(a: &VerifyArgs) -> Result<String, VerifyError> {
+    use crate::attestation::{android_key, app_attest, chain};
+    let usage = VerifyError::Usage;
+    let mut policy = match &a.config {
+        Some(p) => crate::config::FileConfig::load(p, true).map_err(|e| usage(e.to_string()))?.policy.unwrap_or_default().attestation,
+        None => crate::attestation::AttestationPolicy::default(),
+    };
+    // Only the roots and status list: an allow-list is not needed to inspect an attestation.
+    policy.load_trust().map_err(usage)?;
+    let now = match &a.at {
+        Some(t) => time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| usage(format!("--at {t:?} is not RFC 3339: {e}")))?
+            .unix_timestamp(),
+        None => time::OffsetDateTime::now_utc().unix_timestamp(),
+    };
+    let challenge = lenient_b64("--challenge-b64", &a.challenge_b64)?;
+    let device_key = match &a.device_key {
+        Some(k) => Some(
+            shomei_core::DevicePublicKey::from_sec1(&lenient_b64("--device-key", k)?)
+                .map_err(|e| usage(format!("--device-key: {e}")))?,
+        ),
+        None => None,
+    };
+    let read = |p: &PathBuf| std::fs::read_to_string(p).map_err(|e| usage(format!("{}: {e}", p.display())));
+    let (value, human) = if let Some(path) = &a.android {
+        let mut certs = Vec::new();
+        for p in x509_parser::pem::Pem::iter_from_buffer(read(path)?.as_bytes()) {
+            certs.push(p.map_err(|e| usage(format!("{}: bad PEM: {e}", path.display())))?.contents);
+        }
+        let status = match &policy.android.status_file {
+            Some(p) => Some(chain::StatusList::load(p).map_err(usage)?),
+            None => None,
+        };
+        let facts = android_key::verify_android_key(&certs, &challenge, &policy.trust.android, chain::ValidityCheck::At(now), status.as_ref())
+            .map_err(VerifyError::Refused)?;
+        android_key::check_android_policy(&facts, device_key.as_ref(), &policy.android).map_err(VerifyError::Refused)?;
+        let rot = facts.root_of_trust.as_ref();
+        let app = facts.app.as_ref();
+        let opt = |v: Option<i64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
+        let human = [
+            "VERIFIED android-key".to_owned(),
+            format!("  security level:   {} (KeyMint {})", facts.security_level.name(), facts.keymint_security_level.name()),
+            format!("  key:              {} {}", facts.key_algorithm, facts.public_key.clone().unwrap_or_default()),
+            format!("  purposes:         {:?}", facts.purposes),
+            format!(
+                "  user auth:        required={} type={} timeout={}",
+                facts.user_auth_required,
+                opt(facts.user_auth_type),
+                facts.auth_timeout_s.map(|s| format!("{s} s")).unwrap_or_else(|| "none (per use)".into())
+            ),
+            format!(
+                "  boot:             {}",
+                rot.map(|r| format!("{} device_locked={}", r.verified_boot_state.name(), r.device_locked)).unwrap_or_else(|| "-".into())
+            ),
+            format!(
+                "  app:              {}",
+                app.map(|x| x.packages.iter().map(|p| format!("{} (v{})", p.name, p.version)).collect::<Vec<_>>().join(", ")).unwrap_or_else(|| "-".into())
+            ),
+            format!("  app signers:      {}", app.map(|x| x.signing_cert_sha256.join(", ")).unwrap_or_else(|| "-".into())),
+            format!(
+                "  patch levels:     os={} vendor={} boot={} (os version {})",
+                opt(facts.os_patch_level),
+                opt(facts.vendor_patch_level),
+                opt(facts.boot_patch_level),
+                opt(facts.os_version)
+            ),
+            format!("  chain:            {} certificates to {}; revocation {}", facts.chain_len, facts.root, if facts.revocation_checked { "checked" } else { "not checked (no status_file)" }),
+        ]
+        .join("\n");
+        (serde_json::to_value(&facts).expect("facts serialize"), human)
+    } else {
+        let path = a.apple.as_ref().expect("clap requires --android or --apple");
+        let object = lenient_b64("the attestation object", &read(path)?)?;
+        let key_id = lenient_b64("--key-id", a.key_id.as_deref().unwrap_or_default())?;
+        let app_id = a.app_id.clone().unwrap_or_default();
+        let cdh: Vec<u8> = match &device_key {
+            Some(k) => {
+                let c: [u8; 32] = challenge.as_slice().try_into().map_err(|_| usage("--challenge-b64 must be 32 bytes".into()))?;
+                shomei_core::attestation::client_data_hash(&c, k).to_vec()
+            }
+            None => challenge.clone(),
+        };
+        let apps = app_attest::AllowedApps::from_app_ids(&[app_id]);
+        let facts = app_attest::verify_app_attest(
+            &object,
+            &key_id,
+            &cdh,
+            &apps,
+            a.allow_development || policy.ios.allow_development,
+            &policy.trust.apple,
+            chain::ValidityCheck::At(now),
+        )
+        .map_err(VerifyError::Refused)?;
+        let human = [
+            "VERIFIED apple-appattest".to_owned(),
+            format!("  app id:           {}", facts.app_id),
+            format!("  environment:      {:?}", facts.environment),
+            format!("  key id:           {}", facts.key_id),
+            format!("  credential cert:  serial {}", facts.credential_certificate_serial),
+            format!("  chain:            to {}", facts.root),
+        ]
+        .join("\n");
+        (serde_json::to_value(&facts).expect("facts serialize"), human)
+    };
+    if a.json {
+        Ok(serde_json::to_string_pretty(&serde_json::json!({ "verified": true, "facts": value })).expect("json"))
+    } else {
+        Ok(human)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -325,6 +505,25 @@ fn table(v: &Value, fields: &[&str]) -> String {
         .join("\n")
 }
 
+/// The device list with a one-line attestation summary per device.
+fn device_table(v: &Value) -> String {
+    let rows = v.as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        return "(none)".to_owned();
+    }
+    let s = |r: &Value, f: &str| r[f].as_str().unwrap_or("-").to_owned();
+    rows.iter()
+        .map(|r| {
+            let att = match serde_json::from_value::<crate::attestation::DeviceAttestation>(r["attestation"].clone()) {
+                Ok(a) => a.summary(),
+                Err(_) => "attestation unknown (enrolled before it was checked)".to_owned(),
+            };
+            format!("{}  {}  {}  {}  {}  {}", s(r, "id"), s(r, "practitioner_id"), s(r, "platform"), s(r, "name"), s(r, "revoked_at"), att)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Runs one admin command.
 pub async fn admin(a: AdminArgs) -> Result<(), AdminError> {
     let c = Client::new(&a)?;
@@ -415,7 +614,7 @@ pub async fn admin(a: AdminArgs) -> Result<(), AdminError> {
         }
         AdminCommand::Device(DeviceCmd::List { practitioner }) => {
             let v = c.get("/admin/v1/devices", &opt("practitioner_id", &practitioner)).await?;
-            print(json, &v, |v| table(v, &["id", "practitioner_id", "platform", "name", "revoked_at"]));
+            print(json, &v, device_table);
         }
         AdminCommand::Device(DeviceCmd::Revoke { id }) => {
             let v = c.post(&format!("/admin/v1/devices/{id}/revoke"), json!({})).await?;

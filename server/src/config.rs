@@ -91,8 +91,9 @@ impl ServeConfig {
             Some(v) => Some(shomei_core::Origin::parse(&v).map_err(|e| ConfigError::Origin { value: v.clone(), message: e.to_string() })?),
             None => None,
         };
-        let policy = file.policy.unwrap_or_default();
+        let mut policy = file.policy.unwrap_or_default();
         validate_policy(&policy)?;
+        policy.attestation.load().map_err(ConfigError::Policy)?;
         Ok(ServeConfig {
             data_dir,
             listen,

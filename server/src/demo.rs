@@ -39,3 +39,14 @@ pub async fn demo_terminal(app: &App, seed: Option<&DemoSeed>) -> Result<Option<
     }
     Ok(app.list_terminals().await?.into_iter().find(|t| t.revoked_at.is_none()).map(|t| (t.client_id, None)))
 }
+
+/// What the demo says about phone attestation: whether its policy lets the
+/// desktop phone (a software key that cannot attest) enroll.
+pub fn attestation_note(p: &crate::attestation::AttestationPolicy) -> String {
+    use crate::attestation::Mode;
+    let desktop = match p.mode_for(shomei_core::api::Platform::Desktop) {
+        Mode::Require => "refuses the desktop phone (shomei-phone): it cannot attest its software key",
+        Mode::Allow | Mode::Off => "allows the desktop phone (shomei-phone), enrolled as unattested",
+    };
+    format!("Attestation policy ({}): {desktop}.", p.summary())
+}

@@ -36,6 +36,7 @@ fn main() -> std::process::ExitCode {
                 println!("listening on http://{}", running.addr);
                 if let Some(d) = &running.demo {
                     print_demo(&running.base_url, d);
+                    println!("{}", shomei_server::demo::attestation_note(&running.app.policy.attestation));
                 }
                 use std::io::Write as _;
                 let _ = std::io::stdout().flush();
@@ -48,6 +49,24 @@ fn main() -> std::process::ExitCode {
                 }
             })
         }
+        Command::Attestation(shomei_server::cli::AttestationCmd::Verify(args)) => match shomei_server::cli::attestation_verify(&args) {
+            Ok(out) => {
+                println!("{out}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(shomei_server::cli::VerifyError::Refused(reason)) => {
+                if args.json {
+                    println!("{}", serde_json::json!({ "verified": false, "reason": reason.to_string() }));
+                } else {
+                    println!("REFUSED: {reason}");
+                }
+                std::process::ExitCode::from(1)
+            }
+            Err(e @ shomei_server::cli::VerifyError::Usage(_)) => {
+                eprintln!("error: {e}");
+                std::process::ExitCode::from(2)
+            }
+        },
         Command::Admin(args) => rt.block_on(async {
             match shomei_server::cli::admin(args).await {
                 Ok(()) => std::process::ExitCode::SUCCESS,

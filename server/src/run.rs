@@ -185,6 +185,6 @@ pub async fn start(cfg: ServeConfig) -> Result<Running, ServeError> {
     if let Some(r) = &cfg.ready_file {
         write_atomic(r, &format!("{base_url}\n"))?;
     }
-    tracing::info!(%addr, origin = %url, backend = app.store.backend(), "listening");
+    tracing::info!(%addr, origin = %url, backend = app.store.backend(), attestation = %app.policy.attestation.summary(), "listening");
     Ok(Running { addr, base_url, app, operator_token: token.to_string(), demo, shutdown: Some(stop_tx), task })
 }

@@ -20,3 +20,5 @@ mod refusals;
 mod postgres;
 #[path = "e2e/phone_cli.rs"]
 mod phone_cli;
+#[path = "e2e/attestation.rs"]
+mod attestation;

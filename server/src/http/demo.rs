@@ -32,7 +32,11 @@ async fn page(State(s): State<HttpState>) -> Html<String> {
         Some(d) => (d.client_id.clone(), d.client_secret.clone().unwrap_or_default()),
         None => (String::new(), String::new()),
     };
-    Html(PAGE.replace("{{CLIENT_ID}}", &escape(&id)).replace("{{CLIENT_SECRET}}", &escape(&secret)))
+    Html(
+        PAGE.replace("{{CLIENT_ID}}", &escape(&id))
+            .replace("{{CLIENT_SECRET}}", &escape(&secret))
+            .replace("{{ATTESTATION}}", &escape(&crate::demo::attestation_note(&s.app.policy.attestation))),
+    )
 }
 
 const PAGE: &str = r#"<!doctype html>
@@ -42,6 +46,7 @@ const PAGE: &str = r#"<!doctype html>
 <body><h1>署名 Shomei — EHR demo terminal</h1>
 <p><label>client_id <input id="cid" size="40" value="{{CLIENT_ID}}"></label><br>
 <label>client_secret <input id="csec" size="50" value="{{CLIENT_SECRET}}"></label></p>
+<p id="attestation"><small>{{ATTESTATION}}</small></p>
 <button id="start">Start login</button>
 <div id="qr"></div><div>Number to choose on the phone: <span id="num">--</span></div>
 <p>Status: <b id="status">idle</b></p>

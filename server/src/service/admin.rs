@@ -74,6 +74,9 @@ pub struct DeviceView {
     pub created_at: Time,
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<Time>,
+    /// What was verified about the device key at enrollment; `null` for devices
+    /// enrolled before attestation was checked.
+    pub attestation: Option<crate::attestation::DeviceAttestation>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,6 +137,7 @@ pub(crate) fn device_view(d: &Device) -> DeviceView {
         platform: d.platform.clone(),
         created_at: rfc3339(d.created_ms),
         revoked_at: d.revoked_ms.map(rfc3339),
+        attestation: d.attestation_facts.clone(),
     }
 }
 

@@ -7,9 +7,11 @@ use std::num::NonZeroU32;
 use serde::Serialize;
 use shomei_core::api::{DEVICE_NAME_MAX_CHARS, EnrollRequest, EnrollResponse, PractitionerInfo, Role};
 use shomei_core::approval::enrollment_bytes_from_secret_sha256;
+use shomei_core::attestation::attestation_challenge;
 use shomei_core::{DevicePublicKey, EnrollmentId, EnrollmentPayload, QrSecret};
 
 use super::{App, Error, Result, b64u, ct_eq, new_uuid, random_bytes, rfc3339, sha256};
+use crate::attestation::Presented;
 use crate::store::{AuditEvent, Device, Enrollment, EnrollmentStatus};
 
 const PBKDF2_ITERATIONS: u32 = 100_000;
@@ -136,6 +138,18 @@ impl App {
         let message = enrollment_bytes_from_secret_sha256(&self.origin, &req.enrollment_id, &secret_hash, &public_key, &req.device_name);
         public_key.verify(&message, &req.proof).map_err(|e| Error::ProofInvalid(e.to_string()))?;
 
+        // Platform attestation (docs/protocol.md §3.3, docs/attestation.md): verified
+        // before anything is stored, so a refusal leaves the code usable.
+        let challenge = attestation_challenge(&self.origin, &req.enrollment_id, &secret_hash);
+        let presented = Presented { platform: req.platform, attestation: req.attestation.as_ref(), challenge: &challenge, public_key: &public_key };
+        let facts = match crate::attestation::evaluate(&self.policy.attestation, presented, now / 1000) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::info!(enrollment = %id, platform = ?req.platform, reason = %e, "enrollment refused: attestation");
+                return Err(e.into());
+            }
+        };
+
         let practitioner = self
             .store
             .get_practitioner(&e.practitioner_id)
@@ -149,7 +163,8 @@ impl App {
             platform: serde_json::to_value(req.platform).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
             public_key: public_key.as_bytes().to_vec(),
             token_hash: sha256(&token),
-            attestation: req.attestation.as_ref().map(|a| serde_json::to_string(&a.iter().map(|b| b64u(b)).collect::<Vec<_>>()).expect("strings")),
+            attestation: req.attestation.as_ref().map(|a| serde_json::to_string(a).expect("attestation serializes")),
+            attestation_facts: Some(facts.clone()),
             created_ms: now,
             revoked_ms: None,
         };
@@ -157,7 +172,7 @@ impl App {
             format!("device:{}", device.id),
             "device.enroll",
             device.id.clone(),
-            serde_json::json!({ "enrollment": id, "practitioner": e.practitioner_id, "platform": device.platform, "name": device.name }),
+            serde_json::json!({ "enrollment": id, "practitioner": e.practitioner_id, "platform": device.platform, "name": device.name, "attestation": facts }),
         );
         if !self.store.complete_enrollment(&id, &device, self.policy.one_device_per_practitioner, now, &audit).await? {
             // Lost a race with another use of the same code, or it expired meanwhile.

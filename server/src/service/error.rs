@@ -4,6 +4,7 @@
 
 use shomei_core::api::ErrorCode;
 
+use crate::attestation::AttestationError;
 use crate::signing::SigningError;
 use crate::store::StoreError;
 
@@ -28,6 +29,10 @@ pub enum Error {
     ActivationPasswordWrong { remaining: i64 },
     #[error("proof of possession does not verify: {0}")]
     ProofInvalid(String),
+    /// Platform attestation missing, malformed or refused by the policy (the
+    /// variant names the failed check).
+    #[error("attestation invalid: {0}")]
+    AttestationInvalid(AttestationError),
     #[error("device unknown")]
     DeviceUnknown,
     #[error("device revoked")]
@@ -93,6 +98,12 @@ impl From<SigningError> for Error {
     }
 }
 
+impl From<AttestationError> for Error {
+    fn from(e: AttestationError) -> Self {
+        Error::AttestationInvalid(e)
+    }
+}
+
 impl Error {
     /// The stable code (and so the HTTP status) of this error.
     pub fn code(&self) -> ErrorCode {
@@ -107,6 +118,8 @@ impl Error {
             EnrollmentLocked => ErrorCode::EnrollmentLocked,
             ActivationPasswordWrong { .. } => ErrorCode::ActivationPasswordWrong,
             ProofInvalid(_) => ErrorCode::ProofInvalid,
+            AttestationInvalid(e) if e.is_server_fault() => ErrorCode::Internal,
+            AttestationInvalid(_) => ErrorCode::AttestationInvalid,
             DeviceUnknown => ErrorCode::DeviceUnknown,
             DeviceRevoked => ErrorCode::DeviceRevoked,
             LoginUnknown => ErrorCode::LoginUnknown,

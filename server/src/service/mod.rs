@@ -45,6 +45,8 @@ pub struct Policy {
     pub enrollment_max_attempts: i64,
     /// Enrolling a phone retires the practitioner's other phones.
     pub one_device_per_practitioner: bool,
+    /// Platform attestation at enrollment (`[policy.attestation]`, docs/attestation.md).
+    pub attestation: crate::attestation::AttestationPolicy,
 }
 
 impl Default for Policy {
@@ -59,6 +61,7 @@ impl Default for Policy {
             enrollment_max_ttl_s: 600,
             enrollment_max_attempts: 5,
             one_device_per_practitioner: true,
+            attestation: crate::attestation::AttestationPolicy::default(),
         }
     }
 }

@@ -167,8 +167,12 @@ pub struct Device {
     pub public_key: Vec<u8>,
     /// SHA-256 of the device token.
     pub token_hash: Vec<u8>,
-    /// JSON list of b64u attestation blobs, as given.
+    /// The attestation the phone sent (JSON of `shomei_core::Attestation`), as given.
     pub attestation: Option<String>,
+    /// What the server verified about the device key at enrollment (status, policy,
+    /// security level, patch levels, boot state, app id); `None` for devices enrolled
+    /// before attestation was checked (migration 0003).
+    pub attestation_facts: Option<crate::attestation::DeviceAttestation>,
     pub created_ms: i64,
     pub revoked_ms: Option<i64>,
 }

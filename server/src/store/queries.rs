@@ -71,7 +71,12 @@ macro_rules! store_impl {
             Ok(Device {
                 id: r.try_get("id")?, practitioner_id: r.try_get("practitioner_id")?, name: r.try_get("name")?,
                 platform: r.try_get("platform")?, public_key: r.try_get("public_key")?, token_hash: r.try_get("token_hash")?,
-                attestation: r.try_get("attestation")?, created_ms: r.try_get("created_ms")?, revoked_ms: r.try_get("revoked_ms")?,
+                attestation: r.try_get("attestation")?,
+                attestation_facts: match r.try_get::<Option<String>, _>("attestation_facts")? {
+                    Some(t) => Some(serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("device attestation facts: {e}")))?),
+                    None => None,
+                },
+                created_ms: r.try_get("created_ms")?, revoked_ms: r.try_get("revoked_ms")?,
             })
         }
         fn login_row(r: &$row) -> StoreResult<Login> {
@@ -307,9 +312,10 @@ macro_rules! store_impl {
                         revoke_grants_where(&mut *w.tx, "device_id = $3", &old, "device retired", now, "system").await?;
                     }
                 }
-                sqlx::query("INSERT INTO devices (id, practitioner_id, name, platform, public_key, token_hash, attestation, created_ms, revoked_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)")
+                sqlx::query("INSERT INTO devices (id, practitioner_id, name, platform, public_key, token_hash, attestation, created_ms, revoked_ms, attestation_facts) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)")
                     .bind(&d.id).bind(&d.practitioner_id).bind(&d.name).bind(&d.platform).bind(&d.public_key)
                     .bind(&d.token_hash).bind(&d.attestation).bind(d.created_ms).bind(d.revoked_ms)
+                    .bind(d.attestation_facts.as_ref().map(|f| serde_json::to_string(f).expect("facts serialize")))
                     .execute(&mut *w.tx).await.map_err(|e| dup(e, "device"))?;
                 audit_tx(&mut *w.tx, now, audit).await?;
                 w.commit().await?;

@@ -101,3 +101,92 @@ fn bad_config_file_exits_non_zero_naming_the_problem() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("login_ttl_s"));
 }
+
+// ---- `shomei attestation verify` (offline, on the real captured data) ----
+
+const ATTESTATION_DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/attestation");
+
+fn verify(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_shomei")).args(["attestation", "verify"]).args(args).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// caiman TEE EC (remotely provisioned, locked and verified boot; no user-auth tags).
+fn caiman() -> (String, String) {
+    let chain = format!("{ATTESTATION_DATA}/android/testdata/caiman/sdk36/TEE_EC_RKP.pem");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(chain.replace(".pem", ".json")).unwrap()).unwrap();
+    (chain, json["attestationChallenge"].as_str().unwrap().to_owned())
+}
+
+/// A policy that does not insist on user authentication (the captured key has none).
+fn no_user_auth_config(dir: &tempfile::TempDir) -> String {
+    let p = dir.path().join("shomei.toml");
+    std::fs::write(&p, "[policy.attestation.android]\nrequire_user_auth = false\n").unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn attestation_verify_prints_the_facts_of_a_valid_android_chain() {
+    let (chain, challenge) = caiman();
+    let dir = tempfile::tempdir().unwrap();
+    let config = no_user_auth_config(&dir);
+    let (code, out, err) = verify(&["--android", &chain, "--challenge-b64", &challenge, "--at", "2025-09-28T00:00:00Z", "--config", &config]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("VERIFIED android-key"), "{out}");
+    for fact in ["TrustedEnvironment", "EC P-256", "Verified device_locked=true", "com.google.android.attestation", "os=202511"] {
+        assert!(out.contains(fact), "{fact} missing in:\n{out}");
+    }
+    let (code, out, _) = verify(&["--android", &chain, "--challenge-b64", &challenge, "--at", "2025-09-28T00:00:00Z", "--config", &config, "--json"]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["facts"]["security_level"], "trusted_environment");
+}
+
+#[test]
+fn attestation_verify_exits_1_with_the_reason_on_refusal() {
+    let (chain, challenge) = caiman();
+    // Default policy: user authentication is required, and this key has none.
+    let (code, out, _) = verify(&["--android", &chain, "--challenge-b64", &challenge, "--at", "2025-09-28T00:00:00Z"]);
+    assert_eq!((code, out.trim()), (1, "REFUSED: user authentication not required by the key"));
+    let (code, out, _) = verify(&["--android", &chain, "--challenge-b64", "AAAA", "--at", "2025-09-28T00:00:00Z"]);
+    assert_eq!((code, out.trim()), (1, "REFUSED: challenge mismatch"));
+    // Without --at the chain is checked now, long after its attestation key expired.
+    let (code, out, _) = verify(&["--android", &chain, "--challenge-b64", &challenge]);
+    assert_eq!(code, 1);
+    assert!(out.starts_with("REFUSED: certificate 1 expired at 2025-10-03"), "{out}");
+}
+
+#[test]
+fn attestation_verify_checks_an_app_attest_object() {
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(format!("{ATTESTATION_DATA}/apple/app_attest_vectors.json")).unwrap()).unwrap();
+    let prod = &v["vectors"][0];
+    let dir = tempfile::tempdir().unwrap();
+    let object = dir.path().join("object.b64");
+    std::fs::write(&object, prod["attestation_object_b64"].as_str().unwrap()).unwrap();
+    // Apple's sample was made with the raw bytes "test_server_challenge" as clientDataHash.
+    let cdh = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b"test_server_challenge");
+    let object = object.display().to_string();
+    let key_id = prod["key_id_b64"].as_str().unwrap();
+    let args = |app: &'static str| {
+        vec!["--apple".to_owned(), object.clone(), "--key-id".into(), key_id.into(), "--app-id".into(), app.into(), "--challenge-b64".into(), cdh.clone(), "--at".into(), "2024-04-18T00:00:00Z".into()]
+    };
+    let run = |a: Vec<String>| verify(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let (code, out, err) = run(args("0352187391.com.apple.example_app_attest"));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("VERIFIED apple-appattest"), "{out}");
+    assert!(out.contains("Production"), "{out}");
+    let (code, out, _) = run(args("0352187391.jp.shomei.app"));
+    assert_eq!((code, out.trim()), (1, "REFUSED: wrong rpIdHash: app not allowed"));
+}
+
+#[test]
+fn attestation_verify_exits_2_on_unusable_arguments() {
+    let (chain, _) = caiman();
+    let (code, _, err) = verify(&["--android", &chain, "--challenge-b64", "not base64!"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--challenge-b64 is not base64"), "{err}");
+    let (code, _, err) = verify(&["--android", "/nonexistent.pem", "--challenge-b64", "AAAA"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, _) = verify(&["--challenge-b64", "AAAA"]);
+    assert_eq!(code, 2, "clap: --android or --apple is required");
+}

@@ -2,10 +2,13 @@
 //! under tests/ is another linked binary on a 2-core CI):
 //! - `storage`: the same suite against SQLite (temp file) and PostgreSQL
 //!   (fresh database per run from SHOMEI_TEST_DATABASE_URL);
+//! - `attestation`: the Android Key Attestation and App Attest verifiers on
+//!   real captured data (tests/data/attestation), refusals and property tests;
 //! - `cli`: the `shomei` binary (serve on port 0, admin --json, bad config);
 //! - `http`: the real server on 127.0.0.1:0 driven over HTTP by reqwest,
 //!   with a software P-256 key as the phone, one test per rejection rule.
 
+mod attestation;
 mod cli;
 mod common;
 mod http;

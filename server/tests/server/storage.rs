@@ -26,7 +26,7 @@ async fn seed(s: &dyn Store) -> (Terminal, Practitioner) {
 fn device(id: &str, token: u8) -> Device {
     Device {
         id: id.into(), practitioner_id: "p1".into(), name: "phone".into(), platform: "desktop".into(), public_key: vec![4; 65],
-        token_hash: vec![token; 32], attestation: None, created_ms: 10, revoked_ms: None,
+        token_hash: vec![token; 32], attestation: None, attestation_facts: None, created_ms: 10, revoked_ms: None,
     }
 }
 

@@ -48,6 +48,11 @@ impl Clinic {
         Self::open_with(Server::start_configured(store, Vec::new(), Some(&toml)))
     }
 
+    /// A clinic whose server runs with this `shomei.toml`.
+    pub fn open_with_config(store: Store, toml: &str) -> Clinic {
+        Self::open_with(Server::start_configured(store, Vec::new(), Some(toml)))
+    }
+
     fn open_with(server: Server) -> Clinic {
         phone_keystore();
         let facility = server.admin(&["facility", "create", "--name", "Sakura Clinic"]);

@@ -70,7 +70,7 @@ class EndToEndTest {
 
     private fun enrolled(key: PlatformKey, name: String = "佐藤 花子"): Authenticator = runBlocking {
         val code = enrollmentCode(name)
-        Authenticator(key).also { it.enroll(code.payload, code.password, "JVM test phone", Platform.ANDROID, emptyList()) }
+        Authenticator(key).also { it.enroll(code.payload, code.password, "JVM test phone", Platform.ANDROID, key) }
     }
 
     /** A login started by the terminal, its QR read from the PNG the EHR would display. */
@@ -89,8 +89,9 @@ class EndToEndTest {
     @Test
     fun `an enrollment QR read from the operator's PNG enrolls the key`() = runBlocking {
         val code = enrollmentCode("山田 太郎")
-        val auth = Authenticator(JvmEcKey())
-        val state = auth.enroll(code.payload, code.password, "JVM test phone", Platform.ANDROID, emptyList())
+        val key = JvmEcKey()
+        val auth = Authenticator(key)
+        val state = auth.enroll(code.payload, code.password, "JVM test phone", Platform.ANDROID, key)
         assertEquals("山田 太郎", state.practitionerName)
         assertEquals("doctor", state.practitionerRole)
         assertEquals(server.url, state.serverOrigin)
@@ -162,9 +163,10 @@ class EndToEndTest {
     fun `an unexpected exception in the Kotlin key becomes KeyFailed, not a crash`() = runBlocking {
         val inner = JvmEcKey()
         val code = enrollmentCode("鈴木 一郎")
-        val auth = Authenticator(ExplodingKey(inner))
+        val exploding = ExplodingKey(inner)
+        val auth = Authenticator(exploding)
         val e = assertThrows<AuthenticatorException.KeyFailed> {
-            runBlocking { auth.enroll(code.payload, code.password, "JVM test phone", Platform.ANDROID, emptyList()) }
+            runBlocking { auth.enroll(code.payload, code.password, "JVM test phone", Platform.ANDROID, exploding) }
         }
         assertTrue(e.reason.contains("keystore exploded"), e.reason)
         assertNull(auth.enrollment())
@@ -174,7 +176,8 @@ class EndToEndTest {
     fun `a wrong activation password is Rejected with activation_password_wrong`() = runBlocking {
         val code = enrollmentCode("高橋 次郎")
         val e = assertThrows<AuthenticatorException.Rejected> {
-            runBlocking { Authenticator(JvmEcKey()).enroll(code.payload, code.password + "x", "JVM test phone", Platform.ANDROID, emptyList()) }
+            val key = JvmEcKey()
+            runBlocking { Authenticator(key).enroll(code.payload, code.password + "x", "JVM test phone", Platform.ANDROID, key) }
         }
         assertEquals("activation_password_wrong", e.code)
         assertEquals(401.toUShort(), e.status)
@@ -235,5 +238,62 @@ class EndToEndTest {
     @Test
     fun `corrupt saved state is InvalidState`() {
         assertThrows<AuthenticatorException.InvalidState> { Authenticator.restore(JvmEcKey(), "{not json") }
+    }
+
+    @Test
+    fun `enroll asks the new key for its attestation over the enrollment's challenge`() = runBlocking {
+        val code = enrollmentCode("中村 四郎")
+        val key = JvmEcKey()
+        val auth = Authenticator(key)
+        auth.enroll(code.payload, code.password, "JVM test phone", Platform.ANDROID, key)
+        assertEquals(1, key.attestationRequests.size)
+        val request = key.attestationRequests[0]
+        assertTrue(enrollmentAttestationChallenge(code.payload).contentEquals(request.challenge))
+        assertEquals(32, request.challenge.size)
+        assertEquals(32, request.clientDataHash.size)
+        assertTrue(!request.clientDataHash.contentEquals(request.challenge))
+        // The server's default policy ("allow") enrolls a phone without attestation, marked unattested.
+        val device = server.adminList("device", "list").single { it.str("id") == auth.enrollment()!!.deviceId }
+        assertEquals("unattested", device.getAsJsonObject("attestation").str("status"))
+    }
+
+    @Test
+    fun `after enroll the authenticator signs with the newly enrolled key`() = runBlocking {
+        val code = enrollmentCode("小林 五郎")
+        val placeholder = JvmEcKey()
+        val enrolledKey = JvmEcKey()
+        val auth = Authenticator(placeholder)
+        auth.enroll(code.payload, code.password, "JVM test phone", Platform.ANDROID, enrolledKey)
+        val login = startLogin()
+        val ctx = auth.loginContext(login.payload)
+        assertEquals(Outcome.APPROVED, auth.approve(login.payload, ctx, login.matchNumber).outcome)
+        assertEquals(0, placeholder.signCount.get())
+        assertEquals(2, enrolledKey.signCount.get()) // the enrollment proof and this approval
+    }
+
+    @Test
+    fun `an Android chain the server cannot verify is Rejected with attestation_invalid`() = runBlocking {
+        val code = enrollmentCode("加藤 六郎")
+        val key = JvmEcKey()
+        key.attestationToReturn = PlatformAttestation.AndroidKeyChain(listOf(byteArrayOf(0x30, 0x03, 0x02, 0x01)))
+        val auth = Authenticator(key)
+        val e = assertThrows<AuthenticatorException.Rejected> {
+            runBlocking { auth.enroll(code.payload, code.password, "JVM test phone", Platform.ANDROID, key) }
+        }
+        assertEquals("attestation_invalid", e.code)
+        assertEquals(403.toUShort(), e.status)
+        assertNull(auth.enrollment())
+    }
+
+    @Test
+    fun `enrolling an enrolled authenticator is AlreadyEnrolled before the new key is touched`() = runBlocking {
+        val auth = enrolled(JvmEcKey())
+        val code = enrollmentCode("吉田 七郎")
+        val second = JvmEcKey()
+        assertThrows<AuthenticatorException.AlreadyEnrolled> {
+            runBlocking { auth.enroll(code.payload, code.password, "JVM test phone", Platform.ANDROID, second) }
+        }
+        assertEquals(0, second.signCount.get())
+        assertEquals(0, second.attestationRequests.size)
     }
 }

@@ -19,8 +19,17 @@ class JvmEcKey : PlatformKey {
         generateKeyPair()
     }
     val signCount = AtomicInteger()
+    /** What core asked for at enrollment (a JVM key has no platform attestation). */
+    val attestationRequests: MutableList<AttestationRequest> = java.util.Collections.synchronizedList(mutableListOf())
+    /** What `attestation` returns; a test may hand the server evidence to judge. */
+    @Volatile var attestationToReturn: PlatformAttestation = PlatformAttestation.None
 
     override fun publicKey(): ByteArray = sec1Uncompressed(pair.public as ECPublicKey)
+
+    override fun attestation(request: AttestationRequest): PlatformAttestation {
+        attestationRequests.add(request)
+        return attestationToReturn
+    }
 
     override fun sign(message: ByteArray): ByteArray {
         signCount.incrementAndGet()
@@ -55,12 +64,14 @@ class JvmEcKey : PlatformKey {
 class CancellingKey(private val inner: JvmEcKey) : PlatformKey {
     override fun publicKey(): ByteArray = inner.publicKey()
     override fun sign(message: ByteArray): ByteArray = throw PlatformKeyException.UserCancelled()
+    override fun attestation(request: AttestationRequest): PlatformAttestation = inner.attestation(request)
 }
 
 /** A key whose platform code fails with an exception the bindings never declared. */
 class ExplodingKey(private val inner: JvmEcKey) : PlatformKey {
     override fun publicKey(): ByteArray = inner.publicKey()
     override fun sign(message: ByteArray): ByteArray = throw IllegalStateException("keystore exploded")
+    override fun attestation(request: AttestationRequest): PlatformAttestation = inner.attestation(request)
 }
 
 /** Delegates until told otherwise, so one enrolled key can later refuse. */
@@ -71,4 +82,5 @@ class SwitchableKey(private val inner: JvmEcKey) : PlatformKey {
         failure?.invoke()
         return inner.sign(message)
     }
+    override fun attestation(request: AttestationRequest): PlatformAttestation = inner.attestation(request)
 }

@@ -48,14 +48,19 @@ class ShomeiServer : AutoCloseable {
     fun logText(): String = if (log.exists()) log.readText() else ""
 
     /** `shomei admin --data-dir D --json <args>`, parsed. */
-    fun admin(vararg args: String): JsonObject {
+    fun admin(vararg args: String): JsonObject = adminJson(*args).asJsonObject
+
+    /** `shomei admin --data-dir D --json <args>` for a command that lists objects. */
+    fun adminList(vararg args: String): List<JsonObject> = adminJson(*args).asJsonArray.map { it.asJsonObject }
+
+    private fun adminJson(vararg args: String): com.google.gson.JsonElement {
         val cmd = listOf(bin, "admin", "--data-dir", dataDir.path, "--json") + args
         val p = ProcessBuilder(cmd).redirectErrorStream(false).start()
         val out = p.inputStream.bufferedReader().readText()
         val err = p.errorStream.bufferedReader().readText()
         check(p.waitFor(60, TimeUnit.SECONDS)) { "shomei admin ${args.toList()} hung" }
         check(p.exitValue() == 0) { "shomei admin ${args.toList()} failed (${p.exitValue()}): $err" }
-        return JsonParser.parseString(out).asJsonObject
+        return JsonParser.parseString(out)
     }
 
     override fun close() {
