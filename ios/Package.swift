@@ -41,5 +41,12 @@ let package = Package(
                 .linkedFramework("SystemConfiguration"),
             ]
         ),
+        // Pure-logic unit tests of ShomeiKit; run on a Mac with an iOS simulator
+        // (xcodebuild test), never on the Linux CI.
+        .testTarget(
+            name: "ShomeiKitTests",
+            dependencies: ["ShomeiKit"],
+            path: "Tests/ShomeiKitTests"
+        ),
     ]
 )

@@ -13,9 +13,15 @@ struct RootView: View {
             case .scan: ScanView()
             case .enroll(let payload, let info): EnrollView(payload: payload, info: info)
             case .approve(let payload, let context): ApproveView(payload: payload, context: context)
-            case .message(let text):
+            case .message(let text, let offer):
                 VStack(spacing: 24) {
                     Text(text).font(.title3).multilineTextAlignment(.center)
+                    if case .reEnroll = offer {
+                        Button("登録を削除して再登録する", role: .destructive) {
+                            model.unenroll()
+                            model.screen = .scan
+                        }
+                    }
                     Button("ホームへ") { model.screen = .home }.buttonStyle(.borderedProminent)
                 }.padding()
             }
@@ -62,27 +68,46 @@ struct HomeView: View {
 
 struct ScanView: View {
     @EnvironmentObject var model: AppModel
+    @Environment(\.openURL) private var openURL
     @State private var scanner: QRScanner?
     @State private var problem: String?
+    @State private var denied = false
 
     var body: some View {
         ZStack(alignment: .top) {
             if let scanner { CameraPreview(session: scanner.session).ignoresSafeArea() }
-            Text(problem ?? "EHR画面のQRコードを写してください")
-                .padding().background(.thinMaterial).clipShape(Capsule()).padding()
+            VStack {
+                Text(problem ?? model.scanNotice ?? "EHR画面のQRコードを写してください")
+                    .padding().background(.thinMaterial).clipShape(Capsule())
+                if denied, let settings = URL(string: UIApplication.openSettingsURLString) {
+                    // iOS asks for the camera once; after a denial only the Settings app can change it.
+                    Button("設定を開く") { openURL(settings) }.buttonStyle(.borderedProminent)
+                }
+            }.padding()
         }
         .toolbar { Button("閉じる") { model.screen = .home } }
         .task { await startCamera() }
-        .onDisappear { scanner?.stop() }
+        .onDisappear {
+            scanner?.stop()
+            model.scanNotice = nil
+        }
     }
 
     private func startCamera() async {
         guard await AVCaptureDevice.requestAccess(for: .video) else {
-            problem = "カメラの使用が許可されていません。設定から許可してください。"
+            problem = "QRコードの読み取りにはカメラの許可が必要です。設定でカメラを許可してください。"
+            denied = true
             return
         }
-        let s = QRScanner { result in
-            Task { @MainActor in model.handle(result) }
+        let s = QRScanner { scanner, result in
+            Task { @MainActor in
+                if !model.handle(result) {
+                    // Expired, broken or foreign code: keep scanning, give the user time to
+                    // read the notice (and refresh the EHR screen) before the next report.
+                    try? await Task.sleep(nanoseconds: 1_500_000_000)
+                    scanner.resume()
+                }
+            }
         }
         do {
             try s.configure()
@@ -127,7 +152,7 @@ struct EnrollView: View {
             }
             Section("アクティベーションパスワード") { SecureField("パスワード", text: $password) }
             Section("端末名") { TextField("端末名", text: $deviceName) }
-            Button("登録する") { model.enroll(payload: payload, password: password, deviceName: deviceName) }
+            Button("登録する") { model.enroll(payload: payload, info: info, password: password, deviceName: deviceName) }
                 .disabled(password.isEmpty || model.busy)
         }
         .navigationTitle("端末の登録")

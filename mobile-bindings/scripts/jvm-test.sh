@@ -4,7 +4,8 @@
 #   2. builds the `shomei` server binary unless SHOMEI_BIN points at one,
 #   3. mvn test in mobile-bindings/jvm-test (scan/payload/error-mapping tests, and the
 #      end-to-end test that enrolls and approves against a real `shomei serve`),
-#   4. compiles the Android app's Kotlin against android-all (android/compile-check).
+#   4. android/check.sh: compiles the Android app's Kotlin against android-all, checks it
+#      against the API 28 signature (minSdk), and self-tests the 16 KB alignment checker.
 #
 # Needs: cargo, Java 17+, Maven 3.8+ (Maven Central reachable, or ~/.m2 already filled).
 # Env: CARGO_TARGET_DIR, SHOMEI_BIN, MVN_ARGS (extra Maven flags, e.g. "-o" offline),
@@ -44,7 +45,7 @@ fi
 echo "jvm-test: Kotlin bindings tests passed" >&2
 
 if [[ "${SKIP_ANDROID_CHECK:-0}" != "1" ]]; then
-  # shellcheck disable=SC2086
-  mvn -B -q ${MVN_ARGS:-} -f "$repo/android/compile-check/pom.xml" compile
-  echo "jvm-test: Android sources compile against android-all" >&2
+  # compile check against android-all, API-level (minSdk 28) check, 16 KB alignment checker
+  bash "$repo/android/check.sh"
+  echo "jvm-test: Android checks passed" >&2
 fi

@@ -1,8 +1,11 @@
-import CryptoKit
 import Foundation
 import ShomeiMobile
 
 /// The app's state and actions for SwiftUI. Platform work only; protocol decisions are in Rust.
+///
+/// Enrollment keeps a working phone working (issue 15): it is refused while enrolled, before
+/// any key is touched; the new Secure Enclave key gets a fresh tag; the stored tag and state
+/// switch to it only after the server accepted it, and only then is the previous key deleted.
 @MainActor
 public final class AppModel: ObservableObject {
     public enum Screen {
@@ -10,45 +13,86 @@ public final class AppModel: ObservableObject {
         case scan
         case enroll(payload: String, info: PayloadInfo)
         case approve(payload: String, context: LoginContext?)
-        case message(String)
+        case message(String, offer: Offer)
+    }
+
+    /// What a message screen offers besides going home.
+    public enum Offer {
+        case none
+        /// The server no longer accepts this phone: forget it and scan a new enrollment code.
+        case reEnroll
     }
 
     @Published public var screen: Screen = .home
     @Published public private(set) var enrollment: EnrollmentState?
     @Published public private(set) var grants: [Grant] = []
-    @Published public var busy = false
+    @Published public private(set) var busy = false
+    /// Why the last scanned code was not opened (expired, broken, foreign); the scanner keeps running.
+    @Published public var scanNotice: String?
 
-    public let key = SecureEnclaveKey()
+    /// What Face ID / Touch ID says; shared by every device key.
+    public let prompt = BiometricReason()
     private var authenticator: Authenticator
+    private var keyTag: String?
 
     public init() {
-        if let saved = EnrollmentStore.load(), key.exists,
-           let restored = try? Authenticator.restore(key: key, state: saved) {
-            authenticator = restored
-        } else {
-            authenticator = Authenticator(key: key)
+        var restored: (Authenticator, String)?
+        if let saved = EnrollmentStore.load() {
+            let key = SecureEnclaveKey(tag: saved.keyTag, prompt: prompt)
+            if key.exists, let auth = try? Authenticator.restore(key: key, state: saved.state) {
+                restored = (auth, saved.keyTag)
+            }
         }
+        authenticator = restored?.0 ?? Authenticator(key: NoDeviceKey())
+        keyTag = restored?.1
         enrollment = authenticator.enrollment()
+        // Keys an enrollment left when the app was killed between creating and committing.
+        for tag in SecureEnclaveKeyring.tags() where tag != keyTag {
+            SecureEnclaveKey(tag: tag, prompt: prompt).delete()
+        }
     }
 
-    /// A scanned code or an opened Universal Link.
+    /// An opened Universal Link. Ignored while an enrollment or decision is running.
     public func open(_ url: String) {
+        guard !busy else { return }
         do {
             let info = try parsePayload(text: url)
-            switch info.kind {
-            case .enrollment: screen = .enroll(payload: info.url, info: info)
-            case .login: loadContext(payload: info.url)
-            }
+            route(info)
         } catch {
-            screen = .message("QRコードを読み取れませんでした: \(error)")
+            screen = .message(Self.payloadProblem(error), offer: .none)
         }
     }
 
-    public func handle(_ result: ScanResult) {
+    /// A scanner hit. Returns false when the scanner should keep running ([scanNotice] says why).
+    public func handle(_ result: ScanResult) -> Bool {
         switch result {
-        case .shomei(let payload): open(payload.url)
-        case .foreignOnly: screen = .message("Shomei のQRコードではありません")
-        case .nothingFound: break
+        case .shomei(let payload):
+            do {
+                let info = try parsePayload(text: payload.url) // strict: expiry included
+                scanNotice = nil
+                route(info)
+                return true
+            } catch {
+                scanNotice = Self.payloadProblem(error)
+                return false
+            }
+        case .foreignOnly:
+            scanNotice = "Shomei のQRコードではありません。"
+            return false
+        case .nothingFound:
+            return false
+        }
+    }
+
+    private func route(_ info: PayloadInfo) {
+        switch info.kind {
+        case .enrollment:
+            if enrollment != nil {
+                screen = .message(Self.alreadyEnrolled, offer: .none)
+            } else {
+                screen = .enroll(payload: info.url, info: info)
+            }
+        case .login: loadContext(payload: info.url)
         }
     }
 
@@ -57,39 +101,66 @@ public final class AppModel: ObservableObject {
         Task {
             do {
                 let ctx = try await authenticator.loginContext(payload: payload)
+                // The details are on screen before any Face ID sheet can appear: the sheet is
+                // only started by a tap on a number of this very screen.
                 screen = .approve(payload: payload, context: ctx)
             } catch {
-                screen = .message(Self.describe(error))
+                show(error)
             }
         }
     }
 
-    public func enroll(payload: String, password: String, deviceName: String) {
+    public func enroll(payload: String, info: PayloadInfo, password: String, deviceName: String) {
+        guard enrollment == nil else {
+            screen = .message(Self.alreadyEnrolled, offer: .none)
+            return
+        }
+        guard !busy else { return }
         busy = true
+        let tag = SecureEnclaveKey.tagPrefix + UUID().uuidString
+        let candidate = SecureEnclaveKey(tag: tag, prompt: prompt)
+        prompt.text = "端末の登録: \(info.origin)"
         Task {
             defer { busy = false }
             do {
-                try key.create()
-                // Commit the attestation to this enrollment code, like Android's challenge.
-                let challenge = Data(SHA256.hash(data: Data(payload.utf8)))
-                var attestation: [Data] = []
-                if let object = try? await AppAttest.attestation(challenge: challenge) { attestation.append(object) }
-                key.reason = "端末の登録"
-                let state = try await authenticator.enroll(
-                    payload: payload, activationPassword: password, deviceName: deviceName,
-                    platform: .ios, attestation: attestation
-                )
-                if let exported = authenticator.exportState() { try EnrollmentStore.save(exported) }
-                enrollment = state
-                screen = .message("登録しました: \(state.practitionerName)")
+                try await Task.detached { try candidate.create() }.value
             } catch {
-                screen = .message(Self.describe(error))
+                screen = .message("端末の鍵を作成できませんでした。", offer: .none)
+                return
             }
+            let state: EnrollmentState
+            do {
+                // Core refuses AlreadyEnrolled first, asks `candidate` for its attestation
+                // (App Attest over core's clientDataHash) and its proof signature, and signs
+                // with it from now on only if the server accepted.
+                state = try await authenticator.enroll(
+                    payload: payload, activationPassword: password, deviceName: deviceName,
+                    platform: .ios, key: candidate
+                )
+            } catch {
+                candidate.delete()
+                show(error)
+                return
+            }
+            let previous = keyTag
+            keyTag = tag
+            enrollment = state
+            do {
+                if let exported = authenticator.exportState() {
+                    try EnrollmentStore.save(keyTag: tag, state: exported)
+                }
+            } catch {
+                screen = .message("登録はサーバーで完了しましたが、端末に保存できませんでした。管理者に連絡してください。", offer: .none)
+                return
+            }
+            if let previous, previous != tag { SecureEnclaveKey(tag: previous, prompt: prompt).delete() }
+            screen = .message("登録しました: \(state.practitionerName)", offer: .none)
         }
     }
 
     public func decide(payload: String, context: LoginContext, approve: Bool, number: UInt8) {
-        key.reason = "\(context.facilityName) / \(context.terminalName) のログインを承認 (\(number))"
+        guard !busy else { return } // a second tap while the first waits for Face ID
+        prompt.text = "\(context.facilityName) / \(context.terminalName) のログインを\(approve ? "承認" : "拒否") (\(number))"
         busy = true
         Task {
             defer { busy = false }
@@ -98,14 +169,13 @@ public final class AppModel: ObservableObject {
                     ? try await authenticator.approve(payload: payload, context: context, number: number)
                     : try await authenticator.deny(payload: payload, context: context, number: number)
                 switch result.outcome {
-                case .approved: screen = .message("承認しました")
-                case .denied: screen = .message("拒否しました")
+                case .approved: screen = .message("承認しました", offer: .none)
+                case .denied: screen = .message("拒否しました", offer: .none)
                 }
-            } catch AuthenticatorError.KeyInvalidated {
-                unenroll()
-                screen = .message("生体情報が変更されたため、この端末の鍵は無効になりました。再登録してください。")
+            } catch AuthenticatorError.UserCancelled {
+                // Face ID dismissed: the login is still open, the numbers stay on screen.
             } catch {
-                screen = .message(Self.describe(error))
+                show(error)
             }
         }
     }
@@ -134,32 +204,65 @@ public final class AppModel: ObservableObject {
     public func unenroll() {
         authenticator.forget()
         EnrollmentStore.clear()
-        key.delete()
+        if let keyTag { SecureEnclaveKey(tag: keyTag, prompt: prompt).delete() }
+        keyTag = nil
+        authenticator = Authenticator(key: NoDeviceKey())
         enrollment = nil
         grants = []
     }
 
-    static func describe(_ error: Error) -> String {
-        guard let e = error as? AuthenticatorError else { return "\(error)" }
+    /// Shows a failure; forgets the enrollment when the key is dead, offers it when the server
+    /// no longer accepts this phone.
+    private func show(_ error: Error) {
+        let advice = Self.advice(for: error)
+        if advice.forgetNow { unenroll() }
+        screen = .message(advice.message, offer: advice.offer)
+    }
+
+    static let alreadyEnrolled = "この端末は既に登録されています。登録し直すには、先にホーム画面で登録を削除してください。"
+
+    /// Server problem codes after which this phone cannot approve anything again.
+    static let reEnrollCodes: Set<String> = ["device_revoked", "device_unknown", "signature_invalid"]
+
+    /// Pure mapping of a typed failure to what the user reads (same rules as Android's
+    /// FailureAdvice; a key failure's reason — possibly a stack trace — is never shown).
+    static func advice(for error: Error) -> (message: String, offer: Offer, forgetNow: Bool) {
+        guard let e = error as? AuthenticatorError else { return ("エラーが発生しました。", .none, false) }
         switch e {
-        case .UserCancelled: return "生体認証がキャンセルされました。"
-        case .BiometricLockout: return "生体認証がロックされています。パスコードでロックを解除してから再度お試しください。"
-        case .KeyInvalidated: return "この端末の鍵は無効になりました。再登録してください。"
-        case .KeyNotAvailable(let reason): return "端末の鍵を使用できません: \(reason)"
-        case .KeyFailed(let reason): return "端末の鍵でエラーが発生しました: \(reason)"
-        case .InvalidPayload(let reason): return "このQRコードは正しくありません: \(reason)"
-        case .PayloadExpired: return "QRコードの有効期限が切れています。"
-        case .WrongPayloadKind(let reason): return "このQRコードはここでは使えません: \(reason)"
-        case .NotEnrolled: return "この端末はまだ登録されていません。"
-        case .AlreadyEnrolled: return "この端末は既に登録されています。"
-        case .WrongServer: return "このQRコードは登録先と異なるサーバーのものです。"
-        case .Network(let reason): return "通信できませんでした: \(reason)"
-        case .Timeout: return "サーバーが応答しませんでした。"
-        case .Rejected(_, let code, let detail): return "サーバーが拒否しました (\(code)): \(detail)"
-        case .InvalidInput(let reason): return "入力が正しくありません: \(reason)"
-        case .Protocol(let reason): return "サーバーの応答が不正です: \(reason)"
-        case .InvalidState(let reason): return "保存された登録情報が壊れています: \(reason)"
-        case .Internal(let reason): return "内部エラー: \(reason)"
+        case .UserCancelled: return ("生体認証がキャンセルされました。", .none, false)
+        case .BiometricLockout: return ("生体認証がロックされています。パスコードでロックを解除してから再度お試しください。", .none, false)
+        case .KeyInvalidated: return ("生体情報が変更されたため、この端末の鍵は無効になりました。再登録してください。", .none, true)
+        case .KeyNotAvailable: return ("端末の鍵を使用できません。", .none, false)
+        case .KeyFailed: return ("端末の鍵でエラーが発生しました。もう一度お試しください。", .none, false)
+        case .InvalidPayload: return ("このQRコードは正しくありません。", .none, false)
+        case .PayloadExpired: return ("QRコードの有効期限が切れています。画面のQRコードを更新してください。", .none, false)
+        case .WrongPayloadKind: return ("このQRコードはここでは使えません。", .none, false)
+        case .NotEnrolled: return ("この端末はまだ登録されていません。", .none, false)
+        case .AlreadyEnrolled: return (alreadyEnrolled, .none, false)
+        case .WrongServer: return ("このQRコードは登録先と異なるサーバーのものです。", .none, false)
+        case .Network: return ("通信できませんでした。", .none, false)
+        case .Timeout: return ("サーバーが応答しませんでした。", .none, false)
+        case .Rejected(_, let code, let detail):
+            if reEnrollCodes.contains(code) {
+                return ("サーバーはこの端末を受け付けません（\(code)）。登録を削除して、新しい登録用QRコードを受け取ってください。", .reEnroll, false)
+            }
+            return ("サーバーが拒否しました (\(code)): \(firstLine(detail))", .none, false)
+        case .InvalidInput(let reason): return ("入力が正しくありません: \(firstLine(reason))", .none, false)
+        case .Protocol: return ("サーバーの応答が不正です。", .none, false)
+        case .InvalidState: return ("保存された登録情報が壊れています。再登録してください。", .none, true)
+        default: return ("エラーが発生しました。", .none, false)
         }
+    }
+
+    static func payloadProblem(_ error: Error) -> String {
+        if let p = error as? PayloadError, case .Expired = p {
+            return "QRコードの有効期限が切れています。画面のQRコードを更新して、もう一度読み取ってください。"
+        }
+        return "このQRコードは使用できません。"
+    }
+
+    static func firstLine(_ s: String) -> String {
+        let line = s.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+        return line.count <= 160 ? line : String(line.prefix(159)) + "…"
     }
 }

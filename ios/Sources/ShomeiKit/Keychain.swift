@@ -9,16 +9,21 @@ import Security
 enum Keychain {
     static let service = "jp.shomei.app"
 
+    /// Replaces the item in place (SecItemUpdate), or adds it: never a moment without it.
     static func set(_ value: Data, account: String) throws {
-        delete(account: account)
-        let query: [String: Any] = [
+        let match: [String: Any] = [
             kSecClass as String: kSecClassGenericPassword,
             kSecAttrService as String: service,
             kSecAttrAccount as String: account,
-            kSecAttrAccessible as String: kSecAttrAccessibleAfterFirstUnlockThisDeviceOnly,
-            kSecValueData as String: value,
         ]
-        let status = SecItemAdd(query as CFDictionary, nil)
+        let update: [String: Any] = [
+            kSecValueData as String: value,
+            kSecAttrAccessible as String: kSecAttrAccessibleAfterFirstUnlockThisDeviceOnly,
+        ]
+        var status = SecItemUpdate(match as CFDictionary, update as CFDictionary)
+        if status == errSecItemNotFound {
+            status = SecItemAdd(match.merging(update) { $1 } as CFDictionary, nil)
+        }
         guard status == errSecSuccess else {
             throw NSError(domain: NSOSStatusErrorDomain, code: Int(status))
         }
@@ -47,11 +52,28 @@ enum Keychain {
     }
 }
 
-/// The Authenticator's exported state, in the Keychain.
+/// The live device key's tag and the Authenticator's exported state, in one Keychain item,
+/// so the tag and the state that uses it are written together (the enrollment "swap").
 public enum EnrollmentStore {
     private static let account = "enrollment-state"
+    private static let format = "shomei-enrollment-v2"
 
-    public static func save(_ state: String) throws { try Keychain.set(Data(state.utf8), account: account) }
-    public static func load() -> String? { Keychain.get(account: account).flatMap { String(data: $0, encoding: .utf8) } }
+    public struct Stored: Equatable {
+        public let keyTag: String
+        public let state: String
+    }
+
+    public static func save(keyTag: String, state: String) throws {
+        precondition(!keyTag.contains("\n"), "tag must be one line")
+        try Keychain.set(Data("\(format)\n\(keyTag)\n\(state)".utf8), account: account)
+    }
+
+    public static func load() -> Stored? {
+        guard let data = Keychain.get(account: account), let text = String(data: data, encoding: .utf8) else { return nil }
+        let parts = text.split(separator: "\n", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == format else { return nil }
+        return Stored(keyTag: String(parts[1]), state: String(parts[2]))
+    }
+
     public static func clear() { Keychain.delete(account: account) }
 }

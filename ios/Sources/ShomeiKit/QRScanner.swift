@@ -11,11 +11,12 @@ import ShomeiMobile
 public final class QRScanner: NSObject, AVCaptureVideoDataOutputSampleBufferDelegate, @unchecked Sendable {
     public let session = AVCaptureSession()
     private let queue = DispatchQueue(label: "jp.shomei.camera")
-    private let onResult: @Sendable (ScanResult) -> Void
+    private let onResult: @Sendable (QRScanner, ScanResult) -> Void
     private var delivered = false
 
-    /// `onResult` is called on the camera queue with the first Shomei or foreign-only hit.
-    public init(onResult: @escaping @Sendable (ScanResult) -> Void) {
+    /// `onResult` is called on the camera queue with the scanner and the first Shomei or
+    /// foreign-only hit; nothing more is reported until `resume()`.
+    public init(onResult: @escaping @Sendable (QRScanner, ScanResult) -> Void) {
         self.onResult = onResult
         super.init()
     }
@@ -63,7 +64,7 @@ public final class QRScanner: NSObject, AVCaptureVideoDataOutputSampleBufferDele
             let result = try scanFrame(luma: luma, width: UInt32(width), height: UInt32(height), rowStride: UInt32(stride))
             if case .nothingFound = result { return }
             delivered = true
-            onResult(result)
+            onResult(self, result)
         } catch {
             // A malformed frame (ScanError.BadFrame) is skipped; the next one will do.
         }

@@ -17,27 +17,29 @@ import ShomeiMobile
 /// `sign` is called by Rust on a worker thread and blocks until the user answers; the
 /// biometric sheet is started from the main thread (the app's job, not Rust's).
 public final class SecureEnclaveKey: PlatformKey, @unchecked Sendable {
-    private let tag: Data
+    /// Every device key's tag starts with this; a fresh suffix per enrollment, so a new key
+    /// never replaces the one an enrolled phone signs with (AppModel swaps only after the
+    /// server accepted the new one).
+    public static let tagPrefix = "jp.shomei.device-key."
+
+    public let tag: String
+    private let tagData: Data
     private let domainStateAccount: String
-    private let lock = NSLock()
-    private var _reason = "ログインを承認します"
+    private let prompt: BiometricReason
 
-    /// The sentence Face ID / Touch ID shows (facility, terminal, number) — set before approve.
-    public var reason: String {
-        get { lock.lock(); defer { lock.unlock() }; return _reason }
-        set { lock.lock(); _reason = newValue; lock.unlock() }
-    }
-
-    public init(tag: String = "jp.shomei.device-key") {
-        self.tag = Data(tag.utf8)
+    /// - Parameter prompt: the sentence Face ID / Touch ID shows, shared by all keys and set
+    ///   by the screen before the action that signs.
+    public init(tag: String, prompt: BiometricReason) {
+        self.tag = tag
+        self.tagData = Data(tag.utf8)
         self.domainStateAccount = tag + ".biometry-state"
+        self.prompt = prompt
     }
 
     public var exists: Bool { (try? privateKey(context: nil)) != nil }
 
-    /// Creates a fresh key, replacing any previous one.
+    /// Creates the key under this key's tag (call off the main thread; the tag must be new).
     public func create() throws {
-        delete()
         var error: Unmanaged<CFError>?
         guard let access = SecAccessControlCreateWithFlags(
             kCFAllocatorDefault,
@@ -53,7 +55,7 @@ public final class SecureEnclaveKey: PlatformKey, @unchecked Sendable {
             kSecAttrTokenID as String: kSecAttrTokenIDSecureEnclave,
             kSecPrivateKeyAttrs as String: [
                 kSecAttrIsPermanent as String: true,
-                kSecAttrApplicationTag as String: tag,
+                kSecAttrApplicationTag as String: tagData,
                 kSecAttrAccessControl as String: access,
             ] as [String: Any],
         ]
@@ -72,7 +74,7 @@ public final class SecureEnclaveKey: PlatformKey, @unchecked Sendable {
     public func delete() {
         let query: [String: Any] = [
             kSecClass as String: kSecClassKey,
-            kSecAttrApplicationTag as String: tag,
+            kSecAttrApplicationTag as String: tagData,
         ]
         SecItemDelete(query as CFDictionary)
         Keychain.delete(account: domainStateAccount)
@@ -81,7 +83,7 @@ public final class SecureEnclaveKey: PlatformKey, @unchecked Sendable {
     private func privateKey(context: LAContext?) throws -> SecKey {
         var query: [String: Any] = [
             kSecClass as String: kSecClassKey,
-            kSecAttrApplicationTag as String: tag,
+            kSecAttrApplicationTag as String: tagData,
             kSecAttrKeyType as String: kSecAttrKeyTypeECSECPrimeRandom,
             kSecReturnRef as String: true,
         ]
@@ -117,6 +119,9 @@ public final class SecureEnclaveKey: PlatformKey, @unchecked Sendable {
         }
         let context = LAContext()
         context.localizedCancelTitle = "キャンセル"
+        // No "Enter Password" button: the key accepts biometrics only (.biometryCurrentSet),
+        // so the passcode fallback could only end in a cancel.
+        context.localizedFallbackTitle = ""
         try authenticate(context)
         if let enrolledState = Keychain.get(account: domainStateAccount),
            let current = context.evaluatedPolicyDomainState,
@@ -139,9 +144,26 @@ public final class SecureEnclaveKey: PlatformKey, @unchecked Sendable {
         return signature // X9.62 DER, as the server expects
     }
 
+    /// Issue 9: the evidence for this key at enrollment. Secure Enclave keys have no
+    /// attestation of their own, so a fresh App Attest key is attested with core's
+    /// `clientDataHash`, which already commits to the enrollment challenge *and* this key's
+    /// public key (docs/protocol.md). It is passed to `attestKey` unchanged: no second hash.
+    /// Returns `.none` where App Attest is unsupported (simulator, old devices); the server's
+    /// policy decides whether that is acceptable.
+    public func attestation(request: AttestationRequest) throws -> PlatformAttestation {
+        if Thread.isMainThread {
+            throw PlatformKeyError.Failed(reason: "attestation must not be requested on the main thread")
+        }
+        guard request.clientDataHash.count == 32 else {
+            throw PlatformKeyError.Failed(reason: "client data hash is \(request.clientDataHash.count) bytes, not 32")
+        }
+        guard let attested = try AppAttest.attest(clientDataHash: request.clientDataHash) else { return .none }
+        return .appleAppAttest(keyId: attested.keyId, attestationObject: attested.object)
+    }
+
     /// Shows Face ID / Touch ID from the main thread and blocks this (worker) thread for the answer.
     private func authenticate(_ context: LAContext) throws {
-        let reason = self.reason
+        let reason = prompt.text
         let done = DispatchSemaphore(value: 0)
         var failure: Error?
         DispatchQueue.main.async {
@@ -173,5 +195,45 @@ public final class SecureEnclaveKey: PlatformKey, @unchecked Sendable {
     private static func describe(_ error: Unmanaged<CFError>?) -> String {
         guard let e = error?.takeRetainedValue() else { return "unknown Security framework error" }
         return CFErrorCopyDescription(e) as String? ?? "Security framework error \(CFErrorGetCode(e))"
+    }
+}
+
+/// The sentence Face ID / Touch ID shows (facility, terminal, number), shared by the keys and
+/// set by the screen right before the action that signs.
+public final class BiometricReason: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = "ログインを承認します"
+
+    public init() {}
+
+    public var text: String {
+        get { lock.lock(); defer { lock.unlock() }; return value }
+        set { lock.lock(); value = newValue; lock.unlock() }
+    }
+}
+
+/// The key of a phone that is not enrolled: every use says so.
+public final class NoDeviceKey: PlatformKey, @unchecked Sendable {
+    public init() {}
+    public func publicKey() throws -> Data { throw PlatformKeyError.NotAvailable(reason: "no device key; enroll this phone first") }
+    public func sign(message: Data) throws -> Data { throw PlatformKeyError.NotAvailable(reason: "no device key; enroll this phone first") }
+    public func attestation(request: AttestationRequest) throws -> PlatformAttestation { .none }
+}
+
+/// The app's Secure Enclave keys by tag (to delete what an interrupted enrollment left).
+public enum SecureEnclaveKeyring {
+    /// Tags of every device key this app holds.
+    public static func tags() -> [String] {
+        let query: [String: Any] = [
+            kSecClass as String: kSecClassKey,
+            kSecAttrKeyType as String: kSecAttrKeyTypeECSECPrimeRandom,
+            kSecReturnAttributes as String: true,
+            kSecMatchLimit as String: kSecMatchLimitAll,
+        ]
+        var items: CFTypeRef?
+        guard SecItemCopyMatching(query as CFDictionary, &items) == errSecSuccess,
+              let list = items as? [[String: Any]] else { return [] }
+        return list.compactMap { ($0[kSecAttrApplicationTag as String] as? Data).flatMap { String(data: $0, encoding: .utf8) } }
+            .filter { $0.hasPrefix(SecureEnclaveKey.tagPrefix) }
     }
 }

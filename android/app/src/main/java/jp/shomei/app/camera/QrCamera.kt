@@ -27,23 +27,45 @@ import jp.shomei.mobile.scanFrame
  *
  * Only the Y (luma) plane is handed over: QR decoding needs brightness, not colour, and the
  * plane's direct ByteBuffer crosses into Rust without a copy (uniffi passes `&[u8]` as a
- * pointer into it). Frames arrive on a background thread; the newest frame wins, older ones
- * are dropped while a scan runs.
+ * pointer into it). That pointer is why the threads are arranged as they are:
  *
- * @param onResult called on the camera thread with the first Shomei payload or foreign-only hit.
+ * - the *camera thread* runs every camera2 callback and owns the device and the session;
+ * - the *scan thread* owns the `ImageReader`: it acquires a frame, scans it and closes it, and
+ *   it is also the only thread that closes the reader. A frame's memory therefore cannot be
+ *   freed while Rust reads it, and a slow scan never holds up the preview callbacks;
+ * - [stop] (any thread) only sets [closed] and posts the teardown: session and device on the
+ *   camera thread, then the reader on the scan thread, then both threads quit.
+ *
+ * Callbacks that arrive after [stop] (a late `onOpened`, `onConfigured`) see [closed] and close
+ * what they were handed instead of using it; camera exceptions (`CameraAccessException`,
+ * `IllegalStateException` from a closed device/session, `SecurityException`) are caught and
+ * reported through [onFailure], never thrown into the framework.
+ *
+ * @param onResult called on the scan thread with the first non-empty result (a Shomei code or
+ *   foreign-only codes); after that no result is delivered until [resume].
+ * @param onFailure called on the camera thread when the camera cannot be used.
  */
 class QrCamera(
-    private val context: Context,
+    context: Context,
     private val preview: Surface,
     private val onResult: (ScanResult) -> Unit,
+    private val onFailure: (String) -> Unit,
 ) {
     private val manager = context.getSystemService(CameraManager::class.java)
-    private val thread = HandlerThread("shomei-camera").apply { start() }
-    private val handler = Handler(thread.looper)
-    private val executor = Executor { handler.post(it) }
+    private val cameraThread = HandlerThread("shomei-camera").apply { start() }
+    private val cameraHandler = Handler(cameraThread.looper)
+    private val cameraExecutor = Executor { cameraHandler.post(it) }
+    private val scanThread = HandlerThread("shomei-scan").apply { start() }
+    private val scanHandler = Handler(scanThread.looper)
+
+    // Camera thread only.
     private var device: CameraDevice? = null
     private var session: CameraCaptureSession? = null
-    private var reader: ImageReader? = null
+
+    // Created on the camera thread before the device opens; closed on the scan thread only.
+    @Volatile private var reader: ImageReader? = null
+
+    @Volatile private var closed = false
     @Volatile private var delivered = false
 
     /** Size of the analysis stream: enough pixels for a QR across a room, cheap to scan. */
@@ -60,31 +82,53 @@ class QrCamera(
             CameraCharacteristics.LENS_FACING_BACK
     } ?: manager.cameraIdList.firstOrNull()
 
-    /** Requires the CAMERA permission (checked by the calling activity). */
-    @SuppressLint("MissingPermission")
+    /** Opens the camera (asynchronously). Requires the CAMERA permission (the activity checks). */
     fun start() {
-        val id = backCameraId() ?: throw CameraAccessException(CameraAccessException.CAMERA_ERROR, "no camera")
-        val size = chooseSize(manager.getCameraCharacteristics(id))
-        val imageReader = ImageReader.newInstance(size.width, size.height, ImageFormat.YUV_420_888, 2)
-        imageReader.setOnImageAvailableListener({ r -> analyse(r) }, handler)
-        reader = imageReader
-        manager.openCamera(id, executor, object : CameraDevice.StateCallback() {
-            override fun onOpened(camera: CameraDevice) {
-                device = camera
-                startSession(camera, imageReader)
-            }
+        cameraHandler.post { open() }
+    }
 
-            override fun onDisconnected(camera: CameraDevice) {
-                camera.close()
-                device = null
-            }
+    @SuppressLint("MissingPermission")
+    private fun open() {
+        if (closed) return
+        try {
+            val id = backCameraId() ?: return onFailure("no camera")
+            val size = chooseSize(manager.getCameraCharacteristics(id))
+            // Three buffers: one being scanned, one the camera fills, one spare, so the
+            // repeating request never waits for the scanner (acquireLatestImage drops the rest).
+            val imageReader = ImageReader.newInstance(size.width, size.height, ImageFormat.YUV_420_888, MAX_IMAGES)
+            imageReader.setOnImageAvailableListener({ r -> analyse(r) }, scanHandler)
+            reader = imageReader
+            manager.openCamera(id, cameraExecutor, DeviceCallback(imageReader))
+        } catch (e: CameraAccessException) {
+            onFailure("camera unavailable (${e.reason})")
+        } catch (e: SecurityException) {
+            onFailure("camera permission missing")
+        } catch (e: IllegalArgumentException) {
+            onFailure("camera unusable")
+        }
+    }
 
-            override fun onError(camera: CameraDevice, error: Int) {
-                Log.w(TAG, "camera error $error")
+    private inner class DeviceCallback(private val imageReader: ImageReader) : CameraDevice.StateCallback() {
+        override fun onOpened(camera: CameraDevice) {
+            if (closed) {
+                // stop() ran while the camera was opening: do not keep it.
                 camera.close()
-                device = null
+                return
             }
-        })
+            device = camera
+            startSession(camera, imageReader)
+        }
+
+        override fun onDisconnected(camera: CameraDevice) {
+            camera.close()
+            if (device === camera) device = null
+        }
+
+        override fun onError(camera: CameraDevice, error: Int) {
+            camera.close()
+            if (device === camera) device = null
+            if (!closed) onFailure("camera error $error")
+        }
     }
 
     private fun startSession(camera: CameraDevice, imageReader: ImageReader) {
@@ -92,64 +136,104 @@ class QrCamera(
         val config = SessionConfiguration(
             SessionConfiguration.SESSION_REGULAR,
             outputs,
-            executor,
+            cameraExecutor,
             object : CameraCaptureSession.StateCallback() {
                 override fun onConfigured(s: CameraCaptureSession) {
+                    if (closed || device !== camera) {
+                        closeQuietly(s)
+                        return
+                    }
                     session = s
-                    val request = camera.createCaptureRequest(CameraDevice.TEMPLATE_PREVIEW).apply {
-                        addTarget(preview)
-                        addTarget(imageReader.surface)
-                        set(CaptureRequest.CONTROL_AF_MODE, CaptureRequest.CONTROL_AF_MODE_CONTINUOUS_PICTURE)
-                    }.build()
-                    s.setRepeatingRequest(request, null, handler)
+                    try {
+                        val request = camera.createCaptureRequest(CameraDevice.TEMPLATE_PREVIEW).apply {
+                            addTarget(preview)
+                            addTarget(imageReader.surface)
+                            set(CaptureRequest.CONTROL_AF_MODE, CaptureRequest.CONTROL_AF_MODE_CONTINUOUS_PICTURE)
+                        }.build()
+                        s.setRepeatingRequest(request, null, cameraHandler)
+                    } catch (e: CameraAccessException) {
+                        onFailure("camera unavailable (${e.reason})")
+                    } catch (e: IllegalStateException) {
+                        // device or session closed under us (stop or disconnect)
+                    }
                 }
 
                 override fun onConfigureFailed(s: CameraCaptureSession) {
                     Log.w(TAG, "camera session configuration failed")
+                    if (!closed) onFailure("camera session configuration failed")
                 }
             },
         )
-        camera.createCaptureSession(config)
+        try {
+            camera.createCaptureSession(config)
+        } catch (e: CameraAccessException) {
+            onFailure("camera unavailable (${e.reason})")
+        } catch (e: IllegalStateException) {
+            // the device was closed meanwhile
+        }
     }
 
+    /** Scan thread: one frame in, at most one result out. */
     private fun analyse(r: ImageReader) {
-        val image = r.acquireLatestImage() ?: return
+        if (closed) return
+        val image = try {
+            r.acquireLatestImage()
+        } catch (e: IllegalStateException) {
+            null // reader closed or all buffers held
+        } ?: return
         try {
-            if (delivered) return
+            if (closed || delivered) return
             val y = image.planes[0]
             // YUV_420_888 guarantees pixelStride == 1 for Y; rowStride may exceed width.
             val result = scanFrame(y.buffer, image.width.toUInt(), image.height.toUInt(), y.rowStride.toUInt())
-            if (result !is ScanResult.NothingFound) {
+            if (result !is ScanResult.NothingFound && !closed) {
                 delivered = true
                 onResult(result)
             }
         } catch (e: ScanException) {
-            Log.w(TAG, "frame rejected: ${e.message}")
+            Log.w(TAG, "frame rejected: ${e.javaClass.simpleName}")
+        } catch (e: IllegalStateException) {
+            // image already closed
         } finally {
             image.close()
         }
     }
 
-    /** Allows the next hit to be delivered again (e.g. after a foreign QR was ignored). */
+    /** Allows the next hit to be delivered again (e.g. after a foreign or expired QR was shown). */
     fun resume() {
         delivered = false
     }
 
+    /** Stops the camera. Safe from any thread, more than once, and before the camera opened. */
     fun stop() {
+        if (closed) return
+        closed = true
+        cameraHandler.post {
+            session?.let { closeQuietly(it) }
+            session = null
+            device?.close()
+            device = null
+            // Queued behind any frame being scanned: the reader (and the frame memory Rust
+            // may be reading) is released only after that scan returned.
+            scanHandler.post {
+                reader?.close()
+                reader = null
+                scanThread.quitSafely()
+            }
+            cameraThread.quitSafely()
+        }
+    }
+
+    private fun closeQuietly(s: CameraCaptureSession) {
         try {
-            session?.close()
+            s.close()
         } catch (e: IllegalStateException) {
             // already closed with the device
         }
-        session = null
-        device?.close()
-        device = null
-        reader?.close()
-        reader = null
-        thread.quitSafely()
     }
 
     private companion object {
         const val TAG = "ShomeiCamera"
+        const val MAX_IMAGES = 3
     }
 }

@@ -1,15 +1,15 @@
 package jp.shomei.app.key
 
 import android.app.Activity
-import android.hardware.biometrics.BiometricManager
 import android.hardware.biometrics.BiometricPrompt
-import android.os.Build
 import android.os.CancellationSignal
 import android.os.Handler
 import android.os.Looper
 import java.security.Signature
 import java.util.concurrent.CompletableFuture
 import java.util.concurrent.ExecutionException
+import jp.shomei.app.platform.Api29
+import jp.shomei.app.platform.Api30
 import jp.shomei.mobile.PlatformKeyException
 
 /**
@@ -27,7 +27,14 @@ class BiometricGate(private val foreground: () -> Activity?) {
 
     private val main = Handler(Looper.getMainLooper())
 
-    fun authenticate(signature: Signature, subtitle: String): Signature {
+    /**
+     * What the next prompt tells the user they are approving (facility, terminal, number);
+     * set by the screen right before it starts the action that signs.
+     */
+    @Volatile var subtitle: String = ""
+
+    fun authenticate(signature: Signature): Signature {
+        val subtitle = this.subtitle
         val result = CompletableFuture<Signature>()
         val cancel = CancellationSignal()
         main.post {
@@ -40,46 +47,63 @@ class BiometricGate(private val foreground: () -> Activity?) {
                 .setTitle("生体認証で承認 / Approve with biometrics")
                 .setSubtitle(subtitle)
                 .setDescription("この端末でのログインを承認します。心当たりがなければキャンセルしてください。")
-                .setConfirmationRequired(true)
-            if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.R) {
-                builder.setAllowedAuthenticators(BiometricManager.Authenticators.BIOMETRIC_STRONG)
-            }
+            // API 29+: a face match alone must not sign; API 30+: Class 3 biometrics only
+            // (on 28/29 BiometricPrompt offers biometrics only anyway, and the key itself
+            // accepts only a strong biometric).
+            Api29.requireConfirmation(builder)
+            Api30.allowStrongBiometricOnly(builder)
             // A negative button is mandatory when device credentials are not allowed.
             builder.setNegativeButton("キャンセル", activity.mainExecutor) { _, _ ->
                 result.completeExceptionally(PlatformKeyException.UserCancelled())
             }
-            builder.build().authenticate(
-                BiometricPrompt.CryptoObject(signature),
-                cancel,
-                activity.mainExecutor,
-                object : BiometricPrompt.AuthenticationCallback() {
-                    override fun onAuthenticationSucceeded(r: BiometricPrompt.AuthenticationResult) {
-                        val authorised = r.cryptoObject?.signature
-                        if (authorised == null) {
-                            result.completeExceptionally(PlatformKeyException.Failed("prompt returned no signature object"))
-                        } else {
-                            result.complete(authorised)
-                        }
-                    }
-
-                    override fun onAuthenticationError(code: Int, message: CharSequence) {
-                        result.completeExceptionally(mapError(code, message))
-                    }
-
-                    // onAuthenticationFailed (a finger not recognised) is not final: the prompt
-                    // stays up and the user may try again, so it is not an error here.
-                },
-            )
+            try {
+                show(builder, signature, cancel, activity, result)
+            } catch (e: RuntimeException) {
+                // e.g. IllegalArgumentException from a builder the platform rejects
+                result.completeExceptionally(PlatformKeyException.Failed("prompt: ${e.javaClass.simpleName}"))
+            }
         }
         try {
             return result.get()
         } catch (e: ExecutionException) {
-            throw (e.cause as? PlatformKeyException) ?: PlatformKeyException.Failed(e.cause?.javaClass?.simpleName ?: "prompt failed")
+            throw (e.cause as? PlatformKeyException)
+                ?: PlatformKeyException.Failed(e.cause?.javaClass?.simpleName ?: "prompt failed")
         } catch (e: InterruptedException) {
             cancel.cancel()
             Thread.currentThread().interrupt()
             throw PlatformKeyException.UserCancelled()
         }
+    }
+
+    private fun show(
+        builder: BiometricPrompt.Builder,
+        signature: Signature,
+        cancel: CancellationSignal,
+        activity: Activity,
+        result: CompletableFuture<Signature>,
+    ) {
+        builder.build().authenticate(
+            BiometricPrompt.CryptoObject(signature),
+            cancel,
+            activity.mainExecutor,
+            object : BiometricPrompt.AuthenticationCallback() {
+                override fun onAuthenticationSucceeded(r: BiometricPrompt.AuthenticationResult) {
+                    val authorised = r.cryptoObject?.signature
+                    if (authorised == null) {
+                        result.completeExceptionally(PlatformKeyException.Failed("prompt returned no signature object"))
+                    } else {
+                        result.complete(authorised)
+                    }
+                }
+
+                override fun onAuthenticationError(code: Int, message: CharSequence) {
+                    result.completeExceptionally(mapError(code, message))
+                }
+
+                // onAuthenticationFailed (a finger not recognised) is not final: the prompt
+                // stays up and the user may try again, so it is not an error here.
+            },
+        )
     }
 
     companion object {

@@ -11,7 +11,8 @@ import javax.crypto.SecretKey
 import javax.crypto.spec.GCMParameterSpec
 
 /**
- * Persists the Authenticator's exported enrollment state (server origin, device id,
+ * Persists which device key alias is live together with the Authenticator's exported
+ * enrollment state (server origin, device id,
  * practitioner, and the device *bearer token*) encrypted with an AES-256-GCM key that never
  * leaves Android Keystore.
  *
@@ -37,10 +38,19 @@ class EnrollmentStore(context: Context) {
         }
     }
 
-    fun save(state: String) {
+    /** What is stored: the live key's alias and the Authenticator's state. */
+    data class Stored(val keyAlias: String, val state: String)
+
+    /**
+     * Stores [keyAlias] and [state] in one file written atomically, so the alias and the
+     * state that uses it never disagree (the enrollment "swap" is this write).
+     */
+    fun save(keyAlias: String, state: String) {
+        require('\n' !in keyAlias) { "alias must be one line" }
         val cipher = Cipher.getInstance(TRANSFORMATION)
         cipher.init(Cipher.ENCRYPT_MODE, key())
-        val sealed = cipher.doFinal(state.toByteArray(Charsets.UTF_8))
+        val plain = "$FORMAT\n$keyAlias\n$state"
+        val sealed = cipher.doFinal(plain.toByteArray(Charsets.UTF_8))
         val iv = cipher.iv
         val tmp = File(file.parentFile, file.name + ".tmp")
         tmp.writeBytes(byteArrayOf(iv.size.toByte()) + iv + sealed)
@@ -48,14 +58,18 @@ class EnrollmentStore(context: Context) {
         if (!tmp.renameTo(file)) throw java.io.IOException("cannot store enrollment")
     }
 
-    fun load(): String? {
+    /** The stored enrollment, or null; throws if the file is unreadable or of another format. */
+    fun load(): Stored? {
         if (!file.exists()) return null
         val bytes = file.readBytes()
         val ivLen = bytes[0].toInt()
         val iv = bytes.copyOfRange(1, 1 + ivLen)
         val cipher = Cipher.getInstance(TRANSFORMATION)
         cipher.init(Cipher.DECRYPT_MODE, key(), GCMParameterSpec(128, iv))
-        return String(cipher.doFinal(bytes, 1 + ivLen, bytes.size - 1 - ivLen), Charsets.UTF_8)
+        val plain = String(cipher.doFinal(bytes, 1 + ivLen, bytes.size - 1 - ivLen), Charsets.UTF_8)
+        val parts = plain.split('\n', limit = 3)
+        if (parts.size != 3 || parts[0] != FORMAT) throw java.io.IOException("unknown enrollment file format")
+        return Stored(parts[1], parts[2])
     }
 
     fun clear() {
@@ -65,5 +79,6 @@ class EnrollmentStore(context: Context) {
     private companion object {
         const val ALIAS = "jp.shomei.state-key"
         const val TRANSFORMATION = "AES/GCM/NoPadding"
+        const val FORMAT = "shomei-enrollment-v2"
     }
 }

@@ -1,8 +1,12 @@
 package jp.shomei.app.ui
 
 import android.app.Activity
+import android.content.Intent
 import android.os.Bundle
+import android.widget.Button
 import jp.shomei.app.ShomeiApplication
+import jp.shomei.app.flow.FailureAdvice
+import jp.shomei.app.flow.SingleFlight
 import jp.shomei.mobile.AuthenticatorException
 import jp.shomei.mobile.LoginContext
 import jp.shomei.mobile.Outcome
@@ -15,20 +19,24 @@ import kotlinx.coroutines.launch
  * never what the QR claims — and the three numbers; the practitioner taps the number shown on
  * the EHR screen, which defeats a phished QR started on someone else's terminal. Approving
  * triggers the biometric prompt inside the key's `sign`.
+ *
+ * One decision at a time ([SingleFlight]); every button is disabled from the first tap on.
  */
 class ApproveActivity : Activity() {
     private val scope = MainScope()
     private val app get() = application as ShomeiApplication
+    private val decision = SingleFlight()
+    private val buttons = mutableListOf<Button>()
 
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
         val payload = intent.getStringExtra(MainActivity.EXTRA_PAYLOAD) ?: return finish()
-        setContentView(column { text("ログイン要求を確認しています…") })
+        showScreen(column { text("ログイン要求を確認しています…") })
         scope.launch {
             try {
                 show(payload, app.authenticator.loginContext(payload))
             } catch (e: AuthenticatorException) {
-                showMessage(e.forUser())
+                showFailure(e)
             }
         }
     }
@@ -39,7 +47,8 @@ class ApproveActivity : Activity() {
     }
 
     private fun show(payload: String, ctx: LoginContext) {
-        setContentView(column {
+        buttons.clear()
+        showScreen(column {
             text("ログインの承認", 22f, bold = true)
             text("医療機関: ${ctx.facilityName}", 18f, bold = true)
             text("端末: ${ctx.terminalName}", 18f, bold = true)
@@ -50,37 +59,70 @@ class ApproveActivity : Activity() {
                 // uniffi carries Vec<u8> as a ByteArray; the numbers are 10..=99.
                 for (b in ctx.numberChoices) {
                     val n = b.toUByte()
-                    button(n.toString()) { decide(payload, ctx, approve = true, number = n) }
+                    buttons += button(n.toString()) { decide(payload, ctx, approve = true, number = n) }
                 }
             }
-            button("心当たりがない（拒否）") { decide(payload, ctx, approve = false, number = 0u) }
+            buttons += button("心当たりがない（拒否）") { decide(payload, ctx, approve = false, number = 0u) }
         })
     }
 
     private fun decide(payload: String, ctx: LoginContext, approve: Boolean, number: UByte) {
-        app.deviceKey.promptSubtitle = "${ctx.facilityName} / ${ctx.terminalName} / $number"
+        if (decision.isBusy) return
+        buttons.forEach { it.isEnabled = false }
+        app.gate.subtitle = "${ctx.facilityName} / ${ctx.terminalName} / $number"
         scope.launch {
-            try {
-                val result = if (approve) {
-                    app.authenticator.approve(payload, ctx, number)
-                } else {
-                    app.authenticator.deny(payload, ctx, number)
+            decision.runIfIdle {
+                try {
+                    val result = if (approve) {
+                        app.authenticator.approve(payload, ctx, number)
+                    } else {
+                        app.authenticator.deny(payload, ctx, number)
+                    }
+                    when (result.outcome) {
+                        Outcome.APPROVED -> showMessage(
+                            "承認しました。\n有効期限: ${result.grant?.expiresAt?.local() ?: "-"}",
+                        )
+                        Outcome.DENIED -> showMessage("拒否しました。")
+                    }
+                } catch (e: AuthenticatorException) {
+                    if (e is AuthenticatorException.UserCancelled) {
+                        // The prompt was dismissed: the login is still open, let them choose again.
+                        buttons.forEach { it.isEnabled = true }
+                    } else {
+                        showFailure(e)
+                    }
                 }
-                when (result.outcome) {
-                    Outcome.APPROVED -> showMessage(
-                        "承認しました。\n有効期限: ${result.grant?.expiresAt?.local() ?: "-"}",
-                    )
-                    Outcome.DENIED -> showMessage("拒否しました。")
-                }
-            } catch (e: AuthenticatorException) {
-                if (e is AuthenticatorException.KeyInvalidated) app.unenroll()
-                showMessage(e.forUser())
             }
         }
     }
 
+    private fun showFailure(e: AuthenticatorException) {
+        val advice = FailureAdvice.of(e)
+        if (advice.action == FailureAdvice.Action.FORGET_AND_RE_ENROLL) app.unenroll()
+        showScreen(column {
+            text(advice.message, 18f)
+            when (advice.action) {
+                FailureAdvice.Action.OFFER_RE_ENROLLMENT -> button("登録を削除して再登録する") {
+                    app.unenroll()
+                    startActivity(Intent(this@ApproveActivity, ScanActivity::class.java))
+                    finish()
+                }
+                FailureAdvice.Action.FORGET_AND_RE_ENROLL -> button("登録用QRコードを読み取る") {
+                    startActivity(Intent(this@ApproveActivity, ScanActivity::class.java))
+                    finish()
+                }
+                FailureAdvice.Action.REFRESH_CODE -> button("QRコードを読み取り直す") {
+                    startActivity(Intent(this@ApproveActivity, ScanActivity::class.java))
+                    finish()
+                }
+                FailureAdvice.Action.RETRY, FailureAdvice.Action.NONE -> Unit
+            }
+            button("ホームへ") { finish() }
+        })
+    }
+
     private fun showMessage(message: String) {
-        setContentView(column {
+        showScreen(column {
             text(message, 18f)
             button("ホームへ") { finish() }
         })

@@ -4,36 +4,47 @@ import android.app.Activity
 import android.os.Build
 import android.os.Bundle
 import android.text.InputType
+import android.util.Log
+import android.widget.Button
 import android.widget.EditText
-import java.security.MessageDigest
 import jp.shomei.app.ShomeiApplication
-import jp.shomei.mobile.AuthenticatorException
-import jp.shomei.mobile.Platform
-import jp.shomei.mobile.PlatformKeyException
+import jp.shomei.app.flow.EnrollmentOutcome
+import jp.shomei.app.flow.FailureAdvice
+import jp.shomei.mobile.PayloadException
 import jp.shomei.mobile.parsePayload
-import kotlinx.coroutines.MainScope
-import kotlinx.coroutines.cancel
 import kotlinx.coroutines.launch
 
 /**
  * One-time enrollment: shows which server the code is for, asks for the activation password
  * the operator handed over separately, creates the hardware key and registers it.
+ *
+ * The order that keeps a working phone working (refuse while enrolled, fresh alias, swap only
+ * after the server accepted) is [jp.shomei.app.flow.EnrollmentCoordinator]'s; this screen
+ * only collects the input, disables its button while the coordinator runs, and shows the
+ * outcome. The coordinator runs in the application's scope: leaving the screen does not
+ * abandon an enrollment the server may already have accepted.
  */
 class EnrollActivity : Activity() {
-    private val scope = MainScope()
     private val app get() = application as ShomeiApplication
+    private var destroyed = false
 
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
         val payload = intent.getStringExtra(MainActivity.EXTRA_PAYLOAD) ?: return finish()
+        if (app.authenticator.enrollment() != null) {
+            // Checked before anything else: an enrollment link must not even offer to touch
+            // the key of an enrolled phone.
+            return showMessage(ALREADY_ENROLLED)
+        }
         val info = try {
             parsePayload(payload)
-        } catch (e: Exception) {
-            return showMessage("登録用QRコードが正しくありません: ${e.message}")
+        } catch (e: PayloadException) {
+            return showMessage("登録用QRコードが正しくありません（${e.javaClass.simpleName}）。")
         }
         lateinit var password: EditText
         lateinit var name: EditText
-        setContentView(column {
+        lateinit var submit: Button
+        showScreen(column {
             text("端末の登録", 22f, bold = true)
             text("登録先サーバー: ${info.origin}", bold = true)
             text("有効期限: ${info.expiresAt.local()}")
@@ -43,42 +54,52 @@ class EnrollActivity : Activity() {
             }.also { addView(it) }
             text("端末名")
             name = EditText(context).apply { setText(Build.MODEL) }.also { addView(it) }
-            button("登録する") { enroll(payload, password.text.toString(), name.text.toString()) }
+            submit = button("登録する") {
+                submit.isEnabled = false
+                password.isEnabled = false
+                name.isEnabled = false
+                submit.text = "端末の鍵を作成して登録しています…"
+                enroll(payload, password.text.toString(), name.text.toString())
+            }
+            submit.isEnabled = !app.enrollment.isBusy
         })
     }
 
     override fun onDestroy() {
-        scope.cancel()
+        destroyed = true
         super.onDestroy()
     }
 
     private fun enroll(payload: String, password: String, deviceName: String) {
-        scope.launch {
-            try {
-                // The attestation challenge binds the Keystore certificate chain to this
-                // enrollment code, so a chain cannot be replayed from another enrollment.
-                val challenge = MessageDigest.getInstance("SHA-256").digest(payload.toByteArray())
-                val chain = try {
-                    app.deviceKey.create(challenge)
-                } catch (e: Exception) {
-                    return@launch showMessage("端末の鍵を作成できませんでした: ${e.javaClass.simpleName}")
+        app.scope.launch {
+            val message = when (val outcome = app.enrollment.enroll(payload, password, deviceName)) {
+                is EnrollmentOutcome.Enrolled -> "登録しました: ${outcome.state.practitionerName}"
+                EnrollmentOutcome.AlreadyEnrolled -> ALREADY_ENROLLED
+                EnrollmentOutcome.Busy -> return@launch // the first tap's run reports
+                is EnrollmentOutcome.KeyCreationFailed -> {
+                    Log.w(TAG, "key generation failed: ${outcome.cause.javaClass.simpleName}")
+                    "端末の鍵を作成できませんでした（${outcome.cause.javaClass.simpleName}）。"
                 }
-                app.deviceKey.promptSubtitle = "端末の登録"
-                val enrolled = app.authenticator.enroll(payload, password, deviceName, Platform.ANDROID, chain)
-                app.persist()
-                showMessage("登録しました: ${enrolled.practitionerName}")
-            } catch (e: AuthenticatorException) {
-                showMessage(e.forUser())
-            } catch (e: PlatformKeyException) {
-                showMessage(e.message ?: "端末の鍵でエラーが発生しました")
+                is EnrollmentOutcome.Refused -> FailureAdvice.of(outcome.error).message
+                is EnrollmentOutcome.NotSaved -> {
+                    Log.w(TAG, "enrollment state not stored: ${outcome.cause.javaClass.simpleName}")
+                    "登録はサーバーで完了しましたが、端末に保存できませんでした。アプリを再起動すると登録が失われます。管理者に連絡してください。"
+                }
             }
+            if (!destroyed) showMessage(message)
         }
     }
 
     private fun showMessage(message: String) {
-        setContentView(column {
+        showScreen(column {
             text(message, 18f)
             button("ホームへ") { finish() }
         })
+    }
+
+    private companion object {
+        const val TAG = "Shomei"
+        const val ALREADY_ENROLLED =
+            "この端末は既に登録されています。登録し直すには、先にホーム画面で「この端末の登録を削除する」を選んでください。"
     }
 }

@@ -5,6 +5,7 @@ import android.graphics.Typeface
 import android.view.Gravity
 import android.view.View
 import android.view.ViewGroup
+import android.view.WindowInsets
 import android.widget.Button
 import android.widget.LinearLayout
 import android.widget.ScrollView
@@ -12,6 +13,8 @@ import android.widget.TextView
 import java.time.Instant
 import java.time.ZoneId
 import java.time.format.DateTimeFormatter
+import jp.shomei.app.flow.FailureAdvice
+import jp.shomei.app.platform.Api30
 import jp.shomei.mobile.AuthenticatorException
 
 /**
@@ -57,24 +60,28 @@ private val localTime: DateTimeFormatter =
 
 internal fun Instant.local(): String = localTime.format(this)
 
-/** What the user should read for each typed failure from Rust. */
-internal fun AuthenticatorException.forUser(): String = when (this) {
-    is AuthenticatorException.UserCancelled -> "生体認証がキャンセルされました。"
-    is AuthenticatorException.BiometricLockout -> "生体認証がロックされています。端末のロックを解除してから再度お試しください。"
-    is AuthenticatorException.KeyInvalidated -> "生体情報が変更されたため、この端末の鍵は無効になりました。再登録してください。"
-    is AuthenticatorException.KeyNotAvailable -> "端末の鍵を使用できません: $reason"
-    is AuthenticatorException.KeyFailed -> "端末の鍵でエラーが発生しました: $reason"
-    is AuthenticatorException.InvalidPayload -> "このQRコードは正しくありません: $reason"
-    is AuthenticatorException.PayloadExpired -> "QRコードの有効期限が切れています。画面のQRコードを更新してください。"
-    is AuthenticatorException.WrongPayloadKind -> "このQRコードはここでは使えません: $reason"
-    is AuthenticatorException.NotEnrolled -> "この端末はまだ登録されていません。"
-    is AuthenticatorException.AlreadyEnrolled -> "この端末は既に登録されています。"
-    is AuthenticatorException.WrongServer -> "このQRコードは登録先と異なるサーバーのものです。読み取りを中止しました。"
-    is AuthenticatorException.Network -> "通信できませんでした: $reason"
-    is AuthenticatorException.Timeout -> "サーバーが応答しませんでした。"
-    is AuthenticatorException.Rejected -> "サーバーが拒否しました ($code): $detail"
-    is AuthenticatorException.InvalidInput -> "入力が正しくありません: $reason"
-    is AuthenticatorException.Protocol -> "サーバーの応答が不正です: $reason"
-    is AuthenticatorException.InvalidState -> "保存された登録情報が壊れています: $reason"
-    is AuthenticatorException.Internal -> "内部エラー: $reason"
+/** What the user reads for a typed failure from Rust (see [FailureAdvice]). */
+internal fun AuthenticatorException.forUser(): String = FailureAdvice.of(this).message
+
+/**
+ * Shows [view] as the whole screen, padded by the system bars, display cutout and keyboard.
+ * With targetSdk 35 Android 15 draws every app edge to edge; without this padding the first
+ * and last lines sit under the status and navigation bars.
+ */
+internal fun Activity.showScreen(view: View) {
+    setContentView(view)
+    view.setOnApplyWindowInsetsListener { v, insets ->
+        val safe = Api30.safeInsets(insets) ?: legacyInsets(insets)
+        v.setPadding(safe[0], safe[1], safe[2], safe[3])
+        insets
+    }
+    view.requestApplyInsets()
 }
+
+@Suppress("DEPRECATION")
+private fun legacyInsets(insets: WindowInsets): IntArray = intArrayOf(
+    insets.systemWindowInsetLeft,
+    insets.systemWindowInsetTop,
+    insets.systemWindowInsetRight,
+    insets.systemWindowInsetBottom,
+)
