@@ -54,7 +54,10 @@ class QrCamera(
     private val manager = context.getSystemService(CameraManager::class.java)
     private val cameraThread = HandlerThread("shomei-camera").apply { start() }
     private val cameraHandler = Handler(cameraThread.looper)
-    private val cameraExecutor = Executor { cameraHandler.post(it) }
+    // After stop() the camera thread quits; a callback still in flight (a late onOpened) is
+    // then run where it arrives instead of being dropped, so it can close what it was handed
+    // (a dropped onOpened would leak the open camera).
+    private val cameraExecutor = Executor { r -> if (!cameraHandler.post(r)) r.run() }
     private val scanThread = HandlerThread("shomei-scan").apply { start() }
     private val scanHandler = Handler(scanThread.looper)
 
