@@ -434,6 +434,14 @@ error_codes! {
     HashInvalid = "hash_invalid", 400, "Hash invalid";
     /// Unsupported algorithm.
     AlgorithmUnsupported = "algorithm_unsupported", 400, "Algorithm unsupported";
+    /// signDoc `signature_format`, `conformance_level` or `signed_envelope_property` not supported.
+    FormatUnsupported = "format_unsupported", 400, "Format unsupported";
+    /// The signing certificate is past its notAfter.
+    CertificateExpired = "certificate_expired", 403, "Certificate expired";
+    /// The signing certificate is before its notBefore.
+    CertificateNotYetValid = "certificate_not_yet_valid", 403, "Certificate not yet valid";
+    /// The operator revoked the signing credential.
+    CredentialRevoked = "credential_revoked", 403, "Credential revoked";
     /// Terminal credentials missing or wrong.
     TerminalUnauthenticated = "terminal_unauthenticated", 401, "Terminal unauthenticated";
     /// Operator token missing or wrong.

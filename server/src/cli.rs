@@ -356,6 +356,13 @@ pub enum CredentialCmd {
         #[arg(long)]
         practitioner: Option<String>,
     },
+    /// Stop a credential from signing (signHash/signDoc refuse with credential_revoked).
+    Revoke {
+        id: String,
+        /// Why (kept in the audit log).
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -589,7 +596,11 @@ pub async fn admin(a: AdminArgs) -> Result<(), AdminError> {
         }
         AdminCommand::Credential(CredentialCmd::List { practitioner }) => {
             let v = c.get("/admin/v1/credentials", &opt("practitioner_id", &practitioner)).await?;
-            print(json, &v, |v| table(v, &["id", "practitioner_id", "algorithm", "subject_dn", "valid_to"]));
+            print(json, &v, |v| table(v, &["id", "practitioner_id", "algorithm", "status", "subject_dn", "valid_to"]));
+        }
+        AdminCommand::Credential(CredentialCmd::Revoke { id, reason }) => {
+            let v = c.post(&format!("/admin/v1/credentials/{id}/revoke"), json!({ "reason": reason })).await?;
+            print(json, &v, |_| format!("credential {id} revoked"));
         }
         AdminCommand::Enrollment(EnrollmentCmd::Create { practitioner, ttl, png }) => {
             let v = c.post("/admin/v1/enrollments", json!({ "practitioner_id": practitioner, "ttl": ttl })).await?;

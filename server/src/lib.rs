@@ -4,6 +4,8 @@
 pub mod attestation;
 pub mod audit;
 pub mod signing;
+pub mod cms;
+pub mod xades;
 pub mod store;
 pub mod service;
 pub mod http;

@@ -11,6 +11,8 @@ mod server;
 mod terminal;
 #[path = "e2e/world.rs"]
 mod world;
+#[path = "e2e/documents.rs"]
+mod documents;
 
 #[path = "e2e/day.rs"]
 mod day;

@@ -24,6 +24,7 @@ pub(super) fn routes() -> Router<HttpState> {
         .route("/admin/v1/practitioners", get(list_practitioners).post(create_practitioner))
         .route("/admin/v1/credentials", get(list_credentials).post(generate_credential))
         .route("/admin/v1/credentials/import", post(import_credential))
+        .route("/admin/v1/credentials/{id}/revoke", post(revoke_credential))
         .route("/admin/v1/enrollments", post(create_enrollment))
         .route("/admin/v1/devices", get(list_devices))
         .route("/admin/v1/devices/{id}/revoke", post(revoke_device))
@@ -145,6 +146,17 @@ async fn import_credential(State(s): State<HttpState>, h: HeaderMap, ApiJson(b):
 async fn list_credentials(State(s): State<HttpState>, h: HeaderMap, Query(q): Query<PractitionerFilter>) -> ApiResult<Json<Vec<CredentialView>>> {
     operator(&s, &h)?;
     Ok(Json(s.app.list_credentials(q.practitioner_id.as_deref()).await?))
+}
+
+#[derive(Deserialize)]
+struct RevokeBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn revoke_credential(State(s): State<HttpState>, h: HeaderMap, Path(id): Path<String>, ApiJson(b): ApiJson<RevokeBody>) -> ApiResult<Json<CredentialView>> {
+    operator(&s, &h)?;
+    Ok(Json(s.app.revoke_credential(&id, b.reason.as_deref()).await?))
 }
 
 #[derive(Deserialize)]

@@ -9,6 +9,7 @@ use axum::{Json, Router};
 use super::{ApiJson, ApiResult, HttpState, SIGN_HASH_BODY_LIMIT, bearer};
 use crate::service::Error;
 use crate::service::signature::{CredentialInfoRequest, CredentialList, SignHashRequest, SignHashResponse};
+use crate::service::signed_document::{SignDocRequest, SignDocResponse};
 use crate::store::{Grant, Terminal};
 
 /// Header carrying the terminal's Basic credentials next to the grant.
@@ -20,6 +21,7 @@ pub(super) fn routes() -> Router<HttpState> {
         .route("/csc/v2/credentials/list", post(list))
         .route("/csc/v2/credentials/info", post(cred_info))
         .route("/csc/v2/signatures/signHash", post(sign_hash).layer(DefaultBodyLimit::max(SIGN_HASH_BODY_LIMIT)))
+        .route("/csc/v2/signatures/signDoc", post(sign_doc))
 }
 
 async fn auth(s: &HttpState, headers: &HeaderMap) -> ApiResult<(Grant, Terminal)> {
@@ -38,7 +40,7 @@ async fn info() -> Json<serde_json::Value> {
         "lang": "ja-JP",
         "description": "Remote signing unlocked daily by smartphone biometrics",
         "authType": ["oauth2code"],
-        "methods": ["credentials/list", "credentials/info", "signatures/signHash"],
+        "methods": ["credentials/list", "credentials/info", "signatures/signHash", "signatures/signDoc"],
     }))
 }
 
@@ -55,4 +57,9 @@ async fn cred_info(State(s): State<HttpState>, headers: HeaderMap, ApiJson(req):
 async fn sign_hash(State(s): State<HttpState>, headers: HeaderMap, ApiJson(req): ApiJson<SignHashRequest>) -> ApiResult<Json<SignHashResponse>> {
     let (g, t) = auth(&s, &headers).await?;
     Ok(Json(s.app.csc_sign_hash(&g, &t, req).await?))
+}
+
+async fn sign_doc(State(s): State<HttpState>, headers: HeaderMap, ApiJson(req): ApiJson<SignDocRequest>) -> ApiResult<Json<SignDocResponse>> {
+    let (g, t) = auth(&s, &headers).await?;
+    Ok(Json(s.app.csc_sign_doc(&g, &t, req).await?))
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::enrollment::parse_role;
 use super::{App, Error, Result, b64u, ct_eq, new_uuid, random_bytes, rfc3339, sha256};
-use crate::signing::{DevCa, HcRole, KeyAlgorithm, NewCredential, SealedKey, Subject, certificate_info};
+use crate::signing::{DevCa, HcRole, KeyAlgorithm, NewCredential, SealedKey, Subject, certificate_info, certificate_validity};
 use crate::store::{AuditEvent, Credential, Device, Facility, Grant, Practitioner, Terminal};
 
 const DEV_CA_SETTING: &str = "dev_ca";
@@ -62,6 +62,10 @@ pub struct CredentialView {
     pub valid_from: String,
     pub valid_to: String,
     pub hc_role: Option<String>,
+    /// `valid`, `not_yet_valid`, `expired` or `revoked`, now.
+    pub status: String,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<Time>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -113,7 +117,7 @@ fn practitioner_view(p: &Practitioner) -> PractitionerView {
     PractitionerView { id: p.id.clone(), display_name: p.display_name.clone(), role: p.role.clone(), facility_ids: p.facility_ids.clone() }
 }
 
-fn credential_view(c: &Credential) -> Result<CredentialView> {
+fn credential_view(c: &Credential, now_ms: i64) -> Result<CredentialView> {
     let leaf = c.certificate_chain.first().ok_or_else(|| Error::Internal("credential without certificate".into()))?;
     let i = certificate_info(leaf).map_err(|e| Error::Internal(e.to_string()))?;
     Ok(CredentialView {
@@ -126,6 +130,8 @@ fn credential_view(c: &Credential) -> Result<CredentialView> {
         valid_from: i.not_before,
         valid_to: i.not_after,
         hc_role: i.hc_role_code,
+        status: super::signature::credential_status(c, now_ms)?.as_str().to_owned(),
+        revoked_at: c.revoked_ms.map(rfc3339),
     })
 }
 
@@ -291,7 +297,16 @@ impl App {
                 let new = tokio::task::spawn_blocking(move || ca.issue(&subject, alg)).await.map_err(|e| Error::Internal(e.to_string()))??;
                 (new, "dev-ca")
             }
-            CredentialSource::Import(new) => (new, "import"),
+            CredentialSource::Import(new) => {
+                // A certificate that can never sign again is refused at the door.
+                let leaf = new.certificate_chain.first().ok_or_else(|| Error::BadRequest("no certificate".into()))?;
+                let validity = certificate_validity(leaf)?;
+                if self.clock.now_ms() > validity.not_after_ms {
+                    let at = rfc3339(validity.not_after_ms).format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+                    return Err(Error::CertificateExpired(at));
+                }
+                (new, "import")
+            }
         };
         let id = new_uuid();
         let sealed = SealedKey::seal(&self.kek, &id, &new);
@@ -302,15 +317,33 @@ impl App {
             sealed_key: sealed.sealed_pkcs8,
             certificate_chain: new.certificate_chain.clone(),
             created_ms: self.clock.now_ms(),
+            revoked_ms: None,
+            revoked_reason: None,
         };
-        let view = credential_view(&c)?;
+        let view = credential_view(&c, c.created_ms)?;
         let audit = AuditEvent::new(OPERATOR, "credential.create", id, serde_json::json!({ "practitioner": practitioner_id, "algorithm": c.algorithm, "source": how, "subject": view.subject_dn }));
         self.store.create_credential(&c, &audit).await?;
         Ok(view)
     }
 
     pub async fn list_credentials(&self, practitioner_id: Option<&str>) -> Result<Vec<CredentialView>> {
-        self.store.list_credentials(practitioner_id).await?.iter().map(credential_view).collect()
+        let now = self.clock.now_ms();
+        self.store.list_credentials(practitioner_id).await?.iter().map(|c| credential_view(c, now)).collect()
+    }
+
+    /// Stops a credential from signing (signHash and signDoc answer
+    /// `credential_revoked`; `credentials/info` reports `revoked`). Audited
+    /// as `credential.revoke`. Grants stay: they may use other credentials.
+    pub async fn revoke_credential(&self, id: &str, reason: Option<&str>) -> Result<CredentialView> {
+        let reason = reason.map(str::trim).filter(|r| !r.is_empty()).unwrap_or("revoked by operator");
+        check_name("reason", reason)?;
+        let now = self.clock.now_ms();
+        let audit = AuditEvent::new(OPERATOR, "credential.revoke", id, serde_json::json!({ "reason": reason }));
+        if !self.store.revoke_credential(id, reason, now, &audit).await? {
+            return Err(Error::NotFound(format!("active credential {id}")));
+        }
+        let c = self.store.get_credential(id).await?.ok_or_else(|| Error::NotFound(format!("credential {id}")))?;
+        credential_view(&c, now)
     }
 
     pub async fn list_devices(&self, practitioner_id: Option<&str>) -> Result<Vec<DeviceView>> {

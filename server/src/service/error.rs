@@ -67,6 +67,14 @@ pub enum Error {
     HashInvalid(String),
     #[error("algorithm unsupported: {0}")]
     AlgorithmUnsupported(String),
+    #[error("signature format unsupported: {0}")]
+    FormatUnsupported(String),
+    #[error("the signing certificate expired at {0}")]
+    CertificateExpired(String),
+    #[error("the signing certificate is not valid before {0}")]
+    CertificateNotYetValid(String),
+    #[error("the signing credential was revoked by the operator")]
+    CredentialRevoked,
     #[error("terminal credentials missing or wrong")]
     TerminalUnauthenticated,
     #[error("operator token missing or wrong")]
@@ -137,6 +145,10 @@ impl Error {
             CredentialUnknown => ErrorCode::CredentialUnknown,
             HashInvalid(_) => ErrorCode::HashInvalid,
             AlgorithmUnsupported(_) => ErrorCode::AlgorithmUnsupported,
+            FormatUnsupported(_) => ErrorCode::FormatUnsupported,
+            CertificateExpired(_) => ErrorCode::CertificateExpired,
+            CertificateNotYetValid(_) => ErrorCode::CertificateNotYetValid,
+            CredentialRevoked => ErrorCode::CredentialRevoked,
             TerminalUnauthenticated => ErrorCode::TerminalUnauthenticated,
             OperatorUnauthenticated => ErrorCode::OperatorUnauthenticated,
             Unauthorized => ErrorCode::Unauthorized,

@@ -9,6 +9,7 @@ mod error;
 pub mod grant;
 pub mod login;
 pub mod signature;
+pub mod signed_document;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -17,8 +17,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::grant::check_usable;
 use super::{App, Error, Result};
-use crate::signing::{KeyAlgorithm, SealedKey, SignatureAlgorithm, certificate_info};
-use crate::store::{Grant, RecordOutcome, SignatureRecord, Store, Terminal};
+use crate::signing::{CertificateStatus, KeyAlgorithm, SealedKey, SignatureAlgorithm, certificate_info, certificate_validity};
+use crate::store::{Credential, Grant, RecordOutcome, SignatureRecord, Store, Terminal};
 
 /// Most records committed in one transaction.
 const MAX_BATCH: usize = 256;
@@ -63,7 +63,7 @@ impl SignatureLog {
         SignatureLog { tx }
     }
 
-    async fn record(&self, r: SignatureRecord) -> Result<RecordOutcome> {
+    pub(super) async fn record(&self, r: SignatureRecord) -> Result<RecordOutcome> {
         let (reply, wait) = oneshot::channel();
         self.tx.send((r, reply)).await.map_err(|_| Error::Internal("signature log stopped".into()))?;
         wait.await.map_err(|_| Error::Internal("signature log stopped".into()))?.map_err(Error::Internal)
@@ -112,7 +112,7 @@ impl App {
         Ok(CredentialList { credential_ids: creds.into_iter().map(|c| c.id).collect() })
     }
 
-    async fn grant_credential(&self, grant: &Grant, id: &str) -> Result<crate::store::Credential> {
+    pub(super) async fn grant_credential(&self, grant: &Grant, id: &str) -> Result<crate::store::Credential> {
         self.store.get_credential(id).await?.filter(|c| c.practitioner_id == grant.practitioner_id).ok_or(Error::CredentialUnknown)
     }
 
@@ -122,6 +122,8 @@ impl App {
         let alg = KeyAlgorithm::parse(&c.algorithm).map_err(|e| Error::Internal(e.to_string()))?;
         let leaf = c.certificate_chain.first().ok_or_else(|| Error::Internal("credential without certificate".into()))?;
         let info = certificate_info(leaf).map_err(|e| Error::Internal(e.to_string()))?;
+        let status = credential_status(&c, self.clock.now_ms())?;
+        let key_status = if status == CertificateStatus::Revoked { "disabled" } else { "enabled" };
         let certs: Vec<String> = match req.certificates.as_deref().unwrap_or("single") {
             "none" => vec![],
             "single" => vec![STANDARD.encode(leaf)],
@@ -129,9 +131,9 @@ impl App {
             o => return Err(Error::BadRequest(format!("certificates must be none, single or chain, not {o:?}"))),
         };
         Ok(serde_json::json!({
-            "key": { "status": "enabled", "algo": alg.csc_sign_algos(), "len": alg.key_len_bits() },
+            "key": { "status": key_status, "algo": alg.csc_sign_algos(), "len": alg.key_len_bits() },
             "cert": {
-                "status": "valid", "certificates": certs, "issuerDN": info.issuer_dn, "subjectDN": info.subject_dn,
+                "status": status.as_str(), "certificates": certs, "issuerDN": info.issuer_dn, "subjectDN": info.subject_dn,
                 "serialNumber": info.serial_hex, "validFrom": info.not_before, "validTo": info.not_after,
             },
             "authMode": "implicit",
@@ -142,6 +144,7 @@ impl App {
     /// CSC `signatures/signHash`: sign, record in the audit log, then return.
     pub async fn csc_sign_hash(&self, grant: &Grant, terminal: &Terminal, req: SignHashRequest) -> Result<SignHashResponse> {
         let c = self.grant_credential(grant, &req.credential_id).await?;
+        check_can_sign(&c, self.clock.now_ms())?;
         if req.hashes.is_empty() || req.hashes.len() > MAX_HASHES {
             return Err(Error::HashInvalid(format!("1..={MAX_HASHES} hashes per call")));
         }
@@ -177,16 +180,46 @@ impl App {
             hashes: digests,
             sign_algo: alg.as_str().to_owned(),
             now_ms: now,
+            signature_formats: Vec::new(),
         };
         match self.signature_log.record(record).await? {
             RecordOutcome::Recorded(_) => Ok(SignHashResponse { signatures: signatures.iter().map(|s| STANDARD.encode(s)).collect() }),
-            RecordOutcome::GrantUnusable => {
-                // Revoked, expired or capped between the check and the commit:
-                // the signatures are dropped unreturned.
-                let g = self.store.get_grant(&grant.id).await?.ok_or(Error::GrantInvalid)?;
-                check_usable(&g, now)?;
-                Err(Error::GrantExhausted)
-            }
+            outcome => Err(self.unrecorded(grant, outcome, now).await),
         }
+    }
+
+    /// Why a record was refused at commit (revoked, expired or capped
+    /// between the check and the commit): the signatures are dropped unreturned.
+    pub(super) async fn unrecorded(&self, grant: &Grant, outcome: RecordOutcome, now: i64) -> Error {
+        match outcome {
+            RecordOutcome::CredentialRevoked => Error::CredentialRevoked,
+            RecordOutcome::Recorded(_) => Error::Internal("recorded signature treated as refused".into()),
+            RecordOutcome::GrantUnusable => match self.store.get_grant(&grant.id).await {
+                Ok(Some(g)) => check_usable(&g, now).err().unwrap_or(Error::GrantExhausted),
+                Ok(None) => Error::GrantInvalid,
+                Err(e) => e.into(),
+            },
+        }
+    }
+}
+
+/// The credential's status at `now_ms`: revoked by the operator, or the
+/// leaf certificate's validity period.
+pub(crate) fn credential_status(c: &Credential, now_ms: i64) -> Result<CertificateStatus> {
+    let leaf = c.certificate_chain.first().ok_or_else(|| Error::Internal("credential without certificate".into()))?;
+    let validity = certificate_validity(leaf).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(CertificateStatus::at(validity, c.revoked_ms.is_some(), now_ms))
+}
+
+/// No signature outside the certificate's validity, none with a revoked credential.
+pub(super) fn check_can_sign(c: &Credential, now_ms: i64) -> Result<()> {
+    let leaf = c.certificate_chain.first().ok_or_else(|| Error::Internal("credential without certificate".into()))?;
+    let validity = certificate_validity(leaf).map_err(|e| Error::Internal(e.to_string()))?;
+    let when = |ms: i64| super::rfc3339(ms).format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    match CertificateStatus::at(validity, c.revoked_ms.is_some(), now_ms) {
+        CertificateStatus::Valid => Ok(()),
+        CertificateStatus::Revoked => Err(Error::CredentialRevoked),
+        CertificateStatus::Expired => Err(Error::CertificateExpired(when(validity.not_after_ms))),
+        CertificateStatus::NotYetValid => Err(Error::CertificateNotYetValid(when(validity.not_before_ms))),
     }
 }

@@ -119,3 +119,58 @@ fn hc_role_code_of(cert: &X509Certificate<'_>) -> Result<Option<String>, Signing
 pub(crate) fn hc_role_code(cert_der: &[u8]) -> Result<Option<String>, SigningError> {
     hc_role_code_of(&parse(cert_der)?)
 }
+
+/// A certificate's validity period, Unix milliseconds (inclusive bounds,
+/// as RFC 5280 §4.1.2.5 defines them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    /// notBefore.
+    pub not_before_ms: i64,
+    /// notAfter.
+    pub not_after_ms: i64,
+}
+
+/// The validity period of a DER certificate.
+pub fn certificate_validity(der: &[u8]) -> Result<Validity, SigningError> {
+    let cert = parse(der)?;
+    let v = cert.validity();
+    Ok(Validity { not_before_ms: v.not_before.timestamp() * 1000, not_after_ms: v.not_after.timestamp() * 1000 })
+}
+
+/// Whether a credential's certificate may sign now (CSC `cert/status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateStatus {
+    /// Inside notBefore..=notAfter and not revoked.
+    Valid,
+    /// Before notBefore.
+    NotYetValid,
+    /// After notAfter.
+    Expired,
+    /// The operator revoked the credential.
+    Revoked,
+}
+
+impl CertificateStatus {
+    /// Revocation first, then the validity period at `now_ms`.
+    pub fn at(validity: Validity, revoked: bool, now_ms: i64) -> Self {
+        if revoked {
+            CertificateStatus::Revoked
+        } else if now_ms < validity.not_before_ms {
+            CertificateStatus::NotYetValid
+        } else if now_ms > validity.not_after_ms {
+            CertificateStatus::Expired
+        } else {
+            CertificateStatus::Valid
+        }
+    }
+
+    /// Wire text: `valid`, `not_yet_valid`, `expired`, `revoked`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertificateStatus::Valid => "valid",
+            CertificateStatus::NotYetValid => "not_yet_valid",
+            CertificateStatus::Expired => "expired",
+            CertificateStatus::Revoked => "revoked",
+        }
+    }
+}

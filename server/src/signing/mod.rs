@@ -31,7 +31,7 @@ mod kek;
 
 pub use algorithm::{KeyAlgorithm, SignatureAlgorithm, oid};
 pub use backend::{SealedKey, SigningBackend, SoftwareBackend};
-pub use certificate::{CertificateInfo, certificate_info};
+pub use certificate::{CertificateInfo, CertificateStatus, Validity, certificate_info, certificate_validity};
 pub use credential::{NewCredential, import_pem, import_pkcs12};
 pub use dev_ca::{DEV_CA_COMMON_NAME, DevCa, Subject};
 pub use error::SigningError;

@@ -110,6 +110,9 @@ pub struct Credential {
     /// DER certificates, leaf first.
     pub certificate_chain: Vec<Vec<u8>>,
     pub created_ms: i64,
+    /// Set when the operator revoked the credential; it signs no more.
+    pub revoked_ms: Option<i64>,
+    pub revoked_reason: Option<String>,
 }
 
 /// Status of a one-time enrollment code.
@@ -281,6 +284,9 @@ pub struct SignatureRecord {
     pub hashes: Vec<Vec<u8>>,
     pub sign_algo: String,
     pub now_ms: i64,
+    /// signDoc: the signature format of each hash ("X" XAdES, "C" CMS),
+    /// in order, whose signing time is `now_ms`; empty for signHash.
+    pub signature_formats: Vec<String>,
 }
 
 /// Why a signature record was refused.
@@ -290,6 +296,8 @@ pub enum RecordOutcome {
     Recorded(i64),
     /// The grant was revoked, expired or used up meanwhile.
     GrantUnusable,
+    /// The credential was revoked meanwhile.
+    CredentialRevoked,
 }
 
 /// An audit row as read back (for verify/export).
@@ -324,6 +332,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_credential(&self, c: &Credential, audit: &AuditEvent) -> StoreResult<()>;
     async fn list_credentials(&self, practitioner_id: Option<&str>) -> StoreResult<Vec<Credential>>;
     async fn get_credential(&self, id: &str) -> StoreResult<Option<Credential>>;
+    /// Marks the credential revoked; false if unknown or already revoked.
+    async fn revoke_credential(&self, id: &str, reason: &str, now_ms: i64, audit: &AuditEvent) -> StoreResult<bool>;
 
     async fn create_enrollment(&self, e: &Enrollment, audit: &AuditEvent) -> StoreResult<()>;
     async fn get_enrollment(&self, id: &str) -> StoreResult<Option<Enrollment>>;
@@ -359,9 +369,10 @@ pub trait Store: Send + Sync + 'static {
     /// Ends every active grant of a practitioner; returns how many.
     async fn revoke_practitioner_grants(&self, practitioner_id: &str, reason: &str, now_ms: i64, audit: &AuditEvent) -> StoreResult<u32>;
 
-    /// Records several signHash calls in ONE transaction (group commit):
-    /// per record, the grant's counter moves only if it is still usable and
-    /// under its cap, and one audit entry per signed hash is appended.
+    /// Records several signHash/signDoc calls in ONE transaction (group
+    /// commit): per record, the grant's counter moves only if it is still
+    /// usable and under its cap and the credential is not revoked, and one
+    /// audit entry per signed hash is appended.
     async fn record_signatures(&self, records: &[SignatureRecord]) -> StoreResult<Vec<RecordOutcome>>;
 
     /// An audit entry with no other state change.

@@ -39,6 +39,11 @@ macro_rules! store_impl {
             Ok(())
         }
 
+        fn rfc3339_ms(ms: i64) -> String {
+            let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+        }
+
         fn now_ms() -> i64 {
             (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
         }
@@ -56,7 +61,8 @@ macro_rules! store_impl {
             Ok(Credential {
                 id: r.try_get("id")?, practitioner_id: r.try_get("practitioner_id")?, algorithm: r.try_get("algorithm")?,
                 sealed_key: r.try_get("sealed_key")?, certificate_chain: chain_from_text(&r.try_get::<String, _>("certificate_chain")?)?,
-                created_ms: r.try_get("created_ms")?,
+                created_ms: r.try_get("created_ms")?, revoked_ms: r.try_get("revoked_ms")?,
+                revoked_reason: r.try_get("revoked_reason")?,
             })
         }
         fn enrollment_row(r: &$row) -> StoreResult<Enrollment> {
@@ -263,6 +269,18 @@ macro_rules! store_impl {
                 r.as_ref().map(credential_row).transpose()
             }
 
+            async fn revoke_credential(&self, id: &str, reason: &str, now: i64, audit: &AuditEvent) -> StoreResult<bool> {
+                let mut w = self.begin_write().await?;
+                let n = sqlx::query("UPDATE credentials SET revoked_ms = $1, revoked_reason = $2 WHERE id = $3 AND revoked_ms IS NULL")
+                    .bind(now).bind(reason).bind(id).execute(&mut *w.tx).await?.rows_affected();
+                if n == 0 {
+                    return Ok(false);
+                }
+                audit_tx(&mut *w.tx, now, audit).await?;
+                w.commit().await?;
+                Ok(true)
+            }
+
             async fn create_enrollment(&self, e: &Enrollment, audit: &AuditEvent) -> StoreResult<()> {
                 let mut w = self.begin_write().await?;
                 sqlx::query("INSERT INTO enrollments (id, practitioner_id, secret_hash, password_hash, password_salt, failed_attempts, status, created_ms, expires_ms, device_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)")
@@ -466,6 +484,14 @@ macro_rules! store_impl {
                 let mut w = self.begin_write().await?;
                 let mut out = Vec::with_capacity(records.len());
                 for rec in records {
+                    // Under the writer lock: a revocation committed before this
+                    // record wins, so no signature is returned after it.
+                    let revoked = sqlx::query("SELECT 1 AS one FROM credentials WHERE id = $1 AND revoked_ms IS NOT NULL")
+                        .bind(&rec.credential_id).fetch_optional(&mut *w.tx).await?;
+                    if revoked.is_some() {
+                        out.push(RecordOutcome::CredentialRevoked);
+                        continue;
+                    }
                     let n = rec.hashes.len() as i64;
                     let row = sqlx::query(
                         "UPDATE grants SET signatures_made = signatures_made + $1, last_used_ms = $2 \
@@ -481,12 +507,17 @@ macro_rules! store_impl {
                         continue;
                     };
                     let made: i64 = row.try_get("signatures_made")?;
-                    for h in &rec.hashes {
+                    for (i, h) in rec.hashes.iter().enumerate() {
+                        let mut details = serde_json::json!({ "grant": rec.grant_id, "hash": hex::encode(h), "sign_algo": rec.sign_algo });
+                        if let Some(format) = rec.signature_formats.get(i) {
+                            details["format"] = serde_json::json!(format);
+                            details["signing_time"] = serde_json::json!(rfc3339_ms(rec.now_ms));
+                        }
                         let ev = AuditEvent::new(
                             format!("terminal:{}", rec.terminal_id),
                             "signature.create",
                             rec.credential_id.clone(),
-                            serde_json::json!({ "grant": rec.grant_id, "hash": hex::encode(h), "sign_algo": rec.sign_algo }),
+                            details,
                         );
                         audit_tx(&mut *w.tx, rec.now_ms, &ev).await?;
                     }

@@ -12,4 +12,5 @@ mod attestation;
 mod cli;
 mod common;
 mod http;
+mod signdoc;
 mod storage;

@@ -164,7 +164,7 @@ async fn signature_records_respect_cap_and_revocation(s: Arc<dyn Store>) {
     s.complete_enrollment("e1", &device("d1", 1), true, 50, &ev("device.enroll", "d1")).await.unwrap();
     s.create_login(&login("l1", 1), &ev("login.start", "l1")).await.unwrap();
     approve(&*s, "l1", "d1", grant("g1", "l1", "d1", Some(3))).await;
-    let rec = |n: usize| SignatureRecord { grant_id: "g1".into(), credential_id: "c1".into(), terminal_id: "t1".into(), hashes: vec![vec![1; 32]; n], sign_algo: "rsa".into(), now_ms: 500 };
+    let rec = |n: usize| SignatureRecord { grant_id: "g1".into(), credential_id: "c1".into(), terminal_id: "t1".into(), hashes: vec![vec![1; 32]; n], sign_algo: "rsa".into(), now_ms: 500, signature_formats: Vec::new() };
     // One batch (group commit): 2 fit, the next 2 would pass the cap, then 1 fits.
     let out = s.record_signatures(&[rec(2), rec(2), rec(1)]).await.unwrap();
     assert_eq!(out, vec![RecordOutcome::Recorded(2), RecordOutcome::GrantUnusable, RecordOutcome::Recorded(3)]);
@@ -174,6 +174,38 @@ async fn signature_records_respect_cap_and_revocation(s: Arc<dyn Store>) {
     assert_eq!(s.record_signatures(&[late]).await.unwrap(), vec![RecordOutcome::GrantUnusable]);
     let sigs = audit_all(&*s).await.iter().filter(|e| e.action == "signature.create").count();
     assert_eq!(sigs, 3);
+}
+
+async fn revoked_credential_records_no_signature(s: Arc<dyn Store>) {
+    seed(&*s).await;
+    s.create_enrollment(&enrollment("e1"), &ev("enrollment.create", "e1")).await.unwrap();
+    s.complete_enrollment("e1", &device("d1", 1), true, 50, &ev("device.enroll", "d1")).await.unwrap();
+    s.create_login(&login("l1", 1), &ev("login.start", "l1")).await.unwrap();
+    approve(&*s, "l1", "d1", grant("g1", "l1", "d1", None)).await;
+    let c = Credential {
+        id: "c1".into(), practitioner_id: "p1".into(), algorithm: "rsa2048".into(), sealed_key: vec![5; 40],
+        certificate_chain: vec![vec![6; 10]], created_ms: 60, revoked_ms: None, revoked_reason: None,
+    };
+    s.create_credential(&c, &ev("credential.create", "c1")).await.unwrap();
+    let rec = SignatureRecord {
+        grant_id: "g1".into(), credential_id: "c1".into(), terminal_id: "t1".into(), hashes: vec![vec![1; 32], vec![2; 32]],
+        sign_algo: "rsa".into(), now_ms: 500, signature_formats: vec!["X".into(), "C".into()],
+    };
+    assert_eq!(s.record_signatures(&[rec.clone()]).await.unwrap(), vec![RecordOutcome::Recorded(2)]);
+    let details: Vec<serde_json::Value> = audit_all(&*s).await.iter().filter(|e| e.action == "signature.create").map(|e| serde_json::from_str(&e.details).unwrap()).collect();
+    assert_eq!(details[0]["format"], "X");
+    assert_eq!(details[1]["format"], "C");
+    assert_eq!(details[1]["signing_time"], "1970-01-01T00:00:00.5Z");
+    assert!(s.revoke_credential("c1", "card lost", 600, &ev("credential.revoke", "c1")).await.unwrap());
+    assert!(!s.revoke_credential("c1", "again", 610, &ev("credential.revoke", "c1")).await.unwrap(), "revoked once");
+    let stored = s.get_credential("c1").await.unwrap().unwrap();
+    assert_eq!((stored.revoked_ms, stored.revoked_reason.as_deref()), (Some(600), Some("card lost")));
+    // A signature made before the revocation but recorded after it is refused.
+    assert_eq!(s.record_signatures(&[rec]).await.unwrap(), vec![RecordOutcome::CredentialRevoked]);
+    assert_eq!(s.get_grant("g1").await.unwrap().unwrap().signatures_made, 2, "the grant's count did not move");
+    let entries = audit_all(&*s).await;
+    assert_eq!(entries.iter().filter(|e| e.action == "signature.create").count(), 2);
+    verify(entries.iter()).unwrap();
 }
 
 async fn audit_chain_verifies_after_every_operation(s: Arc<dyn Store>) {
@@ -225,6 +257,7 @@ const CASES: &[(&str, Case)] = cases![
     expired_login_cannot_be_decided,
     grant_token_is_issued_once,
     signature_records_respect_cap_and_revocation,
+    revoked_credential_records_no_signature,
     audit_chain_verifies_after_every_operation,
     concurrent_audit_appends_keep_one_chain,
     settings_keep_the_first_value,

@@ -58,10 +58,16 @@ pub async fn the_day(store: Store) {
     sign_and_verify(&clinic, &clinic.terminal, &token.access_token, &docs[..5]).await;
     sign_and_verify(&clinic, &clinic.terminal, &token.access_token, &docs[5..]).await;
 
+    // The e-prescriptions come back as XAdES (xmlsec1 verifies them), a referral letter and a
+    // discharge summary as CMS (openssl verifies them).
+    let xades_digests = crate::documents::sign_prescriptions_and_verify(&clinic, &clinic.terminal, &token.access_token, 3).await;
+    let letters = vec![b"%PDF-1.7 referral letter".to_vec(), "退院時サマリー".as_bytes().to_vec()];
+    let cms_digests = crate::documents::sign_documents_and_verify(&clinic, &clinic.terminal, &token.access_token, &letters).await;
+
     // The phone sees the grant and its count.
     let grants = phone.grants().await.expect("phone lists grants");
     let mine = grants.iter().find(|g| g.id.to_string() == grant.id.to_string()).expect("grant listed on the phone");
-    assert_eq!(mine.signatures_made, 12);
+    assert_eq!(mine.signatures_made, 12 + 3 + 2);
 
     // Evening: the audit chain verifies and records the day.
     let export = clinic.audit_verified_export();
@@ -70,6 +76,13 @@ pub async fn the_day(store: Store) {
     }
     let signature_records = docs.iter().filter(|d| export.contains(&hex_or_b64(&crate::world::sha256(d), &export))).count();
     assert_eq!(signature_records, docs.len(), "every signed hash is in the audit export");
+    for d in xades_digests.iter().chain(&cms_digests) {
+        assert!(export.contains(&hex_or_b64(d, &export)), "every signed document digest is in the audit export");
+    }
+    for format in ["X", "C"] {
+        let (plain, escaped) = (format!(r#""format":"{format}""#), format!(r#"\"format\":\"{format}\""#));
+        assert!(export.contains(&plain) || export.contains(&escaped), "the audit records signature format {format}");
+    }
 }
 
 /// The audit export may show hashes as hex or base64; return the form it uses.

@@ -239,3 +239,29 @@ async fn a_server_restart_mid_day_keeps_the_grant() {
     assert_eq!(grants[0].signatures_made, 6, "no signature count lost across the restart");
     clinic.audit_verified_export();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_the_credential_mid_day_refuses_sign_doc_and_sign_hash_at_once() {
+    let mut clinic = Clinic::open();
+    let pid = clinic.practitioner_id.clone();
+    let mut phone = clinic.enrolled_phone(&pid).await;
+    let (_, token) = clinic.morning_login(&mut phone).await;
+    crate::documents::sign_documents_and_verify(&clinic, &clinic.terminal, &token.access_token, &[b"referral letter".to_vec()]).await;
+
+    // The HPKI card behind the credential is reported lost; the operator revokes the credential.
+    let v = clinic.server.admin(&["credential", "revoke", &clinic.credential_id, "--reason", "HPKI card reported lost"]);
+    assert_eq!(v["status"], "revoked", "{v}");
+
+    let digests = vec![sha256(b"<PrescriptionDocument Id=\"after-revoke\"></PrescriptionDocument>")];
+    let entry = crate::documents::xades_entry(&digests, &["after-revoke"], crate::terminal::RSA_SHA256_OID);
+    let refused = clinic.terminal.sign_doc(&token.access_token, &clinic.credential_id, json!([entry])).await.expect_err("signDoc refused");
+    assert_eq!((refused.status, refused.code()), (403, "credential_revoked"), "{refused:?}");
+    let refused = clinic
+        .terminal
+        .sign_hash(&token.access_token, &clinic.credential_id, &digests, crate::terminal::RSA_SHA256_OID)
+        .await
+        .expect_err("signHash refused");
+    assert_eq!((refused.status, refused.code()), (403, "credential_revoked"), "{refused:?}");
+    let export = clinic.audit_verified_export();
+    assert!(export.contains("credential.revoke"), "the revocation is audited");
+}

@@ -208,4 +208,17 @@ impl Terminal {
             .await?;
         Ok(v["signatures"].as_array().expect("signatures").iter().map(|s| STANDARD.decode(s.as_str().unwrap()).expect("signature base64")).collect())
     }
+
+    /// `credentials/info` with the whole chain: DER certificates, leaf first.
+    pub async fn credential_chain(&self, grant: &str, credential_id: &str) -> Result<Vec<Vec<u8>>, Refusal> {
+        let v = self.csc("/csc/v2/credentials/info", grant, json!({ "credentialID": credential_id, "certificates": "chain" })).await?;
+        Ok(v["cert"]["certificates"].as_array().expect("certificates").iter().map(|c| STANDARD.decode(c.as_str().unwrap()).expect("certificate base64")).collect())
+    }
+
+    /// `signatures/signDoc` with the given `documentDigests` entries; returns the decoded
+    /// `SignatureObject`s in order (XAdES element bytes or CMS DER).
+    pub async fn sign_doc(&self, grant: &str, credential_id: &str, document_digests: Value) -> Result<Vec<Vec<u8>>, Refusal> {
+        let v = self.csc("/csc/v2/signatures/signDoc", grant, json!({ "credentialID": credential_id, "documentDigests": document_digests })).await?;
+        Ok(v["SignatureObject"].as_array().expect("SignatureObject").iter().map(|s| STANDARD.decode(s.as_str().unwrap()).expect("signature object base64")).collect())
+    }
 }
