@@ -7,7 +7,10 @@
 # Generated code is never committed (.gitignore); run this script instead.
 #
 # Env: CARGO_TARGET_DIR (default <repo>/target), PROFILE (debug|release, default debug),
-#      CARGO_BUILD_JOBS (default 2).
+#      CARGO_BUILD_JOBS (default 2),
+#      SHOMEI_MOBILE_LIB + UNIFFI_BINDGEN: an already built host library and bindgen (both
+#      set: no cargo build here; scripts/test builds the whole workspace once and hands
+#      them over, so CI does not compile the dependency graph again with other features).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -21,16 +24,22 @@ profile_flag=()
 [[ "$profile" == "release" ]] && profile_flag=(--release)
 
 cd "$repo"
-# Two separate builds on purpose: built together, cargo would unify uniffi's features (the
-# bindgen's "cli") into the library too and compile everything a third time.
-cargo build -j "$jobs" "${profile_flag[@]}" -p uniffi-bindgen >&2
-cargo build -j "$jobs" "${profile_flag[@]}" -p shomei-mobile >&2
-
-case "$(uname -s)" in
-  Darwin) lib="$target_dir/$profile/libshomei_mobile.dylib" ;;
-  *)      lib="$target_dir/$profile/libshomei_mobile.so" ;;
-esac
-bindgen="$target_dir/$profile/uniffi-bindgen"
+if [[ -n "${SHOMEI_MOBILE_LIB:-}" && -n "${UNIFFI_BINDGEN:-}" ]]; then
+  lib="$SHOMEI_MOBILE_LIB"
+  bindgen="$UNIFFI_BINDGEN"
+  [[ -f "$lib" ]] || { echo "generate-bindings.sh: no library at SHOMEI_MOBILE_LIB=$lib" >&2; exit 1; }
+  [[ -x "$bindgen" ]] || { echo "generate-bindings.sh: no bindgen at UNIFFI_BINDGEN=$bindgen" >&2; exit 1; }
+else
+  # Two separate builds on purpose: built together, cargo would unify uniffi's features (the
+  # bindgen's "cli") into the library too, a different feature set than either alone.
+  cargo build -j "$jobs" "${profile_flag[@]}" -p uniffi-bindgen >&2
+  cargo build -j "$jobs" "${profile_flag[@]}" -p shomei-mobile >&2
+  case "$(uname -s)" in
+    Darwin) lib="$target_dir/$profile/libshomei_mobile.dylib" ;;
+    *)      lib="$target_dir/$profile/libshomei_mobile.so" ;;
+  esac
+  bindgen="$target_dir/$profile/uniffi-bindgen"
+fi
 
 rm -rf "$out/kotlin" "$out/swift"
 mkdir -p "$out/kotlin" "$out/swift"

@@ -8,7 +8,8 @@
 #      against the API 28 signature (minSdk), and self-tests the 16 KB alignment checker.
 #
 # Needs: cargo, Java 17+, Maven 3.8+ (Maven Central reachable, or ~/.m2 already filled).
-# Env: CARGO_TARGET_DIR, SHOMEI_BIN, MVN_ARGS (extra Maven flags, e.g. "-o" offline),
+# Env: CARGO_TARGET_DIR, SHOMEI_BIN, SHOMEI_MOBILE_LIB + UNIFFI_BINDGEN (prebuilt, see
+#      generate-bindings.sh; with all three set this script runs no cargo), MVN_ARGS (extra Maven flags, e.g. "-o" offline),
 #      SKIP_ANDROID_CHECK=1 to skip step 4.
 set -euo pipefail
 
