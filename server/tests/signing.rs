@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use ring::signature::{ECDSA_P256_SHA256_ASN1, RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
 use shomei_server::audit::chain::{self, ChainError, ChainedEntry, GENESIS};
 use shomei_server::signing::{
-    DEV_CA_COMMON_NAME, DevCa, HcRole, Kek, KeyAlgorithm, NewCredential, SealedKey,
+    DEV_CA_COMMON_NAME, DevCa, HcRole, Kek, KeyAlgorithm, KeyHold, NewCredential, SealedKey,
     SignatureAlgorithm, SigningBackend, SigningError, SoftwareBackend, Subject, certificate_info,
     hc_role_extension_value, hc_role_from_certificate, import_pem, import_pkcs12, oid,
 };
@@ -473,6 +473,194 @@ fn csc_oids_that_do_not_fit_are_rejected() {
         SignatureAlgorithm::from_csc(oid::ECDSA_WITH_SHA256, None, Rsa2048),
         Err(SigningError::AlgorithmMismatch { .. })
     ));
+}
+
+// ---------------------------------------------------------------- held keys
+
+fn rsa_credential_b() -> &'static NewCredential {
+    static C: OnceLock<NewCredential> = OnceLock::new();
+    C.get_or_init(|| {
+        ca().issue(&subject(HcRole::Dentist), KeyAlgorithm::Rsa2048)
+            .expect("issue second RSA")
+    })
+}
+
+const NOW: i64 = 1_800_000_000_000;
+
+fn hold(grant_id: &str) -> KeyHold<'_> {
+    KeyHold {
+        grant_id,
+        now_ms: NOW,
+        until_ms: NOW + 3_600_000,
+    }
+}
+
+fn verifies(cred: &NewCredential, msg: &[u8], sig: &[u8]) -> bool {
+    UnparsedPublicKey::new(
+        &RSA_PKCS1_2048_8192_SHA256,
+        cert_public_key(&cred.certificate_chain[0]),
+    )
+    .verify(msg, sig)
+    .is_ok()
+}
+
+#[test]
+fn held_key_signs_byte_identically_to_a_freshly_opened_one() {
+    let kek = Arc::new(Kek::generate().unwrap());
+    let backend = SoftwareBackend::new(kek.clone());
+    let key = sealed(&kek, "cred-held", rsa_credential());
+    let msg = b"held and fresh agree";
+    let d = sha256(msg);
+    let fresh = backend
+        .sign_digests(&key, SignatureAlgorithm::RsaPkcs1Sha256, &[&d])
+        .unwrap();
+    assert_eq!(backend.held_keys(), 0, "the plain call holds nothing");
+    let first = backend
+        .sign_digests_held(&hold("g1"), &key, SignatureAlgorithm::RsaPkcs1Sha256, &[&d])
+        .unwrap();
+    assert_eq!(backend.held_keys(), 1);
+    let second = backend
+        .sign_digests_held(&hold("g1"), &key, SignatureAlgorithm::RsaPkcs1Sha256, &[&d])
+        .unwrap();
+    assert_eq!(backend.held_keys(), 1, "the same grant reuses its key");
+    assert_eq!(first, fresh);
+    assert_eq!(second, fresh);
+    assert!(verifies(rsa_credential(), msg, &second[0]));
+}
+
+#[test]
+fn releasing_a_grant_drops_only_its_keys() {
+    let kek = Arc::new(Kek::generate().unwrap());
+    let backend = SoftwareBackend::new(kek.clone());
+    let key = sealed(&kek, "cred-a", rsa_credential());
+    let d = sha256(b"x");
+    for g in ["g1", "g2"] {
+        backend
+            .sign_digests_held(&hold(g), &key, SignatureAlgorithm::RsaPkcs1Sha256, &[&d])
+            .unwrap();
+    }
+    assert_eq!(backend.held_keys(), 2);
+    backend.release_grant("g1");
+    assert_eq!(backend.held_keys(), 1);
+    backend.release_all();
+    assert_eq!(backend.held_keys(), 0);
+}
+
+#[test]
+fn a_key_is_not_held_past_its_grant_end() {
+    let kek = Arc::new(Kek::generate().unwrap());
+    let backend = SoftwareBackend::new(kek.clone());
+    let key = sealed(&kek, "cred-end", rsa_credential());
+    let d = sha256(b"x");
+    let ended = KeyHold {
+        grant_id: "g-ended",
+        now_ms: NOW,
+        until_ms: NOW,
+    };
+    backend
+        .sign_digests_held(&ended, &key, SignatureAlgorithm::RsaPkcs1Sha256, &[&d])
+        .unwrap();
+    assert_eq!(backend.held_keys(), 0, "a grant at its end holds nothing");
+    backend
+        .sign_digests_held(&hold("g"), &key, SignatureAlgorithm::RsaPkcs1Sha256, &[&d])
+        .unwrap();
+    assert_eq!(backend.held_keys(), 1);
+    // an hour later the grant has ended: the key is dropped, then opened for this call only
+    let later = KeyHold {
+        grant_id: "g",
+        now_ms: NOW + 3_600_000,
+        until_ms: NOW + 3_600_000,
+    };
+    backend
+        .sign_digests_held(&later, &key, SignatureAlgorithm::RsaPkcs1Sha256, &[&d])
+        .unwrap();
+    assert_eq!(backend.held_keys(), 0);
+}
+
+#[test]
+fn held_keys_are_bounded_least_recently_used_first() {
+    let kek = Arc::new(Kek::generate().unwrap());
+    let backend = SoftwareBackend::with_held_keys(kek.clone(), 2);
+    let key = sealed(&kek, "cred-lru", rsa_credential());
+    let d = sha256(b"x");
+    let sign = |g: &str| {
+        backend
+            .sign_digests_held(&hold(g), &key, SignatureAlgorithm::RsaPkcs1Sha256, &[&d])
+            .unwrap()
+    };
+    sign("g1");
+    sign("g2");
+    sign("g1"); // g2 is now the least recently used
+    sign("g3");
+    assert_eq!(backend.held_keys(), 2);
+    backend.release_grant("g1");
+    backend.release_grant("g3");
+    assert_eq!(backend.held_keys(), 0, "g2 was the one evicted");
+    let none = SoftwareBackend::with_held_keys(kek.clone(), 0);
+    none.sign_digests_held(&hold("g"), &key, SignatureAlgorithm::RsaPkcs1Sha256, &[&d])
+        .unwrap();
+    assert_eq!(none.held_keys(), 0, "capacity 0 holds nothing");
+}
+
+#[test]
+fn a_changed_stored_key_is_opened_afresh_not_served_from_memory() {
+    let kek = Arc::new(Kek::generate().unwrap());
+    let backend = SoftwareBackend::new(kek.clone());
+    let msg = b"which key signed this?";
+    let d = sha256(msg);
+    let old = sealed(&kek, "cred-same-id", rsa_credential());
+    let new = sealed(&kek, "cred-same-id", rsa_credential_b());
+    let s1 = backend
+        .sign_digests_held(&hold("g"), &old, SignatureAlgorithm::RsaPkcs1Sha256, &[&d])
+        .unwrap();
+    let s2 = backend
+        .sign_digests_held(&hold("g"), &new, SignatureAlgorithm::RsaPkcs1Sha256, &[&d])
+        .unwrap();
+    assert!(verifies(rsa_credential(), msg, &s1[0]));
+    assert!(
+        verifies(rsa_credential_b(), msg, &s2[0]),
+        "the new key signed"
+    );
+    assert!(!verifies(rsa_credential(), msg, &s2[0]));
+    assert_eq!(backend.held_keys(), 1);
+}
+
+#[test]
+fn held_signing_refuses_what_plain_signing_refuses_and_holds_nothing() {
+    let kek = Arc::new(Kek::generate().unwrap());
+    let backend = SoftwareBackend::new(kek.clone());
+    let key = sealed(&kek, "cred-bad", rsa_credential());
+    let short = [0u8; 20];
+    let e = backend
+        .sign_digests_held(
+            &hold("g"),
+            &key,
+            SignatureAlgorithm::RsaPkcs1Sha256,
+            &[&short],
+        )
+        .unwrap_err();
+    assert!(matches!(e, SigningError::BadDigestLength { .. }), "{e:?}");
+    let d = sha256(b"x");
+    let e = backend
+        .sign_digests_held(&hold("g"), &key, SignatureAlgorithm::EcdsaP256Sha256, &[&d])
+        .unwrap_err();
+    assert!(matches!(e, SigningError::AlgorithmMismatch { .. }), "{e:?}");
+    // a key sealed for another credential id does not open, and nothing is held
+    let moved = SealedKey {
+        credential_id: "other".into(),
+        ..key.clone()
+    };
+    assert!(
+        backend
+            .sign_digests_held(
+                &hold("g"),
+                &moved,
+                SignatureAlgorithm::RsaPkcs1Sha256,
+                &[&d]
+            )
+            .is_err()
+    );
+    assert_eq!(backend.held_keys(), 0);
 }
 
 // ---------------------------------------------------------------- dev CA and certificates

@@ -52,7 +52,11 @@ impl App {
         if g.terminal_id != terminal.id {
             return Err(Error::GrantTerminalMismatch);
         }
-        check_usable(&g, self.clock.now_ms())?;
+        if let Err(e) = check_usable(&g, self.clock.now_ms()) {
+            // Ended (expired, idle, revoked, used up): nothing stays held for it.
+            self.backend.release_grant(&g.id);
+            return Err(e);
+        }
         Ok(g)
     }
 
@@ -77,6 +81,7 @@ impl App {
         if !self.store.revoke_grant(&g.id, "ended from phone", now, &audit).await? {
             return Err(Error::NotFound(format!("active grant {grant_id}")));
         }
+        self.backend.release_grant(&g.id);
         Ok(())
     }
 
@@ -84,7 +89,18 @@ impl App {
     pub async fn phone_end_all(&self, device: &Device) -> Result<u32> {
         let now = self.clock.now_ms();
         let audit = AuditEvent::new(format!("device:{}", device.id), "grant.revoke_all", device.practitioner_id.clone(), serde_json::json!({}));
-        Ok(self.store.revoke_practitioner_grants(&device.practitioner_id, "ended from phone", now, &audit).await?)
+        let ended = self.store.revoke_practitioner_grants(&device.practitioner_id, "ended from phone", now, &audit).await?;
+        self.backend.release_all();
+        Ok(ended)
+    }
+
+    /// The last instant `g` can sign at, as far as it is known now: its
+    /// expiry, or its idle timeout counted from its last use.
+    pub(crate) fn grant_end_ms(g: &Grant) -> i64 {
+        match g.idle_timeout_s {
+            Some(idle) => g.expires_ms.min(g.last_used_ms + idle * 1000),
+            None => g.expires_ms,
+        }
     }
 }
 

@@ -17,13 +17,15 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::grant::check_usable;
 use super::{App, Error, Result};
-use crate::signing::{CertificateStatus, KeyAlgorithm, SealedKey, SignatureAlgorithm, certificate_info, certificate_validity};
+use crate::signing::{CertificateStatus, KeyAlgorithm, KeyHold, SealedKey, SignatureAlgorithm, certificate_info, certificate_validity};
 use crate::store::{Credential, Grant, RecordOutcome, SignatureRecord, Store, Terminal};
 
 /// Most records committed in one transaction.
 const MAX_BATCH: usize = 256;
 /// Most hashes in one signHash call.
 pub const MAX_HASHES: usize = 1000;
+/// Calls with at most this many hashes sign on the request's own thread.
+const INLINE_SIGNATURES: usize = 4;
 
 type Reply = oneshot::Sender<std::result::Result<RecordOutcome, String>>;
 
@@ -164,14 +166,33 @@ impl App {
             }
         }
         let sealed = SealedKey { credential_id: c.id.clone(), algorithm: key_alg, sealed_pkcs8: c.sealed_key.clone() };
-        let backend = self.backend.clone();
-        let to_sign = digests.clone();
-        let signatures = tokio::task::spawn_blocking(move || {
-            let refs: Vec<&[u8]> = to_sign.iter().map(Vec::as_slice).collect();
-            backend.sign_digests(&sealed, alg, &refs)
-        })
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))??;
+        // The grant was checked usable just now (authorize_grant), so the
+        // backend may hold the opened key for it until it ends.
+        let signing_ms = self.clock.now_ms();
+        let until_ms = App::grant_end_ms(grant);
+        let sign = |refs: &[&[u8]]| {
+            let hold = KeyHold { grant_id: &grant.id, now_ms: signing_ms, until_ms };
+            self.backend.sign_digests_held(&hold, &sealed, alg, refs)
+        };
+        let refs: Vec<&[u8]> = digests.iter().map(Vec::as_slice).collect();
+        // One RSA-2048 signature is ≈0.25 ms: cheaper than moving a single
+        // hash to the blocking pool and back (two thread hand-offs), so small
+        // calls sign on the runtime thread; big batches go to the pool.
+        let signatures = if refs.len() <= INLINE_SIGNATURES {
+            sign(&refs)?
+        } else {
+            let backend = self.backend.clone();
+            let to_sign = digests.clone();
+            let grant_id = grant.id.clone();
+            tokio::task::spawn_blocking(move || {
+                let refs: Vec<&[u8]> = to_sign.iter().map(Vec::as_slice).collect();
+                let hold = KeyHold { grant_id: &grant_id, now_ms: signing_ms, until_ms };
+                backend.sign_digests_held(&hold, &sealed, alg, &refs)
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??
+        };
+        drop(refs);
         let now = self.clock.now_ms();
         let record = SignatureRecord {
             grant_id: grant.id.clone(),
@@ -183,7 +204,13 @@ impl App {
             signature_formats: Vec::new(),
         };
         match self.signature_log.record(record).await? {
-            RecordOutcome::Recorded(_) => Ok(SignHashResponse { signatures: signatures.iter().map(|s| STANDARD.encode(s)).collect() }),
+            RecordOutcome::Recorded(made) => {
+                if grant.signature_cap.is_some_and(|cap| made >= cap) {
+                    // That used the grant up: it has ended, and nothing stays held for it.
+                    self.backend.release_grant(&grant.id);
+                }
+                Ok(SignHashResponse { signatures: signatures.iter().map(|s| STANDARD.encode(s)).collect() })
+            }
             outcome => Err(self.unrecorded(grant, outcome, now).await),
         }
     }
@@ -191,6 +218,10 @@ impl App {
     /// Why a record was refused at commit (revoked, expired or capped
     /// between the check and the commit): the signatures are dropped unreturned.
     pub(super) async fn unrecorded(&self, grant: &Grant, outcome: RecordOutcome, now: i64) -> Error {
+        if !matches!(outcome, RecordOutcome::Recorded(_)) {
+            // The grant or the credential can no longer sign: drop the key held for it.
+            self.backend.release_grant(&grant.id);
+        }
         match outcome {
             RecordOutcome::CredentialRevoked => Error::CredentialRevoked,
             RecordOutcome::Recorded(_) => Error::Internal("recorded signature treated as refused".into()),

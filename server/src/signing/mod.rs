@@ -16,7 +16,7 @@
 //!   install can sign without a real HPKI card.
 //! - [`import_pem`] / [`import_pkcs12`]: bring an existing key and chain in.
 //! - [`SigningBackend`] / [`SoftwareBackend`]: the place a PKCS#11 HSM can take
-//!   over later; the software backend opens a sealed key only for one call.
+//!   over later; the software backend holds opened keys per grant, bounded.
 //! - [`certificate_info`]: the fields CSC `credentials/info` reports.
 
 mod algorithm;
@@ -30,7 +30,7 @@ mod hc_role;
 mod kek;
 
 pub use algorithm::{KeyAlgorithm, SignatureAlgorithm, oid};
-pub use backend::{SealedKey, SigningBackend, SoftwareBackend};
+pub use backend::{KeyHold, SealedKey, SigningBackend, SoftwareBackend};
 pub use certificate::{CertificateInfo, CertificateStatus, Validity, certificate_info, certificate_validity};
 pub use credential::{NewCredential, import_pem, import_pkcs12};
 pub use dev_ca::{DEV_CA_COMMON_NAME, DevCa, Subject};

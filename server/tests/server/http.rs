@@ -416,6 +416,72 @@ async fn grant_revoked_by_operator_stops_signing() {
 }
 
 #[tokio::test]
+async fn the_key_is_held_for_a_signing_grant_and_dropped_when_the_operator_revokes_it() {
+    let env = Env::new().await;
+    let w = env.world().await;
+    let phone = env.enroll(&w.practitioner).await;
+    let token = env.grant(&w.terminal, &phone).await;
+    assert_eq!(env.app().backend.held_keys(), 0, "nothing is held before the first signature");
+    assert_eq!(env.sign_one(&token, &w.terminal, &w.credential, &[1; 32]).await.0, StatusCode::OK);
+    assert_eq!(env.sign_one(&token, &w.terminal, &w.credential, &[2; 32]).await.0, StatusCode::OK);
+    assert_eq!(env.app().backend.held_keys(), 1);
+    let grants = env.admin_get("/admin/v1/grants").await;
+    env.admin(&format!("/admin/v1/grants/{}/revoke", grants[0]["id"].as_str().unwrap()), json!({})).await;
+    assert_eq!(env.app().backend.held_keys(), 0);
+    assert_problem(&env.sign_one(&token, &w.terminal, &w.credential, &[3; 32]).await, 401, "grant_revoked");
+}
+
+#[tokio::test]
+async fn ending_a_grant_from_the_phone_drops_its_held_key() {
+    let env = Env::new().await;
+    let w = env.world().await;
+    let phone = env.enroll(&w.practitioner).await;
+    let token = env.grant(&w.terminal, &phone).await;
+    assert_eq!(env.sign_one(&token, &w.terminal, &w.credential, &[1; 32]).await.0, StatusCode::OK);
+    assert_eq!(env.app().backend.held_keys(), 1);
+    let grants = env.admin_get("/admin/v1/grants").await;
+    let r = env.http.delete(format!("{}/v1/phone/grants/{}", env.base, grants[0]["id"].as_str().unwrap())).bearer_auth(&phone.token).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(env.app().backend.held_keys(), 0);
+}
+
+#[tokio::test]
+async fn revoking_the_device_drops_the_held_keys_of_its_grants() {
+    let env = Env::new().await;
+    let w = env.world().await;
+    let phone = env.enroll(&w.practitioner).await;
+    let token = env.grant(&w.terminal, &phone).await;
+    assert_eq!(env.sign_one(&token, &w.terminal, &w.credential, &[1; 32]).await.0, StatusCode::OK);
+    env.admin(&format!("/admin/v1/devices/{}/revoke", phone.device_id), json!({})).await;
+    assert_eq!(env.app().backend.held_keys(), 0);
+}
+
+#[tokio::test]
+async fn an_expired_grant_keeps_no_key_in_memory() {
+    let env = Env::new().await;
+    let w = env.world().await;
+    let phone = env.enroll(&w.practitioner).await;
+    let token = env.grant(&w.terminal, &phone).await;
+    assert_eq!(env.sign_one(&token, &w.terminal, &w.credential, &[1; 32]).await.0, StatusCode::OK);
+    assert_eq!(env.app().backend.held_keys(), 1);
+    env.app().clock.advance_ms(18 * 3600 * 1000 + 1000);
+    assert_problem(&env.sign_one(&token, &w.terminal, &w.credential, &[2; 32]).await, 401, "grant_expired");
+    assert_eq!(env.app().backend.held_keys(), 0);
+}
+
+#[tokio::test]
+async fn the_signature_that_uses_up_a_grant_drops_its_held_key() {
+    let env = Env::with_policy(|p| p.signature_cap = Some(2)).await;
+    let w = env.world().await;
+    let phone = env.enroll(&w.practitioner).await;
+    let token = env.grant(&w.terminal, &phone).await;
+    assert_eq!(env.sign_one(&token, &w.terminal, &w.credential, &[1; 32]).await.0, StatusCode::OK);
+    assert_eq!(env.app().backend.held_keys(), 1);
+    assert_eq!(env.sign_one(&token, &w.terminal, &w.credential, &[2; 32]).await.0, StatusCode::OK);
+    assert_eq!(env.app().backend.held_keys(), 0);
+}
+
+#[tokio::test]
 async fn revoking_the_device_ends_its_grants() {
     let env = Env::new().await;
     let w = env.world().await;
