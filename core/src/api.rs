@@ -302,6 +302,12 @@ pub struct DecisionResponse {
     /// The grant issued on approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<GrantSummary>,
+    /// With the server's `code` confirmation policy: the short code the phone
+    /// shows after approval, which the practitioner types into the EHR
+    /// (docs/protocol.md §8). Not a secret worth keeping: it is useful only
+    /// to the terminal that started this login, once, for a few minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation_code: Option<String>,
 }
 
 /// A signing grant, as shown to its practitioner.

@@ -198,6 +198,7 @@ async fn decision(
     Json(DecisionResponse {
         outcome,
         grant: None,
+        confirmation_code: None,
     })
     .into_response()
 }

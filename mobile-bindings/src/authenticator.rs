@@ -78,6 +78,9 @@ pub struct DecisionResult {
     pub outcome: Outcome,
     /// Present when approved.
     pub grant: Option<Grant>,
+    /// With the server's `code` confirmation policy: show this code after
+    /// approval; the practitioner types it into the EHR (docs/protocol.md §8).
+    pub confirmation_code: Option<String>,
 }
 
 /// Every way an `Authenticator` call can fail. Key failures keep their own variants so the
@@ -483,6 +486,7 @@ fn decision_to_ffi(r: api::DecisionResponse) -> Result<DecisionResult, Authentic
             api::Outcome::Denied => Outcome::Denied,
         },
         grant: r.grant.map(grant_to_ffi).transpose()?,
+        confirmation_code: r.confirmation_code,
     })
 }
 

@@ -288,6 +288,23 @@ pub enum AdminCommand {
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Evidence of phone decisions, checkable with OpenSSL alone.
+    #[command(subcommand)]
+    Evidence(EvidenceCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCmd {
+    /// Write a login's decision evidence (message.bin, signature.der,
+    /// device-public-key.pem, decision.json, README.txt) into a directory.
+    Export {
+        /// Login id (b64u, as in the device authorization response).
+        #[arg(long)]
+        login: String,
+        /// Directory to write (default: evidence-<login>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -407,8 +424,28 @@ pub enum GrantCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCmd {
-    /// Recompute the hash chain; non-zero exit when broken.
-    Verify,
+    /// Recompute the hash chain, check it against signed checkpoints and
+    /// reconcile every grant's signature counter; non-zero exit when anything fails.
+    Verify {
+        /// Checkpoint file (one checkpoint JSON, or the JSON lines the server appends).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Trust this audit public key (PEM from `audit key`) instead of the server's.
+        #[arg(long, requires = "checkpoint")]
+        key: Option<PathBuf>,
+    },
+    /// Sign a checkpoint of the current head now (also appended to the server's checkpoint file).
+    Checkpoint {
+        /// Also write the checkpoint JSON to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The audit public key (PEM) that checkpoints verify against.
+    Key {
+        /// Write the PEM to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// JSON lines on stdout.
     Export {
         #[arg(long, default_value_t = 0)]
@@ -433,8 +470,10 @@ pub enum AdminError {
     Refused { status: u16, code: String, detail: String },
     #[error("{0}")]
     Qr(String),
-    #[error("audit chain is broken at seq {0}")]
-    AuditBroken(i64),
+    #[error("audit verification failed: {0}")]
+    AuditFailed(String),
+    #[error("{0}")]
+    BadInput(String),
 }
 
 fn read_trimmed(path: &Path) -> Result<Option<String>, AdminError> {
@@ -643,15 +682,64 @@ pub async fn admin(a: AdminArgs) -> Result<(), AdminError> {
             let v = c.post(&format!("/admin/v1/grants/{id}/revoke"), json!({})).await?;
             print(json, &v, |_| format!("grant {id} revoked"));
         }
-        AdminCommand::Audit(AuditCmd::Verify) => {
-            let v = c.get("/admin/v1/audit/verify", &[]).await?;
-            print(json, &v, |v| match v["ok"].as_bool() {
-                Some(true) => format!("audit chain OK: {} entries, head {}", v["count"], v["head"].as_str().unwrap_or("")),
-                _ => format!("audit chain BROKEN at seq {}: {}", v["broken_at_seq"], v["error"].as_str().unwrap_or("")),
+        AdminCommand::Audit(AuditCmd::Verify { checkpoint, key }) => {
+            let v = match &checkpoint {
+                None => c.get("/admin/v1/audit/verify", &[]).await?,
+                Some(path) => {
+                    let read = |p: &PathBuf| std::fs::read_to_string(p).map_err(|source| AdminError::Read { path: p.clone(), source });
+                    let checkpoints = crate::audit::checkpoint::Checkpoint::parse_file(&read(path)?).map_err(|e| AdminError::BadInput(format!("{}: {e}", path.display())))?;
+                    let pem = key.as_ref().map(read).transpose()?;
+                    c.post("/admin/v1/audit/verify", json!({ "checkpoints": checkpoints, "public_key_pem": pem })).await?
+                }
+            };
+            print(json, &v, |v| {
+                let mut lines = vec![match (v["ok"].as_bool(), v["broken_at_seq"].as_i64()) {
+                    (_, Some(seq)) => format!("audit chain BROKEN at seq {seq}: {}", v["error"].as_str().unwrap_or("")),
+                    _ => format!("audit chain: {} entries, head {}", v["count"], v["head"].as_str().unwrap_or("")),
+                }];
+                for cp in v["checkpoints"].as_array().into_iter().flatten() {
+                    lines.push(match cp["ok"].as_bool() {
+                        Some(true) => format!("checkpoint seq {} (key {}): OK", cp["seq"], cp["key_id"].as_str().unwrap_or("")),
+                        _ => format!("checkpoint seq {} FAILED: {}", cp["seq"], cp["error"].as_str().unwrap_or("")),
+                    });
+                }
+                for m in v["signature_mismatches"].as_array().into_iter().flatten() {
+                    lines.push(format!("grant {}: counter {} but {} signature records", m["grant"].as_str().unwrap_or(""), m["signatures_made"], m["signature_records"]));
+                }
+                lines.push(if v["ok"].as_bool() == Some(true) { "audit OK".to_owned() } else { "audit FAILED".to_owned() });
+                lines.join("\n")
             });
             if v["ok"].as_bool() != Some(true) {
-                return Err(AdminError::AuditBroken(v["broken_at_seq"].as_i64().unwrap_or(0)));
+                return Err(AdminError::AuditFailed(v["error"].as_str().unwrap_or("audit verification failed").to_owned()));
             }
+        }
+        AdminCommand::Audit(AuditCmd::Checkpoint { out }) => {
+            let v = c.post("/admin/v1/audit/checkpoints", json!({})).await?;
+            if let Some(p) = &out {
+                std::fs::write(p, format!("{}\n", serde_json::to_string(&v).expect("json"))).map_err(|source| AdminError::Write { path: p.clone(), source })?;
+            }
+            print(json, &v, |v| format!("audit checkpoint signed: seq {}, head {}, key {}", v["seq"], v["head"].as_str().unwrap_or(""), v["key_id"].as_str().unwrap_or("")));
+        }
+        AdminCommand::Audit(AuditCmd::Key { out }) => {
+            let v = c.get("/admin/v1/audit/key", &[]).await?;
+            let pem = v["public_key_pem"].as_str().unwrap_or("").to_owned();
+            if let Some(p) = &out {
+                std::fs::write(p, &pem).map_err(|source| AdminError::Write { path: p.clone(), source })?;
+            }
+            print(json, &v, |v| format!("audit key {}\n{}", v["key_id"].as_str().unwrap_or(""), pem.trim_end()));
+        }
+        AdminCommand::Evidence(EvidenceCmd::Export { login, out }) => {
+            let v = c.get(&format!("/admin/v1/evidence/{login}"), &[]).await?;
+            let dir = out.unwrap_or_else(|| PathBuf::from(format!("evidence-{login}")));
+            let files = write_evidence(&v, &dir)?;
+            let summary = json!({ "dir": dir.display().to_string(), "files": files, "decision": v["decision"] });
+            print(json, &summary, |_| {
+                format!(
+                    "evidence of login {login} written to {}\nverify: cd {} && openssl dgst -sha256 -verify device-public-key.pem -signature signature.der message.bin",
+                    dir.display(),
+                    dir.display()
+                )
+            });
         }
         AdminCommand::Audit(AuditCmd::Export { after_seq }) => {
             let r = c.send(c.http.get(format!("{}/admin/v1/audit/export", c.base)).query(&[("after_seq", after_seq)])).await?;
@@ -659,4 +747,32 @@ pub async fn admin(a: AdminArgs) -> Result<(), AdminError> {
         }
     }
     Ok(())
+}
+
+/// Writes an evidence bundle (`GET /admin/v1/evidence/{login}`) as files.
+fn write_evidence(v: &Value, dir: &Path) -> Result<Vec<String>, AdminError> {
+    use crate::service::evidence::{ATTESTATION_FILE, DECISION_FILE, MESSAGE_FILE, PUBLIC_KEY_FILE, README_FILE, SIGNATURE_FILE};
+    let bad = |what: &str| AdminError::Refused { status: 0, code: "bad_response".into(), detail: format!("evidence bundle without {what}") };
+    let b64 = |name: &str| -> Result<Vec<u8>, AdminError> {
+        let text = v[name].as_str().ok_or_else(|| bad(name))?;
+        base64::engine::general_purpose::STANDARD.decode(text).map_err(|_| bad(name))
+    };
+    let mut files: Vec<(&str, Vec<u8>)> = vec![
+        (MESSAGE_FILE, b64("message")?),
+        (SIGNATURE_FILE, b64("signature")?),
+        (PUBLIC_KEY_FILE, v["public_key_pem"].as_str().ok_or_else(|| bad("public_key_pem"))?.as_bytes().to_vec()),
+        (DECISION_FILE, format!("{}\n", serde_json::to_string_pretty(&v["decision"]).expect("json")).into_bytes()),
+        (README_FILE, v["readme"].as_str().ok_or_else(|| bad("readme"))?.as_bytes().to_vec()),
+    ];
+    if !v["attestation"].is_null() {
+        files.push((ATTESTATION_FILE, format!("{}\n", serde_json::to_string_pretty(&v["attestation"]).expect("json")).into_bytes()));
+    }
+    std::fs::create_dir_all(dir).map_err(|source| AdminError::Write { path: dir.to_owned(), source })?;
+    let mut names = Vec::new();
+    for (name, bytes) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).map_err(|source| AdminError::Write { path, source })?;
+        names.push(name.to_owned());
+    }
+    Ok(names)
 }

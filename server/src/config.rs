@@ -27,6 +27,8 @@ pub enum ConfigError {
     Origin { value: String, message: String },
     #[error("policy: {0}")]
     Policy(String),
+    #[error("audit: {0}")]
+    Audit(String),
 }
 
 /// The TOML file (every key optional).
@@ -39,6 +41,27 @@ pub struct FileConfig {
     pub demo: Option<bool>,
     #[serde(default)]
     pub policy: Option<Policy>,
+    #[serde(default)]
+    pub audit: Option<AuditConfig>,
+}
+
+/// `[audit]`: signed checkpoints of the audit chain, kept outside the database.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// File the checkpoints are appended to, one JSON line each (default
+    /// `<data-dir>/audit-checkpoints.jsonl`; point it at storage the database
+    /// writer cannot change, e.g. another host's mount or a WORM bucket sync).
+    pub checkpoint_file: Option<PathBuf>,
+    /// Seconds between periodic checkpoints (written only when the log
+    /// grew); 0 turns them off. Default 3600.
+    pub checkpoint_interval_s: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig { checkpoint_file: None, checkpoint_interval_s: 3600 }
+    }
 }
 
 impl FileConfig {
@@ -75,6 +98,7 @@ pub struct ServeConfig {
     pub demo: bool,
     pub ready_file: Option<PathBuf>,
     pub policy: Policy,
+    pub audit: AuditConfig,
 }
 
 impl ServeConfig {
@@ -94,6 +118,10 @@ impl ServeConfig {
         let mut policy = file.policy.unwrap_or_default();
         validate_policy(&policy)?;
         policy.attestation.load().map_err(ConfigError::Policy)?;
+        let audit = file.audit.unwrap_or_default();
+        if audit.checkpoint_interval_s > 7 * 24 * 3600 {
+            return Err(ConfigError::Audit("checkpoint_interval_s must be 0 (off) ..= 604800".into()));
+        }
         Ok(ServeConfig {
             data_dir,
             listen,
@@ -102,6 +130,7 @@ impl ServeConfig {
             demo: o.demo || file.demo.unwrap_or(false),
             ready_file: o.ready_file,
             policy,
+            audit,
         })
     }
 }

@@ -143,6 +143,26 @@ async fn shutdown_signal(stop: oneshot::Receiver<()>) {
     tracing::info!("shutting down");
 }
 
+/// Default name of the audit checkpoint file in the data directory.
+pub const CHECKPOINT_FILE_NAME: &str = "audit-checkpoints.jsonl";
+
+/// Signs an audit checkpoint every `every` while the log grows; ends when
+/// the app is dropped.
+fn spawn_checkpoints(app: &Arc<App>, every: std::time::Duration) {
+    let app = Arc::downgrade(app);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(app) = app.upgrade() else { break };
+            if let Err(e) = app.audit_checkpoint_if_moved().await {
+                tracing::error!(error = %e, "periodic audit checkpoint failed");
+            }
+        }
+    });
+}
+
 /// Opens everything and starts serving in the background.
 pub async fn start(cfg: ServeConfig) -> Result<Running, ServeError> {
     create_dir(&cfg.data_dir)?;
@@ -170,6 +190,10 @@ pub async fn start(cfg: ServeConfig) -> Result<Running, ServeError> {
     };
     let backend = Arc::new(SoftwareBackend::new(kek.clone()));
     let app = App::new(store, cfg.policy.clone(), origin, kek, backend);
+    app.checkpoints.set_file(cfg.audit.checkpoint_file.clone().unwrap_or_else(|| cfg.data_dir.join(CHECKPOINT_FILE_NAME)));
+    if cfg.audit.checkpoint_interval_s > 0 {
+        spawn_checkpoints(&app, std::time::Duration::from_secs(cfg.audit.checkpoint_interval_s));
+    }
     let demo = if cfg.demo { crate::demo::seed(&app).await? } else { None };
     let demo_terminal = if cfg.demo {
         crate::demo::demo_terminal(&app, demo.as_ref()).await?

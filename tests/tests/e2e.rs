@@ -24,3 +24,9 @@ mod postgres;
 mod phone_cli;
 #[path = "e2e/attestation.rs"]
 mod attestation;
+#[path = "e2e/evidence.rs"]
+mod evidence;
+#[path = "e2e/relay.rs"]
+mod relay;
+#[path = "e2e/anchor.rs"]
+mod anchor;

@@ -2,3 +2,4 @@
 //! that edits, removals and reordering are detectable.
 
 pub mod chain;
+pub mod checkpoint;

@@ -12,8 +12,10 @@ use serde::Deserialize;
 use super::{ApiJson, ApiResult, HttpState, bearer};
 use crate::service::Error;
 use crate::service::admin::{CredentialSource, CredentialView, DeviceView, FacilityView, GrantView, PractitionerView, TerminalCreated, TerminalView};
-use crate::service::audit::AuditReport;
+use crate::audit::checkpoint::Checkpoint;
+use crate::service::audit::{AuditKeyView, AuditReport};
 use crate::service::enrollment::EnrollmentCode;
+use crate::service::evidence::EvidenceBundle;
 use crate::signing::{KeyAlgorithm, import_pem, import_pkcs12};
 
 pub(super) fn routes() -> Router<HttpState> {
@@ -30,8 +32,11 @@ pub(super) fn routes() -> Router<HttpState> {
         .route("/admin/v1/devices/{id}/revoke", post(revoke_device))
         .route("/admin/v1/grants", get(list_grants))
         .route("/admin/v1/grants/{id}/revoke", post(revoke_grant))
-        .route("/admin/v1/audit/verify", get(audit_verify))
+        .route("/admin/v1/audit/verify", get(audit_verify).post(audit_verify_checkpoints))
+        .route("/admin/v1/audit/checkpoints", post(audit_checkpoint))
+        .route("/admin/v1/audit/key", get(audit_key))
         .route("/admin/v1/audit/export", get(audit_export))
+        .route("/admin/v1/evidence/{login_id}", get(evidence))
 }
 
 /// Checks the operator token; every handler calls this first.
@@ -196,6 +201,29 @@ async fn audit_verify(State(s): State<HttpState>, h: HeaderMap) -> ApiResult<Jso
 }
 
 #[derive(Deserialize)]
+struct VerifyBody {
+    #[serde(default)]
+    checkpoints: Vec<Checkpoint>,
+    /// Trust this audit key (SubjectPublicKeyInfo PEM) instead of the server's own.
+    public_key_pem: Option<String>,
+}
+
+async fn audit_verify_checkpoints(State(s): State<HttpState>, h: HeaderMap, ApiJson(b): ApiJson<VerifyBody>) -> ApiResult<Json<AuditReport>> {
+    operator(&s, &h)?;
+    Ok(Json(s.app.audit_verify_with(&b.checkpoints, b.public_key_pem.as_deref()).await?))
+}
+
+async fn audit_checkpoint(State(s): State<HttpState>, h: HeaderMap) -> ApiResult<(StatusCode, Json<Checkpoint>)> {
+    operator(&s, &h)?;
+    Ok((StatusCode::CREATED, Json(s.app.audit_checkpoint().await?)))
+}
+
+async fn audit_key(State(s): State<HttpState>, h: HeaderMap) -> ApiResult<Json<AuditKeyView>> {
+    operator(&s, &h)?;
+    Ok(Json(s.app.audit_key_view().await?))
+}
+
+#[derive(Deserialize)]
 struct ExportQuery {
     after_seq: Option<i64>,
 }
@@ -204,4 +232,9 @@ async fn audit_export(State(s): State<HttpState>, h: HeaderMap, Query(q): Query<
     operator(&s, &h)?;
     let body = s.app.audit_export(q.after_seq.unwrap_or(0)).await?;
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
+
+async fn evidence(State(s): State<HttpState>, h: HeaderMap, Path(login_id): Path<String>) -> ApiResult<Json<EvidenceBundle>> {
+    operator(&s, &h)?;
+    Ok(Json(s.app.evidence_bundle(&login_id).await?))
 }

@@ -65,6 +65,8 @@ struct OAuthForm {
     client_secret: Option<String>,
     grant_type: Option<String>,
     device_code: Option<String>,
+    /// The code the phone showed (the `code` confirmation policy).
+    confirmation_code: Option<String>,
     #[allow(dead_code)]
     scope: Option<String>,
 }
@@ -112,7 +114,7 @@ async fn token(State(s): State<HttpState>, headers: HeaderMap, form: Result<Form
         return oauth_error(if f.grant_type.is_none() { TokenError::InvalidRequest } else { TokenError::UnsupportedGrantType });
     }
     let Some(code) = f.device_code.as_deref() else { return oauth_error(TokenError::InvalidRequest) };
-    match s.app.poll_token(&t, code).await {
+    match s.app.poll_token(&t, code, f.confirmation_code.as_deref()).await {
         Ok(tok) => {
             let mut r = Json(tok).into_response();
             r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

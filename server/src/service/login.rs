@@ -7,8 +7,8 @@ use shomei_core::api::{DecisionRequest, DecisionResponse, LoginContext, NamedRef
 use shomei_core::approval::approval_bytes_from_secret_sha256;
 use shomei_core::{Decision, DevicePublicKey, LoginId, LoginPayload, QrSecret};
 
-use super::{App, Error, Result, b64u, ct_eq, new_uuid, random_bytes, rfc3339, sha256};
-use crate::store::{AuditEvent, DecideOutcome, Device, Grant, Login, LoginDecision, LoginStatus, Terminal};
+use super::{App, Confirmation, Error, Result, b64u, ct_eq, new_uuid, random_bytes, rfc3339, sha256};
+use crate::store::{AuditEvent, DecideOutcome, DecisionEvidence, Device, Grant, Login, LoginDecision, LoginStatus, Terminal};
 
 /// RFC 8628 §3.2 response (plus `login_id` and `match_number`).
 #[derive(Debug, Clone, Serialize)]
@@ -21,6 +21,24 @@ pub struct DeviceAuthorization {
     pub interval: i64,
     pub login_id: String,
     pub match_number: u8,
+    /// `number` or `code`: whether the token request must carry the
+    /// confirmation code the phone shows after approval (§8 of protocol.md).
+    pub confirmation: &'static str,
+}
+
+/// Wrong confirmation codes after which the login fails (its grant ends).
+pub const CONFIRMATION_MAX_FAILURES: i64 = 3;
+/// How long after the approval the confirmation code is accepted.
+pub const CONFIRMATION_TTL_S: i64 = 300;
+/// Digits of the confirmation code.
+pub const CONFIRMATION_DIGITS: usize = 6;
+
+/// Who approved the login, so the EHR can show whose signing day it opened.
+#[derive(Debug, Clone, Serialize)]
+pub struct Approver {
+    pub id: String,
+    pub display_name: String,
+    pub role: String,
 }
 
 /// Successful token response.
@@ -30,6 +48,8 @@ pub struct TokenResponse {
     pub token_type: &'static str,
     pub expires_in: i64,
     pub grant_id: String,
+    /// The practitioner whose phone approved (extension).
+    pub practitioner: Approver,
 }
 
 /// RFC 6749 / RFC 8628 token endpoint errors.
@@ -53,6 +73,15 @@ pub enum TokenError {
     UnsupportedGrantType,
     #[error("server_error")]
     ServerError,
+    /// Approved, but the `code` policy needs the code shown on the phone.
+    #[error("confirmation_required")]
+    ConfirmationRequired,
+    /// The confirmation code is wrong (attempts remain).
+    #[error("confirmation_wrong")]
+    ConfirmationWrong,
+    /// Too many wrong confirmation codes: the login failed.
+    #[error("access_denied")]
+    ConfirmationFailed,
 }
 
 impl TokenError {
@@ -68,6 +97,9 @@ impl TokenError {
             TokenError::InvalidRequest => "missing or malformed parameter",
             TokenError::UnsupportedGrantType => "only urn:ietf:params:oauth:grant-type:device_code is supported",
             TokenError::ServerError => "internal error",
+            TokenError::ConfirmationRequired => "approved on the phone: send the confirmation code the phone shows as confirmation_code",
+            TokenError::ConfirmationWrong => "the confirmation code is wrong; the login fails after 3 wrong codes",
+            TokenError::ConfirmationFailed => "too many wrong confirmation codes: the login failed and its grant ended",
         }
     }
 }
@@ -86,6 +118,23 @@ fn user_code() -> String {
     let r = random_bytes::<8>();
     let s: String = r.iter().map(|b| A[*b as usize % A.len()] as char).collect();
     format!("{}-{}", &s[..4], &s[4..])
+}
+
+/// A random code of [`CONFIRMATION_DIGITS`] decimal digits.
+fn confirmation_code() -> String {
+    // 64 random bits reduced mod 10^6: the bias is below 2^-44.
+    let n = u64::from_be_bytes(random_bytes::<8>()) % 10u64.pow(CONFIRMATION_DIGITS as u32);
+    format!("{n:0width$}", width = CONFIRMATION_DIGITS)
+}
+
+/// What is stored of a confirmation code: a hash bound to the login.
+fn confirmation_hash(login_id: &str, code: &str) -> Vec<u8> {
+    sha256(format!("shomei.confirmation.v1\0{login_id}\0{code}").as_bytes())
+}
+
+/// The code as typed: digits only (spaces and hyphens a user may add are dropped).
+fn normalize_code(typed: &str) -> String {
+    typed.chars().filter(|c| !c.is_whitespace() && *c != '-').collect()
 }
 
 fn number_choices() -> ([u8; 3], u8) {
@@ -131,6 +180,8 @@ impl App {
             decided_ms: None,
             device_id: None,
             grant_id: None,
+            confirmation_hash: None,
+            confirmation_failures: 0,
         };
         let audit = AuditEvent::new(format!("terminal:{}", terminal.id), "login.start", id.clone(), serde_json::json!({ "expires_ms": expires_ms }));
         self.store.create_login(&row, &audit).await?;
@@ -144,6 +195,7 @@ impl App {
             interval: self.policy.poll_interval_s,
             login_id: id,
             match_number: pick,
+            confirmation: self.policy.confirmation.as_str(),
         })
     }
 
@@ -166,8 +218,10 @@ impl App {
         Ok(p.to_url())
     }
 
-    /// `POST /oauth/token` with the device-code grant.
-    pub async fn poll_token(&self, terminal: &Terminal, device_code: &str) -> Result<TokenResponse, TokenError> {
+    /// `POST /oauth/token` with the device-code grant; `confirmation_code`
+    /// is the code the phone showed (needed when the login was approved
+    /// under the `code` confirmation policy).
+    pub async fn poll_token(&self, terminal: &Terminal, device_code: &str, confirmation_code: Option<&str>) -> Result<TokenResponse, TokenError> {
         let now = self.clock.now_ms();
         let raw = shomei_core::api::b64u::decode(device_code).map_err(|_| TokenError::InvalidGrant)?;
         let l = self
@@ -190,20 +244,55 @@ impl App {
                 Err(if too_fast { TokenError::SlowDown } else { TokenError::AuthorizationPending })
             }
             LoginStatus::Approved => {
-                let grant_id = l.grant_id.ok_or(TokenError::ServerError)?;
+                let grant_id = l.grant_id.clone().ok_or(TokenError::ServerError)?;
                 let g = self.store.get_grant(&grant_id).await.map_err(|_| TokenError::ServerError)?.ok_or(TokenError::ServerError)?;
+                if l.confirmation_hash.is_some() && l.confirmation_failures >= CONFIRMATION_MAX_FAILURES {
+                    return Err(TokenError::ConfirmationFailed);
+                }
                 if g.revoked_ms.is_some() || now >= g.expires_ms {
                     return Err(TokenError::InvalidGrant);
                 }
+                if let Some(want) = &l.confirmation_hash {
+                    self.check_confirmation(terminal, &l, &g.id, want, confirmation_code, now).await?;
+                }
+                let p = self.store.get_practitioner(&g.practitioner_id).await.map_err(|_| TokenError::ServerError)?.ok_or(TokenError::ServerError)?;
                 let token = random_bytes::<32>();
                 let audit = AuditEvent::new(format!("terminal:{}", terminal.id), "grant.token_issue", grant_id.clone(), serde_json::json!({}));
                 let issued = self.store.issue_grant_token(&grant_id, &sha256(&token), &audit).await.map_err(|_| TokenError::ServerError)?;
                 if !issued {
                     return Err(TokenError::InvalidGrant);
                 }
-                Ok(TokenResponse { access_token: b64u(&token), token_type: "Bearer", expires_in: (g.expires_ms - now) / 1000, grant_id })
+                Ok(TokenResponse {
+                    access_token: b64u(&token),
+                    token_type: "Bearer",
+                    expires_in: (g.expires_ms - now) / 1000,
+                    grant_id,
+                    practitioner: Approver { id: p.id, display_name: p.display_name, role: p.role },
+                })
             }
         }
+    }
+
+    /// The `code` policy's check at the token endpoint: the code the
+    /// practitioner typed must be the one their phone showed, within
+    /// [`CONFIRMATION_TTL_S`] of the approval; each wrong code is audited and
+    /// the [`CONFIRMATION_MAX_FAILURES`]th ends the grant.
+    async fn check_confirmation(&self, terminal: &Terminal, l: &Login, grant_id: &str, want: &[u8], typed: Option<&str>, now: i64) -> Result<(), TokenError> {
+        if l.decided_ms.is_some_and(|d| now >= d + CONFIRMATION_TTL_S * 1000) {
+            return Err(TokenError::ExpiredToken);
+        }
+        let Some(typed) = typed else { return Err(TokenError::ConfirmationRequired) };
+        // Constant-time: the hash comparison leaks nothing about the code.
+        if ct_eq(&confirmation_hash(&l.id, &normalize_code(typed)), want) {
+            return Ok(());
+        }
+        let audit = AuditEvent::new(format!("terminal:{}", terminal.id), "login.confirmation_wrong", l.id.clone(), serde_json::json!({ "grant": grant_id }));
+        let failures = self
+            .store
+            .record_confirmation_failure(&l.id, grant_id, CONFIRMATION_MAX_FAILURES, now, &audit)
+            .await
+            .map_err(|_| TokenError::ServerError)?;
+        Err(if failures >= CONFIRMATION_MAX_FAILURES { TokenError::ConfirmationFailed } else { TokenError::ConfirmationWrong })
     }
 
     async fn phone_login(&self, login_id: &str) -> Result<Login> {
@@ -271,12 +360,27 @@ impl App {
         key.verify(&message, &req.signature).map_err(|e| Error::SignatureInvalid(e.to_string()))?;
 
         let actor = format!("device:{}", device.id);
+        // What the device signed, kept with the decision as evidence a third
+        // party can check with OpenSSL (service/evidence.rs).
+        let evidence = |outcome: LoginStatus, reason: &str| DecisionEvidence {
+            login_id: l.id.clone(),
+            device_id: device.id.clone(),
+            outcome,
+            reason: reason.to_owned(),
+            message: message.clone(),
+            signature: req.signature.clone(),
+            public_key: device.public_key.clone(),
+            attestation: device.attestation.clone(),
+            decided_ms: now,
+        };
         let deny = |reason: &str| LoginDecision {
             login_id: l.id.clone(),
             device_id: device.id.clone(),
             status: LoginStatus::Denied,
             now_ms: now,
             grant: None,
+            evidence: Some(evidence(LoginStatus::Denied, reason)),
+            confirmation_hash: None,
             audit: AuditEvent::new(actor.clone(), "login.deny", l.id.clone(), serde_json::json!({ "reason": reason })),
         };
         let (t, allowed) = self.allowed_at_terminal(device, &l.terminal_id).await?;
@@ -301,7 +405,7 @@ impl App {
                 return Err(e);
             }
             return match outcome {
-                DecideOutcome::Done => Ok(DecisionResponse { outcome: Outcome::Denied, grant: None }),
+                DecideOutcome::Done => Ok(DecisionResponse { outcome: Outcome::Denied, grant: None, confirmation_code: None }),
                 DecideOutcome::NotPending => Err(self.why_not_pending(&l.id, now).await),
             };
         }
@@ -321,19 +425,24 @@ impl App {
             revoked_ms: None,
             revoked_reason: None,
         };
+        // The code goes to the phone only (never to a log or the audit);
+        // the login keeps its hash.
+        let code = (self.policy.confirmation == Confirmation::Code).then(confirmation_code);
         let d = LoginDecision {
             login_id: l.id.clone(),
             device_id: device.id.clone(),
             status: LoginStatus::Approved,
             now_ms: now,
             grant: Some(grant.clone()),
+            evidence: Some(evidence(LoginStatus::Approved, "user approved")),
+            confirmation_hash: code.as_deref().map(|c| confirmation_hash(&l.id, c)),
             audit: AuditEvent::new(actor, "login.approve", l.id.clone(), serde_json::json!({ "grant": grant.id, "terminal": l.terminal_id, "practitioner": device.practitioner_id })),
         };
         match self.store.decide_login(&d).await? {
             DecideOutcome::Done => {
                 self.notify(&l.id, "approved");
                 let summary = self.grant_summary_for(&grant, &t).await?;
-                Ok(DecisionResponse { outcome: Outcome::Approved, grant: Some(summary) })
+                Ok(DecisionResponse { outcome: Outcome::Approved, grant: Some(summary), confirmation_code: code })
             }
             DecideOutcome::NotPending => Err(self.why_not_pending(&l.id, now).await),
         }

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod audit;
 pub mod enrollment;
 mod error;
+pub mod evidence;
 pub mod grant;
 pub mod login;
 pub mod signature;
@@ -48,6 +49,32 @@ pub struct Policy {
     pub one_device_per_practitioner: bool,
     /// Platform attestation at enrollment (`[policy.attestation]`, docs/attestation.md).
     pub attestation: crate::attestation::AttestationPolicy,
+    /// How the practitioner confirms the login happens at *their* terminal
+    /// (relay-phishing defence, docs/protocol.md §8): `number` matching
+    /// (default), or also a `code` the phone shows after approval that must
+    /// be typed into the EHR before the token is issued.
+    pub confirmation: Confirmation,
+}
+
+/// The `confirmation` policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confirmation {
+    /// The phone offers three numbers; the practitioner picks the one the EHR shows.
+    #[default]
+    Number,
+    /// Number matching, and the EHR must send the code the phone shows after approval.
+    Code,
+}
+
+impl Confirmation {
+    /// Wire text (`number` / `code`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Confirmation::Number => "number",
+            Confirmation::Code => "code",
+        }
+    }
 }
 
 impl Default for Policy {
@@ -63,6 +90,7 @@ impl Default for Policy {
             enrollment_max_attempts: 5,
             one_device_per_practitioner: true,
             attestation: crate::attestation::AttestationPolicy::default(),
+            confirmation: Confirmation::Number,
         }
     }
 }
@@ -102,6 +130,8 @@ pub struct App {
     pub backend: Arc<dyn SigningBackend>,
     pub events: broadcast::Sender<LoginEvent>,
     pub(crate) signature_log: signature::SignatureLog,
+    /// The audit key and where signed audit checkpoints go.
+    pub checkpoints: audit::CheckpointSink,
 }
 
 impl App {
@@ -109,7 +139,7 @@ impl App {
     pub fn new(store: Arc<dyn Store>, policy: Policy, origin: Origin, kek: Arc<Kek>, backend: Arc<dyn SigningBackend>) -> Arc<App> {
         let (events, _) = broadcast::channel(1024);
         let signature_log = signature::SignatureLog::spawn(store.clone());
-        Arc::new(App { store, clock: Clock::default(), policy, origin, kek, backend, events, signature_log })
+        Arc::new(App { store, clock: Clock::default(), policy, origin, kek, backend, events, signature_log, checkpoints: audit::CheckpointSink::default() })
     }
 
     pub(crate) fn notify(&self, login_id: &str, status: &'static str) {

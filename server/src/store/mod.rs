@@ -231,6 +231,10 @@ pub struct Login {
     pub decided_ms: Option<i64>,
     pub device_id: Option<String>,
     pub grant_id: Option<String>,
+    /// With the `code` confirmation policy: hash of the code the phone showed.
+    pub confirmation_hash: Option<Vec<u8>>,
+    /// Wrong confirmation codes the terminal sent.
+    pub confirmation_failures: i64,
 }
 
 /// A day of signing for (practitioner, terminal).
@@ -262,7 +266,34 @@ pub struct LoginDecision {
     pub now_ms: i64,
     /// The grant to create with an approval.
     pub grant: Option<Grant>,
+    /// What the device signed, stored in the same transaction as the decision.
+    pub evidence: Option<DecisionEvidence>,
+    /// With the `code` confirmation policy: hash of the code shown on the phone.
+    pub confirmation_hash: Option<Vec<u8>>,
     pub audit: AuditEvent,
+}
+
+/// The evidence of one phone decision, kept with it so that someone who
+/// does not trust the server can check, with OpenSSL alone, that this
+/// device key signed exactly this decision (`shomei admin evidence export`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionEvidence {
+    /// b64u of the 16-byte login id.
+    pub login_id: String,
+    pub device_id: String,
+    /// What the server made of it: `Approved` or `Denied`.
+    pub outcome: LoginStatus,
+    /// Why (`user approved`, `user denied`, `number mismatch`, …).
+    pub reason: String,
+    /// The exact bytes the device signed (docs/protocol.md §3.1).
+    pub message: Vec<u8>,
+    /// The device's DER ECDSA P-256 signature over `message`.
+    pub signature: Vec<u8>,
+    /// The device's public key at decision time (SEC1 uncompressed).
+    pub public_key: Vec<u8>,
+    /// The device's attestation record as stored at decision time, if any.
+    pub attestation: Option<String>,
+    pub decided_ms: i64,
 }
 
 /// Why a conditional login update did not happen.
@@ -356,6 +387,11 @@ pub trait Store: Send + Sync + 'static {
     async fn get_login_by_device_code_hash(&self, hash: &[u8]) -> StoreResult<Option<Login>>;
     /// Conditional: only a pending, unexpired login is decided.
     async fn decide_login(&self, d: &LoginDecision) -> StoreResult<DecideOutcome>;
+    /// The evidence stored with a login's decision, if it was decided by a phone.
+    async fn get_decision_evidence(&self, login_id: &str) -> StoreResult<Option<DecisionEvidence>>;
+    /// Counts a wrong confirmation code; at `max_failures` also revokes the
+    /// login's grant (reason `confirmation failed`). Returns the failures so far.
+    async fn record_confirmation_failure(&self, login_id: &str, grant_id: &str, max_failures: i64, now_ms: i64, audit: &AuditEvent) -> StoreResult<i64>;
     /// Remembers a token poll (for slow_down).
     async fn touch_login_poll(&self, id: &str, now_ms: i64, interval_s: i64) -> StoreResult<()>;
 
@@ -379,6 +415,8 @@ pub trait Store: Send + Sync + 'static {
     async fn append_audit(&self, at_ms: i64, audit: &AuditEvent) -> StoreResult<()>;
     /// Audit entries with `seq > after_seq`, ascending, at most `limit`.
     async fn audit_entries(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditEntry>>;
+    /// The last audit entry (the chain head), if any.
+    async fn audit_head(&self) -> StoreResult<Option<AuditEntry>>;
 }
 
 /// Opens the store a URL names: `postgres://…` / `postgresql://…` → PostgreSQL,

@@ -97,6 +97,7 @@ macro_rules! store_impl {
                 created_ms: r.try_get("created_ms")?, expires_ms: r.try_get("expires_ms")?, last_poll_ms: r.try_get("last_poll_ms")?,
                 poll_interval_s: r.try_get("poll_interval_s")?, decided_ms: r.try_get("decided_ms")?,
                 device_id: r.try_get("device_id")?, grant_id: r.try_get("grant_id")?,
+                confirmation_hash: r.try_get("confirmation_hash")?, confirmation_failures: r.try_get("confirmation_failures")?,
             })
         }
         fn grant_row(r: &$row) -> StoreResult<Grant> {
@@ -107,6 +108,14 @@ macro_rules! store_impl {
                 idle_timeout_s: r.try_get("idle_timeout_s")?, signature_cap: r.try_get("signature_cap")?,
                 signatures_made: r.try_get("signatures_made")?, revoked_ms: r.try_get("revoked_ms")?,
                 revoked_reason: r.try_get("revoked_reason")?,
+            })
+        }
+
+        fn audit_row(r: &$row) -> StoreResult<AuditEntry> {
+            Ok(ChainedEntry {
+                seq: r.try_get("seq")?, at_ms: r.try_get("at_ms")?, actor: r.try_get("actor")?,
+                action: r.try_get("action")?, subject: r.try_get("subject")?, details: r.try_get("details")?,
+                prev_hash: hash32(r.try_get("prev_hash")?)?, hash: hash32(r.try_get("hash")?)?,
             })
         }
 
@@ -396,11 +405,17 @@ macro_rules! store_impl {
             async fn decide_login(&self, d: &LoginDecision) -> StoreResult<DecideOutcome> {
                 let mut w = self.begin_write().await?;
                 let grant_id = d.grant.as_ref().map(|g| g.id.clone());
-                let n = sqlx::query("UPDATE logins SET status = $1, decided_ms = $2, device_id = $3, grant_id = $4 WHERE id = $5 AND status = 'pending' AND expires_ms > $2")
-                    .bind(d.status.as_str()).bind(d.now_ms).bind(&d.device_id).bind(&grant_id).bind(&d.login_id)
+                let n = sqlx::query("UPDATE logins SET status = $1, decided_ms = $2, device_id = $3, grant_id = $4, confirmation_hash = $6 WHERE id = $5 AND status = 'pending' AND expires_ms > $2")
+                    .bind(d.status.as_str()).bind(d.now_ms).bind(&d.device_id).bind(&grant_id).bind(&d.login_id).bind(&d.confirmation_hash)
                     .execute(&mut *w.tx).await?.rows_affected();
                 if n == 0 {
                     return Ok(DecideOutcome::NotPending);
+                }
+                if let Some(e) = &d.evidence {
+                    sqlx::query("INSERT INTO decision_evidence (login_id, device_id, outcome, reason, message, signature, public_key, attestation, decided_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)")
+                        .bind(&e.login_id).bind(&e.device_id).bind(e.outcome.as_str()).bind(&e.reason).bind(&e.message)
+                        .bind(&e.signature).bind(&e.public_key).bind(&e.attestation).bind(e.decided_ms)
+                        .execute(&mut *w.tx).await.map_err(|e| dup(e, "decision evidence"))?;
                 }
                 if let Some(g) = &d.grant {
                     sqlx::query("INSERT INTO grants (id, practitioner_id, terminal_id, device_id, login_id, token_hash, created_ms, expires_ms, last_used_ms, idle_timeout_s, signature_cap, signatures_made, revoked_ms, revoked_reason) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)")
@@ -412,6 +427,38 @@ macro_rules! store_impl {
                 audit_tx(&mut *w.tx, d.now_ms, &d.audit).await?;
                 w.commit().await?;
                 Ok(DecideOutcome::Done)
+            }
+
+            async fn get_decision_evidence(&self, login_id: &str) -> StoreResult<Option<DecisionEvidence>> {
+                let r = sqlx::query("SELECT * FROM decision_evidence WHERE login_id = $1").bind(login_id).fetch_optional(&self.pool).await?;
+                r.as_ref()
+                    .map(|r| {
+                        Ok(DecisionEvidence {
+                            login_id: r.try_get("login_id")?, device_id: r.try_get("device_id")?,
+                            outcome: LoginStatus::parse(&r.try_get::<String, _>("outcome")?)?, reason: r.try_get("reason")?,
+                            message: r.try_get("message")?, signature: r.try_get("signature")?, public_key: r.try_get("public_key")?,
+                            attestation: r.try_get("attestation")?, decided_ms: r.try_get("decided_ms")?,
+                        })
+                    })
+                    .transpose()
+            }
+
+            async fn record_confirmation_failure(&self, login_id: &str, grant_id: &str, max_failures: i64, now: i64, audit: &AuditEvent) -> StoreResult<i64> {
+                let mut w = self.begin_write().await?;
+                let row = sqlx::query("UPDATE logins SET confirmation_failures = confirmation_failures + 1 WHERE id = $1 RETURNING confirmation_failures")
+                    .bind(login_id).fetch_optional(&mut *w.tx).await?;
+                let Some(row) = row else { return Err(StoreError::Corrupt(format!("login {login_id} vanished"))) };
+                let failures: i64 = row.try_get("confirmation_failures")?;
+                audit_tx(&mut *w.tx, now, audit).await?;
+                if failures >= max_failures {
+                    let n = sqlx::query("UPDATE grants SET revoked_ms = $1, revoked_reason = 'confirmation failed' WHERE id = $2 AND revoked_ms IS NULL")
+                        .bind(now).bind(grant_id).execute(&mut *w.tx).await?.rows_affected();
+                    if n > 0 {
+                        audit_tx(&mut *w.tx, now, &AuditEvent::new(audit.actor.clone(), "grant.revoke", grant_id, serde_json::json!({ "reason": "confirmation failed" }))).await?;
+                    }
+                }
+                w.commit().await?;
+                Ok(failures)
             }
 
             async fn touch_login_poll(&self, id: &str, now: i64, interval_s: i64) -> StoreResult<()> {
@@ -536,15 +583,12 @@ macro_rules! store_impl {
             async fn audit_entries(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditEntry>> {
                 let rows = sqlx::query("SELECT * FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2")
                     .bind(after_seq).bind(limit).fetch_all(&self.pool).await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(ChainedEntry {
-                            seq: r.try_get("seq")?, at_ms: r.try_get("at_ms")?, actor: r.try_get("actor")?,
-                            action: r.try_get("action")?, subject: r.try_get("subject")?, details: r.try_get("details")?,
-                            prev_hash: hash32(r.try_get("prev_hash")?)?, hash: hash32(r.try_get("hash")?)?,
-                        })
-                    })
-                    .collect()
+                rows.iter().map(audit_row).collect()
+            }
+
+            async fn audit_head(&self) -> StoreResult<Option<AuditEntry>> {
+                let r = sqlx::query("SELECT * FROM audit ORDER BY seq DESC LIMIT 1").fetch_optional(&self.pool).await?;
+                r.as_ref().map(audit_row).transpose()
             }
         }
     };

@@ -9,7 +9,9 @@
 //!   with a software P-256 key as the phone, one test per rejection rule.
 
 mod attestation;
+mod anchor;
 mod cli;
+mod confirmation;
 mod common;
 mod http;
 mod signdoc;

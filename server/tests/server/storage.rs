@@ -42,6 +42,7 @@ fn login(id: &str, code: u8) -> Login {
         id: id.into(), terminal_id: "t1".into(), device_code_hash: vec![code; 32], user_code: "BCDF-GHJK".into(), secret_hash: vec![5; 32],
         secret_sealed: vec![6; 40], challenge: vec![7; 32], number_choices: [12, 34, 56], match_number: 34, status: LoginStatus::Pending,
         created_ms: 100, expires_ms: 120_100, last_poll_ms: None, poll_interval_s: 5, decided_ms: None, device_id: None, grant_id: None,
+        confirmation_hash: None, confirmation_failures: 0,
     }
 }
 
@@ -55,7 +56,7 @@ fn grant(id: &str, login_id: &str, device_id: &str, cap: Option<i64>) -> Grant {
 
 async fn approve(s: &dyn Store, login_id: &str, device_id: &str, g: Grant) -> DecideOutcome {
     s.decide_login(&LoginDecision {
-        login_id: login_id.into(), device_id: device_id.into(), status: LoginStatus::Approved, now_ms: 300, grant: Some(g), audit: ev("login.approve", login_id),
+        login_id: login_id.into(), device_id: device_id.into(), status: LoginStatus::Approved, now_ms: 300, grant: Some(g), evidence: None, confirmation_hash: None, audit: ev("login.approve", login_id),
     })
     .await
     .unwrap()
@@ -142,7 +143,7 @@ async fn expired_login_cannot_be_decided(s: Arc<dyn Store>) {
     s.create_enrollment(&enrollment("e1"), &ev("enrollment.create", "e1")).await.unwrap();
     s.complete_enrollment("e1", &device("d1", 1), true, 50, &ev("device.enroll", "d1")).await.unwrap();
     s.create_login(&login("l1", 1), &ev("login.start", "l1")).await.unwrap();
-    let late = LoginDecision { login_id: "l1".into(), device_id: "d1".into(), status: LoginStatus::Approved, now_ms: 120_100, grant: Some(grant("g1", "l1", "d1", None)), audit: ev("login.approve", "l1") };
+    let late = LoginDecision { login_id: "l1".into(), device_id: "d1".into(), status: LoginStatus::Approved, now_ms: 120_100, grant: Some(grant("g1", "l1", "d1", None)), evidence: None, confirmation_hash: None, audit: ev("login.approve", "l1") };
     assert_eq!(s.decide_login(&late).await.unwrap(), DecideOutcome::NotPending);
     assert_eq!(s.get_grant("g1").await.unwrap(), None);
 }
@@ -235,6 +236,45 @@ async fn concurrent_audit_appends_keep_one_chain(s: Arc<dyn Store>) {
     verify(entries.iter()).unwrap();
 }
 
+async fn decision_evidence_is_stored_with_its_decision_only(s: Arc<dyn Store>) {
+    seed(&*s).await;
+    s.create_enrollment(&enrollment("e1"), &ev("enrollment.create", "e1")).await.unwrap();
+    s.complete_enrollment("e1", &device("d1", 1), true, 50, &ev("device.enroll", "d1")).await.unwrap();
+    s.create_login(&login("l1", 1), &ev("login.start", "l1")).await.unwrap();
+    let evidence = |outcome, reason: &str| DecisionEvidence {
+        login_id: "l1".into(), device_id: "d1".into(), outcome, reason: reason.into(), message: vec![1, 2, 3], signature: vec![0x30, 4, 5],
+        public_key: vec![4; 65], attestation: Some("[\"att\"]".into()), decided_ms: 300,
+    };
+    let decide = |status, e: DecisionEvidence| LoginDecision {
+        login_id: "l1".into(), device_id: "d1".into(), status, now_ms: 300, grant: None, evidence: Some(e), confirmation_hash: None, audit: ev("login.deny", "l1"),
+    };
+    assert!(s.get_decision_evidence("l1").await.unwrap().is_none());
+    let first = evidence(LoginStatus::Denied, "user denied");
+    assert_eq!(s.decide_login(&decide(LoginStatus::Denied, first.clone())).await.unwrap(), DecideOutcome::Done);
+    assert_eq!(s.get_decision_evidence("l1").await.unwrap(), Some(first.clone()));
+    // A later decision loses the race and leaves the first one's evidence as it was.
+    let late = evidence(LoginStatus::Approved, "user approved");
+    assert_eq!(s.decide_login(&decide(LoginStatus::Approved, late)).await.unwrap(), DecideOutcome::NotPending);
+    assert_eq!(s.get_decision_evidence("l1").await.unwrap(), Some(first));
+}
+
+async fn wrong_confirmation_codes_end_the_grant_at_the_limit(s: Arc<dyn Store>) {
+    seed(&*s).await;
+    s.create_enrollment(&enrollment("e1"), &ev("enrollment.create", "e1")).await.unwrap();
+    s.complete_enrollment("e1", &device("d1", 1), true, 50, &ev("device.enroll", "d1")).await.unwrap();
+    s.create_login(&login("l1", 1), &ev("login.start", "l1")).await.unwrap();
+    approve(&*s, "l1", "d1", grant("g1", "l1", "d1", None)).await;
+    for expected in 1..=2 {
+        assert_eq!(s.record_confirmation_failure("l1", "g1", 3, 400, &ev("login.confirmation_wrong", "l1")).await.unwrap(), expected);
+        assert!(s.get_grant("g1").await.unwrap().unwrap().revoked_ms.is_none(), "the grant survives wrong code {expected}");
+    }
+    assert_eq!(s.record_confirmation_failure("l1", "g1", 3, 400, &ev("login.confirmation_wrong", "l1")).await.unwrap(), 3);
+    let g = s.get_grant("g1").await.unwrap().unwrap();
+    assert_eq!((g.revoked_ms, g.revoked_reason.as_deref()), (Some(400), Some("confirmation failed")));
+    assert_eq!(s.get_login("l1").await.unwrap().unwrap().confirmation_failures, 3);
+    verify(audit_all(&*s).await.iter()).unwrap();
+}
+
 async fn settings_keep_the_first_value(s: Arc<dyn Store>) {
     assert_eq!(s.put_setting_if_absent("k", b"one").await.unwrap(), b"one");
     assert_eq!(s.put_setting_if_absent("k", b"two").await.unwrap(), b"one");
@@ -261,6 +301,8 @@ const CASES: &[(&str, Case)] = cases![
     audit_chain_verifies_after_every_operation,
     concurrent_audit_appends_keep_one_chain,
     settings_keep_the_first_value,
+    decision_evidence_is_stored_with_its_decision_only,
+    wrong_confirmation_codes_end_the_grant_at_the_limit,
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -104,6 +104,11 @@ async fn run(cli: Cli) -> Result<(), PhoneError> {
             if let Some(g) = r.grant {
                 println!("grant {} until {}", g.id, g.expires_at);
             }
+            if let Some(code) = r.confirmation_code {
+                // The `code` confirmation policy: only the EHR in front of the practitioner gets it.
+                println!("confirmation code: {code}");
+                println!("type this code into the EHR in front of you; never tell it to anyone");
+            }
         }
         Command::Deny => {
             let r = phone.deny().await?;

@@ -17,6 +17,8 @@ pub struct DeviceAuthorization {
     pub interval: u64,
     pub login_id: String,
     pub match_number: u8,
+    /// `number` or `code` (the server's confirmation policy).
+    pub confirmation: String,
 }
 
 /// A successful `POST /oauth/token`.
@@ -26,6 +28,16 @@ pub struct Token {
     pub token_type: String,
     pub expires_in: u64,
     pub grant_id: String,
+    /// Who approved: the EHR shows whose signing day it opened.
+    pub practitioner: Approver,
+}
+
+/// The practitioner named in a token response.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Approver {
+    pub id: String,
+    pub display_name: String,
+    pub role: String,
 }
 
 /// A non-2xx answer: HTTP status plus the body (`error` for /oauth, `code` for problems).
@@ -158,11 +170,20 @@ impl Terminal {
 
     /// One token poll (RFC 8628 §3.4).
     pub async fn token(&self, device_code: &str) -> Result<Token, Refusal> {
+        self.token_with(device_code, None).await
+    }
+
+    /// One token poll carrying the confirmation code the practitioner typed (the `code` policy).
+    pub async fn token_with(&self, device_code: &str, confirmation_code: Option<&str>) -> Result<Token, Refusal> {
+        let mut form = vec![("grant_type", "urn:ietf:params:oauth:grant-type:device_code"), ("device_code", device_code)];
+        if let Some(c) = confirmation_code {
+            form.push(("confirmation_code", c));
+        }
         let resp = self
             .http
             .post(self.url("/oauth/token"))
             .header("Authorization", self.basic())
-            .form(&[("grant_type", "urn:ietf:params:oauth:grant-type:device_code"), ("device_code", device_code)])
+            .form(&form)
             .send()
             .await
             .expect("POST token");
