@@ -27,7 +27,10 @@
 //! text (`signed`) and the DER signature (`signature`, standard base64).
 
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair, UnparsedPublicKey};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair,
+    UnparsedPublicKey,
+};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
@@ -61,7 +64,9 @@ pub enum CheckpointError {
     UnknownKey { found: String, trusted: String },
     #[error("checkpoint signature does not verify (forged or altered checkpoint)")]
     SignatureInvalid,
-    #[error("audit log truncated: the checkpoint covers seq {checkpoint_seq} but the log ends at seq {last_seq}")]
+    #[error(
+        "audit log truncated: the checkpoint covers seq {checkpoint_seq} but the log ends at seq {last_seq}"
+    )]
     Truncated { checkpoint_seq: i64, last_seq: i64 },
     #[error("audit log rewritten: the entry at seq {seq} has another hash than the checkpoint's")]
     Rewritten { seq: i64 },
@@ -106,15 +111,19 @@ impl std::fmt::Debug for AuditKey {
 impl AuditKey {
     /// A new key and its PKCS#8 v1 DER (secret: seal it before storing).
     pub fn generate() -> Result<(AuditKey, zeroize::Zeroizing<Vec<u8>>), CheckpointError> {
-        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new())
-            .map_err(|_| CheckpointError::Malformed("cannot generate the audit key".into()))?;
+        let doc =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &SystemRandom::new())
+                .map_err(|_| CheckpointError::Malformed("cannot generate the audit key".into()))?;
         let der = zeroize::Zeroizing::new(doc.as_ref().to_vec());
         Ok((Self::from_pkcs8(&der)?, der))
     }
 
     /// From PKCS#8 DER.
     pub fn from_pkcs8(der: &[u8]) -> Result<AuditKey, CheckpointError> {
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, der).map_err(|_| CheckpointError::Malformed("stored audit key is not a P-256 PKCS#8 key".into()))?;
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, der).map_err(|_| {
+                CheckpointError::Malformed("stored audit key is not a P-256 PKCS#8 key".into())
+            })?;
         let key_id = key_id_of(pair.public_key().as_ref());
         Ok(AuditKey { pair, key_id })
     }
@@ -137,22 +146,38 @@ impl AuditKey {
     pub fn sign(&self, seq: i64, head: &[u8; 32], at_ms: i64) -> Checkpoint {
         let head = hex::encode(head);
         let signed = signed_text(seq, &head, at_ms, &self.key_id);
-        let sig = self.pair.sign(&SystemRandom::new(), signed.as_bytes()).expect("ECDSA signing with a valid key");
-        Checkpoint { seq, head, at_ms, key_id: self.key_id.clone(), signed, signature: STANDARD.encode(sig.as_ref()) }
+        let sig = self
+            .pair
+            .sign(&SystemRandom::new(), signed.as_bytes())
+            .expect("ECDSA signing with a valid key");
+        Checkpoint {
+            seq,
+            head,
+            at_ms,
+            key_id: self.key_id.clone(),
+            signed,
+            signature: STANDARD.encode(sig.as_ref()),
+        }
     }
 }
 
 /// A SEC1 P-256 public key as SubjectPublicKeyInfo PEM.
 pub fn public_pem(sec1: &[u8]) -> Result<String, CheckpointError> {
     use p256::pkcs8::{EncodePublicKey, LineEnding};
-    let key = p256::PublicKey::from_sec1_bytes(sec1).map_err(|_| CheckpointError::Malformed("not a P-256 public key".into()))?;
-    key.to_public_key_pem(LineEnding::LF).map_err(|e| CheckpointError::Malformed(e.to_string()))
+    let key = p256::PublicKey::from_sec1_bytes(sec1)
+        .map_err(|_| CheckpointError::Malformed("not a P-256 public key".into()))?;
+    key.to_public_key_pem(LineEnding::LF)
+        .map_err(|e| CheckpointError::Malformed(e.to_string()))
 }
 
 /// A SubjectPublicKeyInfo PEM (as `audit key` exports it) back to SEC1.
 pub fn sec1_from_pem(pem: &str) -> Result<Vec<u8>, CheckpointError> {
     use p256::pkcs8::DecodePublicKey;
-    let key = p256::PublicKey::from_public_key_pem(pem.trim()).map_err(|_| CheckpointError::Malformed("the audit public key is not a P-256 SubjectPublicKeyInfo PEM".into()))?;
+    let key = p256::PublicKey::from_public_key_pem(pem.trim()).map_err(|_| {
+        CheckpointError::Malformed(
+            "the audit public key is not a P-256 SubjectPublicKeyInfo PEM".into(),
+        )
+    })?;
     use p256::elliptic_curve::sec1::ToEncodedPoint;
     Ok(key.to_encoded_point(false).as_bytes().to_vec())
 }
@@ -171,7 +196,10 @@ impl Checkpoint {
     pub fn verify_signature(&self, public_sec1: &[u8]) -> Result<(), CheckpointError> {
         let trusted = key_id_of(public_sec1);
         if self.key_id != trusted {
-            return Err(CheckpointError::UnknownKey { found: self.key_id.clone(), trusted });
+            return Err(CheckpointError::UnknownKey {
+                found: self.key_id.clone(),
+                trusted,
+            });
         }
         self.head_bytes()?;
         if self.seq < 0 {
@@ -181,8 +209,12 @@ impl Checkpoint {
         if self.signed != signed_text(self.seq, &self.head, self.at_ms, &self.key_id) {
             return Err(CheckpointError::SignatureInvalid);
         }
-        let sig = STANDARD.decode(self.signature.trim()).map_err(|_| CheckpointError::Malformed("signature is not base64".into()))?;
-        UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, public_sec1).verify(self.signed.as_bytes(), &sig).map_err(|_| CheckpointError::SignatureInvalid)
+        let sig = STANDARD
+            .decode(self.signature.trim())
+            .map_err(|_| CheckpointError::Malformed("signature is not base64".into()))?;
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, public_sec1)
+            .verify(self.signed.as_bytes(), &sig)
+            .map_err(|_| CheckpointError::SignatureInvalid)
     }
 
     /// Parses a checkpoint file: one JSON checkpoint, or JSON lines (the
@@ -195,10 +227,15 @@ impl Checkpoint {
             .lines()
             .filter(|l| !l.trim().is_empty())
             .enumerate()
-            .map(|(i, l)| serde_json::from_str::<Checkpoint>(l).map_err(|e| CheckpointError::Malformed(format!("line {}: {e}", i + 1))))
+            .map(|(i, l)| {
+                serde_json::from_str::<Checkpoint>(l)
+                    .map_err(|e| CheckpointError::Malformed(format!("line {}: {e}", i + 1)))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         if all.is_empty() {
-            return Err(CheckpointError::Malformed("no checkpoint in the file".into()));
+            return Err(CheckpointError::Malformed(
+                "no checkpoint in the file".into(),
+            ));
         }
         Ok(all)
     }
@@ -215,7 +252,10 @@ mod tests {
         cp.verify_signature(&key.public_sec1()).unwrap();
         assert_eq!(AuditKey::from_pkcs8(&der).unwrap().key_id(), key.key_id());
         let (other, _) = AuditKey::generate().unwrap();
-        assert!(matches!(cp.verify_signature(&other.public_sec1()), Err(CheckpointError::UnknownKey { .. })));
+        assert!(matches!(
+            cp.verify_signature(&other.public_sec1()),
+            Err(CheckpointError::UnknownKey { .. })
+        ));
     }
 
     #[test]
@@ -223,11 +263,17 @@ mod tests {
         let (key, _) = AuditKey::generate().unwrap();
         let mut cp = key.sign(7, &[9; 32], 1_000);
         cp.seq = 3;
-        assert_eq!(cp.verify_signature(&key.public_sec1()), Err(CheckpointError::SignatureInvalid));
+        assert_eq!(
+            cp.verify_signature(&key.public_sec1()),
+            Err(CheckpointError::SignatureInvalid)
+        );
         let mut cp = key.sign(7, &[9; 32], 1_000);
         cp.signed = signed_text(3, &cp.head, cp.at_ms, &cp.key_id);
         cp.seq = 3;
-        assert_eq!(cp.verify_signature(&key.public_sec1()), Err(CheckpointError::SignatureInvalid));
+        assert_eq!(
+            cp.verify_signature(&key.public_sec1()),
+            Err(CheckpointError::SignatureInvalid)
+        );
     }
 
     #[test]
@@ -241,9 +287,16 @@ mod tests {
         let (key, _) = AuditKey::generate().unwrap();
         let a = key.sign(1, &[1; 32], 1);
         let b = key.sign(2, &[2; 32], 2);
-        let lines = format!("{}\n{}\n", serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+        let lines = format!(
+            "{}\n{}\n",
+            serde_json::to_string(&a).unwrap(),
+            serde_json::to_string(&b).unwrap()
+        );
         assert_eq!(Checkpoint::parse_file(&lines).unwrap(), vec![a.clone(), b]);
-        assert_eq!(Checkpoint::parse_file(&serde_json::to_string_pretty(&a).unwrap()).unwrap(), vec![a]);
+        assert_eq!(
+            Checkpoint::parse_file(&serde_json::to_string_pretty(&a).unwrap()).unwrap(),
+            vec![a]
+        );
         assert!(Checkpoint::parse_file("").is_err());
         assert!(Checkpoint::parse_file("{\"seq\":1}").is_err());
     }

@@ -109,22 +109,42 @@ pub struct EvidenceBundle {
 /// The device key as SubjectPublicKeyInfo PEM (what `openssl dgst -verify` reads).
 pub fn device_key_pem(sec1: &[u8]) -> Result<String> {
     use p256::pkcs8::{EncodePublicKey, LineEnding};
-    let key = p256::PublicKey::from_sec1_bytes(sec1).map_err(|_| Error::Internal("stored device key is not a P-256 point".into()))?;
-    key.to_public_key_pem(LineEnding::LF).map_err(|e| Error::Internal(format!("device key PEM: {e}")))
+    let key = p256::PublicKey::from_sec1_bytes(sec1)
+        .map_err(|_| Error::Internal("stored device key is not a P-256 point".into()))?;
+    key.to_public_key_pem(LineEnding::LF)
+        .map_err(|e| Error::Internal(format!("device key PEM: {e}")))
 }
 
 /// Splits an approval message (docs/protocol.md §3.1) into its fields,
 /// refusing anything that is not exactly one.
 pub fn approval_fields(m: &[u8]) -> Result<Vec<MessageField>> {
-    const NAMES: [&str; 7] = ["origin", "login_id", "login_secret_sha256", "device_id", "decision", "number", "challenge"];
+    const NAMES: [&str; 7] = [
+        "origin",
+        "login_id",
+        "login_secret_sha256",
+        "device_id",
+        "decision",
+        "number",
+        "challenge",
+    ];
     let bad = |why: &str| Error::Internal(format!("stored approval message is malformed: {why}"));
     let mut fields = Vec::new();
     let mut at = 0usize;
     let take = |name: &str, at: &mut usize, fields: &mut Vec<MessageField>| -> Result<()> {
-        let len_bytes: [u8; 4] = m.get(*at..*at + 4).and_then(|b| b.try_into().ok()).ok_or_else(|| bad("truncated length"))?;
+        let len_bytes: [u8; 4] = m
+            .get(*at..*at + 4)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| bad("truncated length"))?;
         let len = u32::from_be_bytes(len_bytes) as usize;
-        let value = m.get(*at + 4..*at + 4 + len).ok_or_else(|| bad("truncated value"))?;
-        fields.push(MessageField { name: name.to_owned(), offset: *at, length: len, hex: hex::encode(value) });
+        let value = m
+            .get(*at + 4..*at + 4 + len)
+            .ok_or_else(|| bad("truncated value"))?;
+        fields.push(MessageField {
+            name: name.to_owned(),
+            offset: *at,
+            length: len,
+            hex: hex::encode(value),
+        });
         *at += 4 + len;
         Ok(())
     };
@@ -136,7 +156,12 @@ pub fn approval_fields(m: &[u8]) -> Result<Vec<MessageField>> {
     if version != MESSAGE_VERSION.to_be_bytes() {
         return Err(bad("unknown version"));
     }
-    fields.push(MessageField { name: "version".into(), offset: at, length: 2, hex: hex::encode(version) });
+    fields.push(MessageField {
+        name: "version".into(),
+        offset: at,
+        length: 2,
+        hex: hex::encode(version),
+    });
     at += 2;
     for name in NAMES {
         take(name, &mut at, &mut fields)?;
@@ -148,32 +173,64 @@ pub fn approval_fields(m: &[u8]) -> Result<Vec<MessageField>> {
 }
 
 fn field<'a>(fields: &'a [MessageField], name: &str) -> &'a MessageField {
-    fields.iter().find(|f| f.name == name).expect("approval_fields names every field")
+    fields
+        .iter()
+        .find(|f| f.name == name)
+        .expect("approval_fields names every field")
 }
 
 fn byte_of(f: &MessageField) -> Result<u8> {
     match hex::decode(&f.hex).ok().as_deref() {
         Some([b]) => Ok(*b),
-        _ => Err(Error::Internal(format!("stored approval message: {} is not one byte", f.name))),
+        _ => Err(Error::Internal(format!(
+            "stored approval message: {} is not one byte",
+            f.name
+        ))),
     }
 }
 
 impl App {
     /// The evidence bundle of a decided login (`shomei admin evidence export`).
     pub async fn evidence_bundle(&self, login_id: &str) -> Result<EvidenceBundle> {
-        let l = self.store.get_login(login_id).await?.ok_or_else(|| Error::NotFound(format!("login {login_id}")))?;
-        let e = self.store.get_decision_evidence(login_id).await?.ok_or_else(|| Error::NotFound(format!("no decision evidence for login {login_id}")))?;
+        let l = self
+            .store
+            .get_login(login_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("login {login_id}")))?;
+        let e = self
+            .store
+            .get_decision_evidence(login_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no decision evidence for login {login_id}")))?;
         let missing = |what: &str| Error::Internal(format!("evidence names a missing {what}"));
-        let device = self.store.get_device(&e.device_id).await?.ok_or_else(|| missing("device"))?;
-        let terminal = self.store.get_terminal(&l.terminal_id).await?.ok_or_else(|| missing("terminal"))?;
-        let facility = self.store.get_facility(&terminal.facility_id).await?.ok_or_else(|| missing("facility"))?;
-        let practitioner = self.store.get_practitioner(&device.practitioner_id).await?.ok_or_else(|| missing("practitioner"))?;
+        let device = self
+            .store
+            .get_device(&e.device_id)
+            .await?
+            .ok_or_else(|| missing("device"))?;
+        let terminal = self
+            .store
+            .get_terminal(&l.terminal_id)
+            .await?
+            .ok_or_else(|| missing("terminal"))?;
+        let facility = self
+            .store
+            .get_facility(&terminal.facility_id)
+            .await?
+            .ok_or_else(|| missing("facility"))?;
+        let practitioner = self
+            .store
+            .get_practitioner(&device.practitioner_id)
+            .await?
+            .ok_or_else(|| missing("practitioner"))?;
 
         let fields = approval_fields(&e.message)?;
         // The record must say what the bytes say: cross-check the signed
         // fields against the login and device rows before exporting.
-        let login_bytes = shomei_core::api::b64u::decode(&l.id).map_err(|_| Error::Internal("login id".into()))?;
-        let device_uuid = uuid::Uuid::parse_str(&device.id).map_err(|_| Error::Internal("device id".into()))?;
+        let login_bytes = shomei_core::api::b64u::decode(&l.id)
+            .map_err(|_| Error::Internal("login id".into()))?;
+        let device_uuid =
+            uuid::Uuid::parse_str(&device.id).map_err(|_| Error::Internal("device id".into()))?;
         let checks = [
             ("origin", hex::encode(self.origin.as_str())),
             ("login_id", hex::encode(&login_bytes)),
@@ -183,21 +240,42 @@ impl App {
         ];
         for (name, want) in checks {
             if field(&fields, name).hex != want {
-                return Err(Error::Internal(format!("stored evidence of login {login_id}: signed {name} differs from the login record")));
+                return Err(Error::Internal(format!(
+                    "stored evidence of login {login_id}: signed {name} differs from the login record"
+                )));
             }
         }
         let decision = match byte_of(field(&fields, "decision"))? {
             0x01 => "approve",
             0x02 => "deny",
-            b => return Err(Error::Internal(format!("stored approval message: decision byte {b:#04x}"))),
+            b => {
+                return Err(Error::Internal(format!(
+                    "stored approval message: decision byte {b:#04x}"
+                )));
+            }
         };
         let number = byte_of(field(&fields, "number"))?;
         let record = DecisionRecord {
             login: l.id.clone(),
-            terminal: Named { id: terminal.id.clone(), name: terminal.name.clone() },
-            facility: Named { id: facility.id.clone(), name: facility.name.clone() },
-            practitioner: PractitionerRef { id: practitioner.id.clone(), display_name: practitioner.display_name.clone(), role: practitioner.role.clone() },
-            device: DeviceRef { id: device.id.clone(), name: device.name.clone(), platform: device.platform.clone(), public_key_sec1: hex::encode(&e.public_key) },
+            terminal: Named {
+                id: terminal.id.clone(),
+                name: terminal.name.clone(),
+            },
+            facility: Named {
+                id: facility.id.clone(),
+                name: facility.name.clone(),
+            },
+            practitioner: PractitionerRef {
+                id: practitioner.id.clone(),
+                display_name: practitioner.display_name.clone(),
+                role: practitioner.role.clone(),
+            },
+            device: DeviceRef {
+                id: device.id.clone(),
+                name: device.name.clone(),
+                platform: device.platform.clone(),
+                public_key_sec1: hex::encode(&e.public_key),
+            },
             time: rfc3339(e.decided_ms),
             decision: decision.to_owned(),
             number,
@@ -206,10 +284,9 @@ impl App {
             origin: self.origin.as_str().to_owned(),
             message_fields: fields,
         };
-        let attestation = e
-            .attestation
-            .as_deref()
-            .map(|a| serde_json::from_str(a).unwrap_or_else(|_| serde_json::Value::String(a.to_owned())));
+        let attestation = e.attestation.as_deref().map(|a| {
+            serde_json::from_str(a).unwrap_or_else(|_| serde_json::Value::String(a.to_owned()))
+        });
         let readme = readme(&record, &e, attestation.is_some());
         use base64::Engine as _;
         let std = base64::engine::general_purpose::STANDARD;
@@ -225,7 +302,11 @@ impl App {
 }
 
 fn readme(r: &DecisionRecord, e: &DecisionEvidence, attestation: bool) -> String {
-    let verb = if e.outcome == LoginStatus::Approved { "APPROVED" } else { "DENIED" };
+    let verb = if e.outcome == LoginStatus::Approved {
+        "APPROVED"
+    } else {
+        "DENIED"
+    };
     let mut s = String::new();
     s.push_str("Evidence of a Shomei login decision\n===================================\n\n");
     s.push_str(&format!(
@@ -250,12 +331,17 @@ fn readme(r: &DecisionRecord, e: &DecisionEvidence, attestation: bool) -> String
         r.device.public_key_sec1
     ));
     s.push_str("2. The signed bytes say what decision.json says\n-----------------------------------------------\n\n");
-    s.push_str(&format!("  od -A d -t x1 {MESSAGE_FILE}        (or: xxd {MESSAGE_FILE})\n\n"));
+    s.push_str(&format!(
+        "  od -A d -t x1 {MESSAGE_FILE}        (or: xxd {MESSAGE_FILE})\n\n"
+    ));
     s.push_str("The message is a sequence of fields, each a 4-byte big-endian length followed by\nthat many bytes, after a 2-byte protocol version that follows the domain tag:\n\n");
     s.push_str("  offset  length  field                 value (hex)\n");
     for f in &r.message_fields {
         let shown = if f.name == "version" { 2 } else { 4 + f.length };
-        s.push_str(&format!("  {:>6}  {:>6}  {:<20}  {}\n", f.offset, shown, f.name, f.hex));
+        s.push_str(&format!(
+            "  {:>6}  {:>6}  {:<20}  {}\n",
+            f.offset, shown, f.name, f.hex
+        ));
     }
     s.push_str(&format!(
         "\nHow the fields map to {DECISION_FILE}:\n\
@@ -291,7 +377,15 @@ mod tests {
     fn sample() -> Vec<u8> {
         let origin = shomei_core::Origin::parse("https://shomei.example.jp").unwrap();
         let lid = shomei_core::LoginId([1; 16]);
-        shomei_core::approval::approval_bytes_from_secret_sha256(&origin, &lid, &[2; 32], [3; 16], shomei_core::Decision::Approve, 42, &[4; 32])
+        shomei_core::approval::approval_bytes_from_secret_sha256(
+            &origin,
+            &lid,
+            &[2; 32],
+            [3; 16],
+            shomei_core::Decision::Approve,
+            42,
+            &[4; 32],
+        )
     }
 
     #[test]
@@ -299,7 +393,20 @@ mod tests {
         let m = sample();
         let f = approval_fields(&m).unwrap();
         let names: Vec<&str> = f.iter().map(|f| f.name.as_str()).collect();
-        assert_eq!(names, ["domain", "version", "origin", "login_id", "login_secret_sha256", "device_id", "decision", "number", "challenge"]);
+        assert_eq!(
+            names,
+            [
+                "domain",
+                "version",
+                "origin",
+                "login_id",
+                "login_secret_sha256",
+                "device_id",
+                "decision",
+                "number",
+                "challenge"
+            ]
+        );
         assert_eq!(field(&f, "number").hex, "2a");
         assert_eq!(field(&f, "decision").hex, "01");
         let last = f.last().unwrap();

@@ -370,7 +370,8 @@ impl App {
             message: message.clone(),
             signature: req.signature.clone(),
             public_key: device.public_key.clone(),
-            attestation: device.attestation.clone(),
+            // The verified attestation facts (issue 9) when the device has them.
+            attestation: device.attestation_facts.as_ref().map(|f| serde_json::to_string(f).expect("attestation facts serialize")),
             decided_ms: now,
         };
         let deny = |reason: &str| LoginDecision {

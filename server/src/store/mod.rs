@@ -291,7 +291,8 @@ pub struct DecisionEvidence {
     pub signature: Vec<u8>,
     /// The device's public key at decision time (SEC1 uncompressed).
     pub public_key: Vec<u8>,
-    /// The device's attestation record as stored at decision time, if any.
+    /// The device's verified attestation facts at decision time (JSON of
+    /// `attestation::DeviceAttestation`), if it has them.
     pub attestation: Option<String>,
     pub decided_ms: i64,
 }

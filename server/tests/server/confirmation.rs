@@ -8,12 +8,21 @@ use shomei_server::service::Confirmation;
 
 use crate::common::*;
 
-async fn token_with(env: &Env, terminal: &(String, String), device_code: &str, code: &str) -> (StatusCode, serde_json::Value) {
+async fn token_with(
+    env: &Env,
+    terminal: &(String, String),
+    device_code: &str,
+    code: &str,
+) -> (StatusCode, serde_json::Value) {
     let r = env
         .http
         .post(format!("{}/oauth/token", env.base))
         .header("authorization", basic(&terminal.0, &terminal.1))
-        .form(&[("grant_type", "urn:ietf:params:oauth:grant-type:device_code"), ("device_code", device_code), ("confirmation_code", code)])
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", device_code),
+            ("confirmation_code", code),
+        ])
         .send()
         .await
         .unwrap();
@@ -28,12 +37,21 @@ async fn the_confirmation_code_expires_five_minutes_after_the_approval() {
     let phone = env.enroll(&w.practitioner).await;
     let login = env.start_login(&w.terminal).await;
     assert_eq!(login.v["confirmation"], "code");
-    let (s, v) = env.decide(&phone, &login, Decision::Approve, login.number()).await;
+    let (s, v) = env
+        .decide(&phone, &login, Decision::Approve, login.number())
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let code = v["confirmation_code"].as_str().expect("the decision response carries the code").to_owned();
+    let code = v["confirmation_code"]
+        .as_str()
+        .expect("the decision response carries the code")
+        .to_owned();
     env.app().clock.advance_ms(301_000);
     let (s, v) = token_with(&env, &w.terminal, login.device_code(), &code).await;
-    assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("expired_token")), "{v}");
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("expired_token")),
+        "{v}"
+    );
 }
 
 #[tokio::test]
@@ -46,5 +64,9 @@ async fn a_deny_under_the_code_policy_carries_no_code() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(v.get("confirmation_code").is_none(), "{v}");
     let (s, v) = token_with(&env, &w.terminal, login.device_code(), "123456").await;
-    assert_eq!((s, v["error"].as_str()), (StatusCode::BAD_REQUEST, Some("access_denied")), "{v}");
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("access_denied")),
+        "{v}"
+    );
 }
