@@ -458,6 +458,12 @@ error_codes! {
     Internal = "internal", 500, "Internal error";
     /// Temporarily unavailable.
     Unavailable = "unavailable", 503, "Unavailable";
+    /// Too many requests; retry after the `Retry-After` seconds.
+    RateLimited = "rate_limited", 429, "Rate limited";
+    /// The HTTP method is not allowed on this path.
+    MethodNotAllowed = "method_not_allowed", 405, "Method not allowed";
+    /// Missing or wrong `Content-Type` for the body.
+    UnsupportedMediaType = "unsupported_media_type", 415, "Unsupported media type";
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -14,6 +14,8 @@ pub mod api;
 pub mod approval;
 pub mod attestation;
 pub mod client;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ids;
 pub mod key;
 pub mod origin;

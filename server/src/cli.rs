@@ -1,5 +1,6 @@
 //! The `shomei` command line: `serve`, and `admin …` which talks to a
-//! running server over `/admin/v1/*` (so the CLI works the same against a
+//! running server over `/admin/v1/*` on its separate (loopback) operator
+//! listener (so the CLI works the same against a
 //! local SQLite server and a PostgreSQL cluster).
 
 use std::path::{Path, PathBuf};
@@ -213,6 +214,9 @@ pub struct ServeArgs {
     /// Listen address (port 0 picks a free port).
     #[arg(long, env = "SHOMEI_LISTEN")]
     pub listen: Option<String>,
+    /// Listen address of the operator API (default 127.0.0.1:8701; port 0 when --listen has port 0).
+    #[arg(long, env = "SHOMEI_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
     /// postgres://… for PostgreSQL; default SQLite in the data directory.
     #[arg(long, env = "SHOMEI_DATABASE_URL")]
     pub database_url: Option<String>,
@@ -235,6 +239,7 @@ impl ServeArgs {
         ServeConfig::resolve(Overrides {
             data_dir: self.data_dir,
             listen: self.listen,
+            admin_listen: self.admin_listen,
             database_url: self.database_url,
             public_origin: self.public_origin,
             demo: self.demo,
@@ -246,13 +251,13 @@ impl ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct AdminArgs {
-    /// Server base URL (default: <data-dir>/server.url).
+    /// Base URL of the server's operator API (default: <data-dir>/admin.url).
     #[arg(long, env = "SHOMEI_SERVER", global = true)]
     pub server: Option<String>,
     /// Operator token (default: <data-dir>/operator.token).
     #[arg(long, env = "SHOMEI_OPERATOR_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
-    /// Data directory of a local server, to find server.url and operator.token.
+    /// Data directory of a local server, to find admin.url and operator.token.
     #[arg(long, env = "SHOMEI_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// Print exactly the created/listed object as JSON.
@@ -456,7 +461,7 @@ pub enum AuditCmd {
 /// Why an admin command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    #[error("no server URL: pass --server, set SHOMEI_SERVER, or --data-dir with a server.url")]
+    #[error("no admin API URL: pass --server, set SHOMEI_SERVER, or --data-dir with an admin.url")]
     NoServer,
     #[error("no operator token: pass --token, set SHOMEI_OPERATOR_TOKEN, or --data-dir with an operator.token")]
     NoToken,
@@ -495,7 +500,7 @@ impl Client {
         let dir = a.data_dir.clone().unwrap_or_else(|| PathBuf::from("shomei-data"));
         let base = match &a.server {
             Some(s) => s.clone(),
-            None => read_trimmed(&dir.join("server.url"))?.ok_or(AdminError::NoServer)?,
+            None => read_trimmed(&dir.join("admin.url"))?.ok_or(AdminError::NoServer)?,
         };
         let token = match &a.token {
             Some(t) => t.clone(),

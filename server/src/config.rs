@@ -11,6 +11,10 @@ use crate::service::Policy;
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8700";
+/// Default address of the operator (admin) API: loopback only, never the
+/// public listener. When the public port is 0 (tests) the default admin
+/// port is 0 too, so parallel servers never collide.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8701";
 /// Name of the optional config file inside the data directory.
 pub const CONFIG_FILE_NAME: &str = "shomei.toml";
 
@@ -23,6 +27,10 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("listen address {0:?} is not host:port")]
     Listen(String),
+    #[error("admin listen address {0:?} is not host:port")]
+    AdminListen(String),
+    #[error("admin API and public API cannot share {0}")]
+    AdminSharesPublic(SocketAddr),
     #[error("public origin {value:?} is invalid: {message}")]
     Origin { value: String, message: String },
     #[error("policy: {0}")]
@@ -36,6 +44,7 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub listen: Option<String>,
+    pub admin_listen: Option<String>,
     pub database_url: Option<String>,
     pub public_origin: Option<String>,
     pub demo: Option<bool>,
@@ -80,6 +89,7 @@ impl FileConfig {
 pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub listen: Option<String>,
+    pub admin_listen: Option<String>,
     pub database_url: Option<String>,
     pub public_origin: Option<String>,
     pub demo: bool,
@@ -92,6 +102,8 @@ pub struct Overrides {
 pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
+    /// The operator API's own listener (default loopback).
+    pub admin_listen: SocketAddr,
     /// `None`: SQLite file `shomei.db` in the data directory.
     pub database_url: Option<String>,
     pub public_origin: Option<shomei_core::Origin>,
@@ -109,8 +121,31 @@ impl ServeConfig {
             Some(p) => FileConfig::load(p, true)?,
             None => FileConfig::load(&data_dir.join(CONFIG_FILE_NAME), false)?,
         };
-        let listen_text = o.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-        let listen: SocketAddr = listen_text.parse().map_err(|_| ConfigError::Listen(listen_text.clone()))?;
+        let listen_text = o
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen: SocketAddr = listen_text
+            .parse()
+            .map_err(|_| ConfigError::Listen(listen_text.clone()))?;
+        let admin_text = o.admin_listen.or(file.admin_listen).unwrap_or_else(|| {
+            if listen.port() == 0 {
+                "127.0.0.1:0".to_owned()
+            } else {
+                DEFAULT_ADMIN_LISTEN.to_owned()
+            }
+        });
+        let admin_listen: SocketAddr = admin_text
+            .parse()
+            .map_err(|_| ConfigError::AdminListen(admin_text.clone()))?;
+        if admin_listen.port() != 0
+            && admin_listen.port() == listen.port()
+            && (admin_listen.ip() == listen.ip()
+                || admin_listen.ip().is_unspecified()
+                || listen.ip().is_unspecified())
+        {
+            return Err(ConfigError::AdminSharesPublic(admin_listen));
+        }
         let public_origin = match o.public_origin.or(file.public_origin) {
             Some(v) => Some(shomei_core::Origin::parse(&v).map_err(|e| ConfigError::Origin { value: v.clone(), message: e.to_string() })?),
             None => None,
@@ -125,7 +160,11 @@ impl ServeConfig {
         Ok(ServeConfig {
             data_dir,
             listen,
-            database_url: o.database_url.or(file.database_url).filter(|s| !s.is_empty()),
+            admin_listen,
+            database_url: o
+                .database_url
+                .or(file.database_url)
+                .filter(|s| !s.is_empty()),
             public_origin,
             demo: o.demo || file.demo.unwrap_or(false),
             ready_file: o.ready_file,
@@ -135,7 +174,14 @@ impl ServeConfig {
     }
 }
 
-/// Rejects policies outside the limits the protocol promises.
+/// Largest signature cap accepted (a day of signing is far below it).
+pub const MAX_SIGNATURE_CAP: i64 = 1_000_000;
+/// Most wrong activation passwords a policy may allow.
+pub const MAX_ENROLLMENT_ATTEMPTS: i64 = 20;
+
+/// Rejects policies outside the limits the protocol promises, so no value
+/// can overflow the millisecond arithmetic later (each bound is stated in
+/// the error and in docs/operations.md).
 pub fn validate_policy(p: &Policy) -> Result<(), ConfigError> {
     let bad = |m: &str| Err(ConfigError::Policy(m.to_owned()));
     if p.grant_ttl_s <= 0 || p.grant_ttl_s > 24 * 3600 {
@@ -144,8 +190,13 @@ pub fn validate_policy(p: &Policy) -> Result<(), ConfigError> {
     if p.cutoff_hour_jst.is_some_and(|h| h > 23) {
         return bad("cutoff_hour_jst must be 0..=23");
     }
-    if p.idle_timeout_s.is_some_and(|s| s <= 0) || p.signature_cap.is_some_and(|c| c <= 0) {
-        return bad("idle_timeout_s and signature_cap must be positive");
+    if p.idle_timeout_s.is_some_and(|s| s <= 0 || s > 24 * 3600) {
+        return bad("idle_timeout_s must be 1..=86400");
+    }
+    if p.signature_cap
+        .is_some_and(|c| c <= 0 || c > MAX_SIGNATURE_CAP)
+    {
+        return bad("signature_cap must be 1..=1000000");
     }
     if p.login_ttl_s <= 0 || p.login_ttl_s > 120 {
         return bad("login_ttl_s must be 1..=120");
@@ -156,8 +207,8 @@ pub fn validate_policy(p: &Policy) -> Result<(), ConfigError> {
     if p.enrollment_max_ttl_s <= 0 || p.enrollment_max_ttl_s > 600 {
         return bad("enrollment_max_ttl_s must be 1..=600");
     }
-    if p.enrollment_max_attempts <= 0 {
-        return bad("enrollment_max_attempts must be positive");
+    if p.enrollment_max_attempts <= 0 || p.enrollment_max_attempts > MAX_ENROLLMENT_ATTEMPTS {
+        return bad("enrollment_max_attempts must be 1..=20");
     }
     Ok(())
 }

@@ -31,13 +31,18 @@ pub async fn seed(app: &App) -> Result<Option<DemoSeed>> {
     Ok(Some(DemoSeed { facility_id: f.id, client_id: t.client_id, client_secret: t.client_secret, practitioner_id: p.id, credential_id: c.id, enrollment: e }))
 }
 
-/// The terminal the demo page should use: the seeded one with its secret,
-/// else the first active terminal (its secret must be typed in).
-pub async fn demo_terminal(app: &App, seed: Option<&DemoSeed>) -> Result<Option<(String, Option<String>)>> {
+/// The client id the demo page fills in: the seeded terminal, else the
+/// first active one. Never its secret: the page is public.
+pub async fn demo_terminal(app: &App, seed: Option<&DemoSeed>) -> Result<Option<String>> {
     if let Some(s) = seed {
-        return Ok(Some((s.client_id.clone(), Some(s.client_secret.clone()))));
+        return Ok(Some(s.client_id.clone()));
     }
-    Ok(app.list_terminals().await?.into_iter().find(|t| t.revoked_at.is_none()).map(|t| (t.client_id, None)))
+    Ok(app
+        .list_terminals()
+        .await?
+        .into_iter()
+        .find(|t| t.revoked_at.is_none())
+        .map(|t| t.client_id))
 }
 
 /// What the demo says about phone attestation: whether its policy lets the

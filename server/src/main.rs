@@ -34,6 +34,7 @@ fn main() -> std::process::ExitCode {
                     }
                 };
                 println!("listening on http://{}", running.addr);
+                println!("admin API listening on http://{}", running.admin_addr);
                 if let Some(d) = &running.demo {
                     print_demo(&running.base_url, d);
                     println!("{}", shomei_server::demo::attestation_note(&running.app.policy.attestation));
@@ -84,8 +85,14 @@ fn print_demo(base: &str, d: &shomei_server::demo::DemoSeed) {
     println!("demo data seeded:");
     println!("  facility       {}", d.facility_id);
     println!("  terminal       client_id {}", d.client_id);
-    println!("                 client_secret {}  (shown only now)", d.client_secret);
-    println!("  practitioner   {}  (dev-CA RSA credential {})", d.practitioner_id, d.credential_id);
+    println!(
+        "                 client_secret {}  (shown only now; type it into the demo page)",
+        d.client_secret
+    );
+    println!(
+        "  practitioner   {}  (dev-CA RSA credential {})",
+        d.practitioner_id, d.credential_id
+    );
     println!();
     println!("next: scan this enrollment QR with the Shomei app and type the activation password");
     if let Ok(qr) = shomei_server::qr::unicode(&d.enrollment.payload_url) {

@@ -1,6 +1,9 @@
 //! Starting the service: data directory, key-encryption key, operator
-//! token, store, listener, demo seed, readiness files, graceful shutdown.
+//! token, store, the public listener and the separate (loopback by
+//! default) operator listener, demo seed, readiness files, graceful
+//! shutdown.
 
+use std::future::IntoFuture as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,11 +11,11 @@ use std::sync::Arc;
 
 use shomei_core::Origin;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use zeroize::Zeroizing;
 
 use crate::config::ServeConfig;
-use crate::http::{DemoTerminal, HttpState, router};
+use crate::http::{DemoTerminal, HttpState, admin_router, router};
 use crate::service::{App, random_bytes};
 use crate::signing::{Kek, SoftwareBackend};
 
@@ -20,7 +23,20 @@ use crate::signing::{Kek, SoftwareBackend};
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "data directory {path} is writable by group/other (mode {mode:o}); use a private directory (chmod 700) — it is not changed for you"
+    )]
+    UnsafeDataDir { path: PathBuf, mode: u32 },
+    #[error("operator token file {path} is readable by group/other (mode {mode:o}); chmod 600 it")]
+    InsecureTokenFile { path: PathBuf, mode: u32 },
+    #[error(
+        "operator token from {source_name} is too weak: it must carry at least 32 random bytes (base64url ≥ 43 characters or hex ≥ 64), e.g. `openssl rand -hex 32`"
+    )]
+    WeakOperatorToken { source_name: String },
     #[error("key-encryption key: {0}")]
     Kek(#[from] crate::signing::SigningError),
     #[error("operator token file {path}: {source}")]
@@ -37,12 +53,17 @@ pub enum ServeError {
     Write { path: PathBuf, source: std::io::Error },
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error("configuration: {0}")]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// A started server.
 pub struct Running {
     pub addr: SocketAddr,
     pub base_url: String,
+    /// Where the operator API listens (never the public listener).
+    pub admin_addr: SocketAddr,
+    pub admin_base_url: String,
     pub app: Arc<App>,
     pub operator_token: String,
     /// Demo seed output (terminal credentials, enrollment), if seeded.
@@ -89,18 +110,62 @@ fn write_atomic(path: &Path, contents: &str) -> Result<(), ServeError> {
     std::fs::rename(&tmp, path).map_err(err)
 }
 
+/// At least 32 bytes in base64url/base64 or hex: a token an operator made
+/// up ("admin", a short password) is refused rather than guessed later.
+fn token_is_strong(t: &str) -> bool {
+    use base64::Engine as _;
+    let bytes = if t.len() >= 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        hex::decode(t).map(|b| b.len()).unwrap_or(0)
+    } else {
+        shomei_core::api::b64u::decode(t)
+            .map(|b| b.len())
+            .or_else(|_| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(t)
+                    .map(|b| b.len())
+            })
+            .unwrap_or(0)
+    };
+    // Distinct symbols: 43 copies of one character decode fine but are not random.
+    let distinct = t.bytes().collect::<std::collections::BTreeSet<_>>().len();
+    bytes >= 32 && distinct >= 8
+}
+
 /// `operator.token` in the data dir (0600), created on first start, unless
-/// `SHOMEI_OPERATOR_TOKEN` is set.
+/// `SHOMEI_OPERATOR_TOKEN` is set. Weak tokens and a token file readable by
+/// group/other are refused (like the KEK).
 fn operator_token(data_dir: &Path) -> Result<Zeroizing<String>, ServeError> {
     if let Ok(t) = std::env::var("SHOMEI_OPERATOR_TOKEN") {
         if !t.trim().is_empty() {
-            return Ok(Zeroizing::new(t.trim().to_owned()));
+            let t = Zeroizing::new(t.trim().to_owned());
+            if !token_is_strong(&t) {
+                return Err(ServeError::WeakOperatorToken {
+                    source_name: "SHOMEI_OPERATOR_TOKEN".into(),
+                });
+            }
+            return Ok(t);
         }
     }
     let path = data_dir.join("operator.token");
     let err = |source| ServeError::Token { path: path.clone(), source };
     match std::fs::read_to_string(&path) {
-        Ok(t) => Ok(Zeroizing::new(t.trim().to_owned())),
+        Ok(t) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&path).map_err(err)?.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    return Err(ServeError::InsecureTokenFile { path, mode });
+                }
+            }
+            let t = Zeroizing::new(t.trim().to_owned());
+            if !token_is_strong(&t) {
+                return Err(ServeError::WeakOperatorToken {
+                    source_name: path.display().to_string(),
+                });
+            }
+            Ok(t)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let t = shomei_core::api::b64u::encode(&random_bytes::<32>());
             write_private(&path, format!("{t}\n").as_bytes()).map_err(err)?;
@@ -110,17 +175,49 @@ fn operator_token(data_dir: &Path) -> Result<Zeroizing<String>, ServeError> {
     }
 }
 
-fn create_dir(path: &Path) -> Result<(), ServeError> {
-    std::fs::create_dir_all(path).map_err(|source| ServeError::DataDir { path: path.to_owned(), source })?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(|source| ServeError::DataDir { path: path.to_owned(), source })?;
+/// Creates the data directory (0700), or checks an existing one: a
+/// directory group or other can write (e.g. /tmp) is refused, never
+/// chmod'ed, because changing a shared directory would break its other
+/// users and anyone who can write there could swap the KEK or the token.
+fn open_data_dir(path: &Path) -> Result<(), ServeError> {
+    let err = |source| ServeError::DataDir {
+        path: path.to_owned(),
+        source,
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_dir() => Err(err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "exists and is not a directory",
+        ))),
+        Ok(_m) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = _m.permissions().mode() & 0o7777;
+                if mode & 0o022 != 0 {
+                    return Err(ServeError::UnsafeDataDir {
+                        path: path.to_owned(),
+                        mode,
+                    });
+                }
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut b = std::fs::DirBuilder::new();
+            b.recursive(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                b.mode(0o700);
+            }
+            b.create(path).map_err(err)
+        }
+        Err(e) => Err(err(e)),
     }
-    Ok(())
 }
 
-async fn shutdown_signal(stop: oneshot::Receiver<()>) {
+async fn shutdown_signal(stop: oneshot::Receiver<()>, all: watch::Sender<bool>) {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -141,6 +238,34 @@ async fn shutdown_signal(stop: oneshot::Receiver<()>) {
         _ = stop => {},
     }
     tracing::info!("shutting down");
+    let _ = all.send(true);
+}
+
+/// Runs [`App::sweep`] every [`SWEEP_EVERY`](crate::service::sweep::SWEEP_EVERY) until shutdown.
+async fn sweep_periodically(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(crate::service::sweep::SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        match app.sweep().await {
+            Ok(r) if !r.logins.is_empty() || !r.enrollments.is_empty() => {
+                tracing::info!(
+                    logins = r.logins.len(),
+                    enrollments = r.enrollments.len(),
+                    "swept expired logins and enrollment codes"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "sweep failed; retrying at the next tick"),
+        }
+    }
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
 }
 
 /// Default name of the audit checkpoint file in the data directory.
@@ -165,7 +290,9 @@ fn spawn_checkpoints(app: &Arc<App>, every: std::time::Duration) {
 
 /// Opens everything and starts serving in the background.
 pub async fn start(cfg: ServeConfig) -> Result<Running, ServeError> {
-    create_dir(&cfg.data_dir)?;
+    // Again here: embedders (and tests) may build a ServeConfig by hand.
+    crate::config::validate_policy(&cfg.policy)?;
+    open_data_dir(&cfg.data_dir)?;
     let kek = match std::env::var("SHOMEI_KEK") {
         Ok(v) if !v.trim().is_empty() => Kek::from_base64(v.trim())?,
         _ => Kek::load_or_create(cfg.data_dir.join("kek"))?,
@@ -177,8 +304,29 @@ pub async fn start(cfg: ServeConfig) -> Result<Running, ServeError> {
         None => cfg.data_dir.join("shomei.db").display().to_string(),
     };
     let store = crate::store::open(&db).await?;
-    let listener = TcpListener::bind(cfg.listen).await.map_err(|source| ServeError::Bind { addr: cfg.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Bind { addr: cfg.listen, source })?;
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: cfg.listen,
+        source,
+    })?;
+    let admin_listener = TcpListener::bind(cfg.admin_listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: cfg.admin_listen,
+            source,
+        })?;
+    let admin_addr = admin_listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind {
+            addr: cfg.admin_listen,
+            source,
+        })?;
+    let admin_base_url = format!("http://{admin_addr}");
     let base_url = format!("http://{addr}");
     let origin = match &cfg.public_origin {
         Some(o) => o.clone(),
@@ -194,21 +342,48 @@ pub async fn start(cfg: ServeConfig) -> Result<Running, ServeError> {
     if cfg.audit.checkpoint_interval_s > 0 {
         spawn_checkpoints(&app, std::time::Duration::from_secs(cfg.audit.checkpoint_interval_s));
     }
-    let demo = if cfg.demo { crate::demo::seed(&app).await? } else { None };
-    let demo_terminal = if cfg.demo {
-        crate::demo::demo_terminal(&app, demo.as_ref()).await?
+    let demo = if cfg.demo {
+        crate::demo::seed(&app).await?
     } else {
         None
     };
-    let state = HttpState { app: app.clone(), operator_token: Arc::new(token.clone()), demo: demo_terminal.map(|(id, secret)| DemoTerminal { client_id: id, client_secret: secret }) };
+    // With --demo the page is mounted even when no terminal exists yet.
+    let demo_terminal = if cfg.demo {
+        Some(
+            crate::demo::demo_terminal(&app, demo.as_ref())
+                .await?
+                .unwrap_or_default(),
+        )
+    } else {
+        None
+    };
+    let state = HttpState {
+        app: app.clone(),
+        operator_token: Arc::new(token.clone()),
+        demo: demo_terminal.map(|client_id| DemoTerminal { client_id }),
+    };
     let (stop_tx, stop_rx) = oneshot::channel();
-    let svc = router(state);
-    let task = tokio::spawn(async move { axum::serve(listener, svc).with_graceful_shutdown(shutdown_signal(stop_rx)).await });
+    let (all_tx, all_rx) = watch::channel(false);
+    tokio::spawn(shutdown_signal(stop_rx, all_tx));
+    let public = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let admin = admin_router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let admin_stop = all_rx.clone();
+    tokio::spawn(sweep_periodically(app.clone(), all_rx.clone()));
+    let task = tokio::spawn(async move {
+        let public = axum::serve(listener, public).with_graceful_shutdown(stopped(all_rx));
+        let admin = axum::serve(admin_listener, admin).with_graceful_shutdown(stopped(admin_stop));
+        let (a, b) = tokio::join!(public.into_future(), admin.into_future());
+        a.and(b)
+    });
     let url = app.origin.as_str().to_owned();
     write_atomic(&cfg.data_dir.join("server.url"), &format!("{base_url}\n"))?;
+    write_atomic(
+        &cfg.data_dir.join("admin.url"),
+        &format!("{admin_base_url}\n"),
+    )?;
     if let Some(r) = &cfg.ready_file {
         write_atomic(r, &format!("{base_url}\n"))?;
     }
-    tracing::info!(%addr, origin = %url, backend = app.store.backend(), attestation = %app.policy.attestation.summary(), "listening");
-    Ok(Running { addr, base_url, app, operator_token: token.to_string(), demo, shutdown: Some(stop_tx), task })
+    tracing::info!(%addr, %admin_addr, origin = %url, backend = app.store.backend(), attestation = %app.policy.attestation.summary(), "listening");
+    Ok(Running { addr, base_url, admin_addr, admin_base_url, app, operator_token: token.to_string(), demo, shutdown: Some(stop_tx), task })
 }

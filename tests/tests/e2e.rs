@@ -30,3 +30,5 @@ mod evidence;
 mod relay;
 #[path = "e2e/anchor.rs"]
 mod anchor;
+#[path = "e2e/secrets.rs"]
+mod secrets;

@@ -1,24 +1,29 @@
-//! `/admin/v1/*`: the operator API behind the `shomei admin` CLI; Bearer
-//! operator token compared in constant time.
+//! `/admin/v1/*`: the operator API behind the `shomei admin` CLI, served
+//! only on the admin listener; Bearer operator token compared in constant
+//! time. A layer checks the token before any handler runs, audits each
+//! failure and rate-limits failures per client address.
 
-use axum::extract::{Path, Query, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use serde::Deserialize;
 
-use super::{ApiJson, ApiResult, HttpState, bearer};
+use super::{ApiError, ApiJson, ApiResult, HttpState, bearer, no_store};
 use crate::service::Error;
-use crate::service::admin::{CredentialSource, CredentialView, DeviceView, FacilityView, GrantView, PractitionerView, TerminalCreated, TerminalView};
+use crate::service::admin::{CredentialSource, CredentialView, DeviceView, FacilityView, GrantView, PractitionerView, TerminalView};
 use crate::audit::checkpoint::Checkpoint;
 use crate::service::audit::{AuditKeyView, AuditReport};
 use crate::service::enrollment::EnrollmentCode;
 use crate::service::evidence::EvidenceBundle;
 use crate::signing::{KeyAlgorithm, import_pem, import_pkcs12};
 
-pub(super) fn routes() -> Router<HttpState> {
+pub(super) fn routes(state: HttpState) -> Router<HttpState> {
     Router::new()
         .route("/admin/v1/facilities", get(list_facilities).post(create_facility))
         .route("/admin/v1/terminals", get(list_terminals).post(create_terminal))
@@ -37,6 +42,32 @@ pub(super) fn routes() -> Router<HttpState> {
         .route("/admin/v1/audit/key", get(audit_key))
         .route("/admin/v1/audit/export", get(audit_export))
         .route("/admin/v1/evidence/{login_id}", get(evidence))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            require_operator,
+        ))
+}
+
+/// Runs before every admin handler: a missing or wrong token is audited and
+/// counted per client address (see [`crate::service::App::operator_auth_failed`]).
+async fn require_operator(State(s): State<HttpState>, req: Request, next: Next) -> Response {
+    if operator(&s, req.headers()).is_ok() {
+        return next.run(req).await;
+    }
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let sent = req.headers().contains_key(header::AUTHORIZATION);
+    match s
+        .app
+        .operator_auth_failed(peer, sent, req.uri().path())
+        .await
+    {
+        Ok(()) => ApiError(Error::OperatorUnauthenticated).into_response(),
+        Err(e) => ApiError(e).into_response(),
+    }
 }
 
 /// Checks the operator token; every handler calls this first.
@@ -73,9 +104,20 @@ struct TerminalBody {
     name: String,
 }
 
-async fn create_terminal(State(s): State<HttpState>, h: HeaderMap, ApiJson(b): ApiJson<TerminalBody>) -> ApiResult<(StatusCode, Json<TerminalCreated>)> {
+async fn create_terminal(
+    State(s): State<HttpState>,
+    h: HeaderMap,
+    ApiJson(b): ApiJson<TerminalBody>,
+) -> ApiResult<Response> {
     operator(&s, &h)?;
-    Ok((StatusCode::CREATED, Json(s.app.create_terminal(&b.facility_id, &b.name).await?)))
+    // Carries the client secret.
+    Ok(no_store(
+        (
+            StatusCode::CREATED,
+            Json(s.app.create_terminal(&b.facility_id, &b.name).await?),
+        )
+            .into_response(),
+    ))
 }
 
 async fn list_terminals(State(s): State<HttpState>, h: HeaderMap) -> ApiResult<Json<Vec<TerminalView>>> {
@@ -170,9 +212,15 @@ struct EnrollmentBody {
     ttl: Option<i64>,
 }
 
-async fn create_enrollment(State(s): State<HttpState>, h: HeaderMap, ApiJson(b): ApiJson<EnrollmentBody>) -> ApiResult<(StatusCode, Json<EnrollmentCode>)> {
+async fn create_enrollment(
+    State(s): State<HttpState>,
+    h: HeaderMap,
+    ApiJson(b): ApiJson<EnrollmentBody>,
+) -> ApiResult<Response> {
     operator(&s, &h)?;
-    Ok((StatusCode::CREATED, Json(s.app.create_enrollment(&b.practitioner_id, b.ttl).await?)))
+    // Carries the activation password and the QR secret.
+    let code: EnrollmentCode = s.app.create_enrollment(&b.practitioner_id, b.ttl).await?;
+    Ok(no_store((StatusCode::CREATED, Json(code)).into_response()))
 }
 
 async fn list_devices(State(s): State<HttpState>, h: HeaderMap, Query(q): Query<PractitionerFilter>) -> ApiResult<Json<Vec<DeviceView>>> {

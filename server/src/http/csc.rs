@@ -54,7 +54,11 @@ async fn cred_info(State(s): State<HttpState>, headers: HeaderMap, ApiJson(req):
     Ok(Json(s.app.csc_credential_info(&g, &req).await?))
 }
 
-async fn sign_hash(State(s): State<HttpState>, headers: HeaderMap, ApiJson(req): ApiJson<SignHashRequest>) -> ApiResult<Json<SignHashResponse>> {
+async fn sign_hash(
+    State(s): State<HttpState>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<SignHashRequest, SIGN_HASH_BODY_LIMIT>,
+) -> ApiResult<Json<SignHashResponse>> {
     let (g, t) = auth(&s, &headers).await?;
     Ok(Json(s.app.csc_sign_hash(&g, &t, req).await?))
 }

@@ -1,7 +1,9 @@
 //! `GET /demo`: a small EHR page that acts as a terminal — start a login,
 //! show the QR and the number to match, wait for the phone, then sign the
-//! SHA-256 of a sample prescription through the CSC API. With `--demo` the
-//! seeded terminal's credentials are filled in.
+//! SHA-256 of a sample prescription through the CSC API. Mounted only with
+//! `--demo`; the seeded terminal's client id is filled in, its secret never
+//! (a page must not hand a terminal credential to whoever loads it: the
+//! person at the demo types the secret `serve --demo` printed once).
 
 use axum::extract::State;
 use axum::response::Html;
@@ -28,13 +30,9 @@ fn escape(s: &str) -> String {
 }
 
 async fn page(State(s): State<HttpState>) -> Html<String> {
-    let (id, secret) = match &s.demo {
-        Some(d) => (d.client_id.clone(), d.client_secret.clone().unwrap_or_default()),
-        None => (String::new(), String::new()),
-    };
+    let id = s.demo.as_ref().map(|d| d.client_id.clone()).unwrap_or_default();
     Html(
         PAGE.replace("{{CLIENT_ID}}", &escape(&id))
-            .replace("{{CLIENT_SECRET}}", &escape(&secret))
             .replace("{{ATTESTATION}}", &escape(&crate::demo::attestation_note(&s.app.policy.attestation))),
     )
 }
@@ -45,7 +43,7 @@ const PAGE: &str = r#"<!doctype html>
 #num{font-size:3em;font-weight:bold}pre{background:#eee;padding:.5em;white-space:pre-wrap;word-break:break-all}</style></head>
 <body><h1>署名 Shomei — EHR demo terminal</h1>
 <p><label>client_id <input id="cid" size="40" value="{{CLIENT_ID}}"></label><br>
-<label>client_secret <input id="csec" size="50" value="{{CLIENT_SECRET}}"></label></p>
+<label>client_secret <input id="csec" type="password" size="50" autocomplete="off" placeholder="printed once by shomei serve --demo"></label></p>
 <p id="attestation"><small>{{ATTESTATION}}</small></p>
 <button id="start">Start login</button>
 <div id="qr"></div><div>Number to choose on the phone: <span id="num">--</span></div>

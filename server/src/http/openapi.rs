@@ -46,7 +46,12 @@ pub(super) const ROUTES: &[(&str, &str, &str)] = &[
     ("get", "/admin/v1/evidence/{login_id}", "Evidence bundle of a login decision, checkable with OpenSSL (operator)"),
     ("get", "/healthz", "Health check"),
     ("get", "/openapi.json", "This document"),
-    ("get", "/demo", "EHR demo page"),
+    ("get", "/demo", "EHR demo page (only with --demo)"),
+    (
+        "get",
+        "/shomei",
+        "RFC 8628 verification_uri: tells a browser to scan with the Shomei app",
+    ),
 ];
 
 pub(super) async fn openapi() -> Json<serde_json::Value> {
@@ -68,7 +73,7 @@ pub(super) async fn openapi() -> Json<serde_json::Value> {
     }
     Json(serde_json::json!({
         "openapi": "3.1.0",
-        "info": { "title": "Shomei", "version": env!("CARGO_PKG_VERSION"), "description": "See docs/api.md for bodies and error codes." },
+        "info": { "title": "Shomei", "version": env!("CARGO_PKG_VERSION"), "description": "See docs/api.md for bodies and error codes. /admin/v1/* is served only on the operator listener (--admin-listen)." },
         "paths": paths,
     }))
 }

@@ -1,12 +1,17 @@
 //! `/v1/phone/*`: enrollment, login context and decision, own grants.
+//! Enrollment attempts are budgeted per client address, authenticated
+//! calls per device (`rate_limited` beyond).
 
-use axum::extract::{Path, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use shomei_core::api::{DecisionRequest, DecisionResponse, EndAllResponse, EnrollRequest, EnrollResponse, GrantList, LoginContext, LoginContextRequest};
 
-use super::{ApiJson, ApiResult, HttpState, bearer};
+use super::{ApiJson, ApiResult, HttpState, bearer, no_store};
 use crate::service::Error;
 use crate::store::Device;
 
@@ -19,13 +24,24 @@ pub(super) fn routes() -> Router<HttpState> {
         .route("/v1/phone/grants/{grant_id}", delete(end_one))
 }
 
+/// The calling phone: no `Authorization: Bearer` at all is `unauthorized`
+/// (protocol.md §4.5), a token that names no device `device_unknown`.
 async fn device(s: &HttpState, headers: &HeaderMap) -> ApiResult<Device> {
-    let token = bearer(headers, header::AUTHORIZATION).ok_or(Error::DeviceUnknown)?;
-    Ok(s.app.device_by_token(&token).await?)
+    let token = bearer(headers, header::AUTHORIZATION).ok_or(Error::Unauthorized)?;
+    let d = s.app.device_by_token(&token).await?;
+    s.app.limits.phone(&d.id)?;
+    Ok(d)
 }
 
-async fn enroll(State(s): State<HttpState>, ApiJson(req): ApiJson<EnrollRequest>) -> ApiResult<(StatusCode, Json<EnrollResponse>)> {
-    Ok((StatusCode::CREATED, Json(s.app.enroll(&req).await?)))
+async fn enroll(
+    State(s): State<HttpState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(req): ApiJson<EnrollRequest>,
+) -> ApiResult<Response> {
+    s.app.limits.enrollment(peer.ip())?;
+    let r: EnrollResponse = s.app.enroll(&req).await?;
+    // Carries the device token.
+    Ok(no_store((StatusCode::CREATED, Json(r)).into_response()))
 }
 
 async fn context(State(s): State<HttpState>, headers: HeaderMap, Path(login_id): Path<String>, ApiJson(req): ApiJson<LoginContextRequest>) -> ApiResult<Json<LoginContext>> {

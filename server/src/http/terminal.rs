@@ -51,8 +51,15 @@ fn oauth_error(e: TokenError) -> Response {
         TokenError::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     };
-    let mut r = (status, Json(serde_json::json!({ "error": e.to_string(), "error_description": e.description() }))).into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let mut r = super::no_store(
+        (
+            status,
+            Json(
+                serde_json::json!({ "error": e.to_string(), "error_description": e.description() }),
+            ),
+        )
+            .into_response(),
+    );
     if e == TokenError::InvalidClient {
         r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"shomei\""));
     }
@@ -92,11 +99,8 @@ async fn device_authorization(State(s): State<HttpState>, headers: HeaderMap, fo
         Err(e) => return oauth_error(e),
     };
     match s.app.start_login(&t).await {
-        Ok(d) => {
-            let mut r = Json(d).into_response();
-            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            r
-        }
+        // Carries the device code and the QR secret (in verification_uri_complete).
+        Ok(d) => super::no_store(Json(d).into_response()),
         Err(e) => super::ApiError(e).into_response(),
     }
 }
@@ -115,11 +119,8 @@ async fn token(State(s): State<HttpState>, headers: HeaderMap, form: Result<Form
     }
     let Some(code) = f.device_code.as_deref() else { return oauth_error(TokenError::InvalidRequest) };
     match s.app.poll_token(&t, code, f.confirmation_code.as_deref()).await {
-        Ok(tok) => {
-            let mut r = Json(tok).into_response();
-            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            r
-        }
+        // Carries the access token (RFC 6749 §5.1: no-store + Pragma: no-cache).
+        Ok(tok) => super::no_store(Json(tok).into_response()),
         Err(e) => oauth_error(e),
     }
 }

@@ -380,3 +380,26 @@ impl App {
         Ok(grant_view(&g, now))
     }
 }
+
+impl App {
+    /// A request to the operator API presented no or a wrong operator
+    /// token: refused, audited (who tried from where), and counted against
+    /// the address's budget — beyond it the answer is `rate_limited` and the
+    /// attempt is not audited again (a flood must not grow the log).
+    pub async fn operator_auth_failed(
+        &self,
+        peer: std::net::IpAddr,
+        token_sent: bool,
+        path: &str,
+    ) -> Result<()> {
+        self.limits.operator_failure(peer)?;
+        let audit = AuditEvent::new(
+            "system",
+            "operator.auth_failed",
+            peer.to_string(),
+            serde_json::json!({ "reason": if token_sent { "wrong token" } else { "no token" }, "path": path }),
+        );
+        self.store.append_audit(self.clock.now_ms(), &audit).await?;
+        Err(Error::OperatorUnauthenticated)
+    }
+}

@@ -1,6 +1,8 @@
 //! Enrolling a phone: one-time codes (QR + activation password handed
 //! over separately, like the HPKI service), proof of possession of the
-//! new device key, and the single-use, lock-after-5 rules.
+//! new device key, and the single-use, lock-after-5 rules. Each password
+//! attempt is reserved in the store before the (slow, blocking-pool)
+//! PBKDF2 check, so parallel guesses never exceed the maximum.
 
 use std::num::NonZeroU32;
 
@@ -77,7 +79,7 @@ impl App {
         let secret = QrSecret::random();
         let password = new_password();
         let salt = random_bytes::<16>().to_vec();
-        let expires_ms = now + ttl * 1000;
+        let expires_ms = now.saturating_add(ttl.saturating_mul(1000));
         let row = Enrollment {
             id: id.to_b64u(),
             practitioner_id: practitioner_id.to_owned(),
@@ -118,14 +120,49 @@ impl App {
         if now >= e.expires_ms {
             return Err(Error::EnrollmentExpired);
         }
-        let candidate = password_hash(&req.activation_password, &e.password_salt);
+        // Reserve the attempt before checking the password (a conditional
+        // update), so concurrent guesses cannot check more than the maximum.
+        let max = self.policy.enrollment_max_attempts;
+        if self
+            .store
+            .reserve_enrollment_attempt(&id, max, now)
+            .await?
+            .is_none()
+        {
+            let again = self.store.get_enrollment(&id).await?;
+            return Err(match again {
+                Some(a) if a.status == EnrollmentStatus::Used => Error::EnrollmentUsed,
+                Some(a) if a.status == EnrollmentStatus::Pending && now >= a.expires_ms => {
+                    Error::EnrollmentExpired
+                }
+                // Locked, or every attempt is reserved by requests still in flight.
+                Some(_) => Error::EnrollmentLocked,
+                None => Error::EnrollmentInvalid("unknown enrollment code".into()),
+            });
+        }
+        // PBKDF2 is deliberately slow: keep it off the async workers.
+        let password = zeroize::Zeroizing::new(req.activation_password.clone());
+        let salt = e.password_salt.clone();
+        let candidate = tokio::task::spawn_blocking(move || password_hash(&password, &salt))
+            .await
+            .map_err(|e| Error::Internal(format!("password check task: {e}")))?;
         if !ct_eq(&candidate, &e.password_hash) {
-            let audit = AuditEvent::new("phone", "enrollment.password_wrong", id.clone(), serde_json::json!({}));
-            let after = self.store.record_enrollment_failure(&id, self.policy.enrollment_max_attempts, &audit).await?;
+            let audit = AuditEvent::new(
+                "phone",
+                "enrollment.password_wrong",
+                id.clone(),
+                serde_json::json!({}),
+            );
+            let after = self
+                .store
+                .record_enrollment_failure(&id, max, &audit)
+                .await?;
             return Err(match after {
                 Some(a) if a.status == EnrollmentStatus::Locked => Error::EnrollmentLocked,
                 Some(a) if a.status == EnrollmentStatus::Used => Error::EnrollmentUsed,
-                Some(a) => Error::ActivationPasswordWrong { remaining: self.policy.enrollment_max_attempts - a.failed_attempts },
+                Some(a) => Error::ActivationPasswordWrong {
+                    remaining: max.saturating_sub(a.failed_attempts).max(0),
+                },
                 None => Error::EnrollmentInvalid("unknown enrollment code".into()),
             });
         }

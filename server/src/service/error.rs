@@ -83,6 +83,15 @@ pub enum Error {
     Unauthorized,
     #[error("conflict: {0}")]
     Conflict(String),
+    #[error("too many {what}; retry after {retry_after_s} s")]
+    RateLimited {
+        what: &'static str,
+        retry_after_s: u64,
+    },
+    #[error("method {0} is not allowed here")]
+    MethodNotAllowed(String),
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
     #[error("storage failed")]
     Store(#[from] StoreError),
     #[error("signing failed: {0}")]
@@ -153,6 +162,9 @@ impl Error {
             OperatorUnauthenticated => ErrorCode::OperatorUnauthenticated,
             Unauthorized => ErrorCode::Unauthorized,
             Conflict(_) => ErrorCode::Conflict,
+            RateLimited { .. } => ErrorCode::RateLimited,
+            MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
+            UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             Store(StoreError::Duplicate(_)) => ErrorCode::Conflict,
             Store(_) | Signing(_) | Internal(_) => ErrorCode::Internal,
         }

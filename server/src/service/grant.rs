@@ -25,7 +25,7 @@ pub fn next_cutoff_ms(now_ms: i64, hour: u8) -> i64 {
 
 impl App {
     pub(crate) fn grant_expiry(&self, now_ms: i64) -> i64 {
-        let ttl = now_ms + self.policy.grant_ttl_s * 1000;
+        let ttl = now_ms.saturating_add(self.policy.grant_ttl_s.saturating_mul(1000));
         match self.policy.cutoff_hour_jst {
             Some(h) => ttl.min(next_cutoff_ms(now_ms, h)),
             None => ttl,
@@ -113,7 +113,8 @@ pub fn check_usable(g: &Grant, now_ms: i64) -> Result<()> {
         return Err(Error::GrantExpired);
     }
     if let Some(idle) = g.idle_timeout_s {
-        if now_ms >= g.last_used_ms + idle * 1000 {
+        // Saturating: a huge stored timeout means "never idle", not a panic.
+        if now_ms >= g.last_used_ms.saturating_add(idle.saturating_mul(1000)) {
             return Err(Error::GrantExpired);
         }
     }
@@ -137,5 +138,26 @@ mod tests {
         assert_eq!((t.hour(), t.minute()), (9, 0));
         let cut = next_cutoff_ms(now, 4);
         assert_eq!(cut - now, 10 * 3600 * 1000);
+    }
+
+    #[test]
+    fn a_huge_stored_idle_timeout_means_never_idle_and_does_not_overflow() {
+        let g = Grant {
+            id: "g".into(),
+            practitioner_id: "p".into(),
+            terminal_id: "t".into(),
+            device_id: "d".into(),
+            login_id: "l".into(),
+            token_hash: None,
+            created_ms: 0,
+            expires_ms: i64::MAX,
+            last_used_ms: i64::MAX - 5,
+            idle_timeout_s: Some(i64::MAX),
+            signature_cap: Some(i64::MAX),
+            signatures_made: 0,
+            revoked_ms: None,
+            revoked_reason: None,
+        };
+        assert!(check_usable(&g, 1_795_510_800_000).is_ok());
     }
 }

@@ -155,12 +155,13 @@ fn number_choices() -> ([u8; 3], u8) {
 impl App {
     /// `POST /oauth/device_authorization`.
     pub async fn start_login(&self, terminal: &Terminal) -> Result<DeviceAuthorization> {
+        self.limits.login(&terminal.id)?;
         let now = self.clock.now_ms();
         let login_id = LoginId::random();
         let secret = QrSecret::random();
         let device_code = random_bytes::<32>();
         let (choices, pick) = number_choices();
-        let expires_ms = now + self.policy.login_ttl_s * 1000;
+        let expires_ms = now.saturating_add(self.policy.login_ttl_s.saturating_mul(1000));
         let id = login_id.to_b64u();
         let row = Login {
             id: id.clone(),
@@ -238,10 +239,23 @@ impl App {
             LoginStatus::Pending if now >= l.expires_ms => Err(TokenError::ExpiredToken),
             LoginStatus::Pending => {
                 // RFC 8628 §3.5: too fast → slow_down and +5 s for this and later polls.
-                let too_fast = l.last_poll_ms.is_some_and(|t| now - t < l.poll_interval_s * 1000);
-                let interval = if too_fast { l.poll_interval_s + 5 } else { l.poll_interval_s };
-                self.store.touch_login_poll(&l.id, now, interval).await.map_err(|_| TokenError::ServerError)?;
-                Err(if too_fast { TokenError::SlowDown } else { TokenError::AuthorizationPending })
+                let too_fast = l.last_poll_ms.is_some_and(|t| {
+                    now.saturating_sub(t) < l.poll_interval_s.saturating_mul(1000)
+                });
+                let interval = if too_fast {
+                    l.poll_interval_s.saturating_add(5)
+                } else {
+                    l.poll_interval_s
+                };
+                self.store
+                    .touch_login_poll(&l.id, now, interval)
+                    .await
+                    .map_err(|_| TokenError::ServerError)?;
+                Err(if too_fast {
+                    TokenError::SlowDown
+                } else {
+                    TokenError::AuthorizationPending
+                })
             }
             LoginStatus::Approved => {
                 let grant_id = l.grant_id.clone().ok_or(TokenError::ServerError)?;

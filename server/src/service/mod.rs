@@ -8,9 +8,11 @@ pub mod enrollment;
 mod error;
 pub mod evidence;
 pub mod grant;
+pub mod limits;
 pub mod login;
 pub mod signature;
 pub mod signed_document;
+pub mod sweep;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -105,7 +107,8 @@ pub struct Clock {
 impl Clock {
     /// Now, Unix milliseconds.
     pub fn now_ms(&self) -> i64 {
-        (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64 + self.offset_ms.load(Ordering::Relaxed)
+        (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+            + self.offset_ms.load(Ordering::Relaxed)
     }
     /// Moves this clock forward (tests).
     pub fn advance_ms(&self, ms: i64) {
@@ -129,6 +132,8 @@ pub struct App {
     pub kek: Arc<Kek>,
     pub backend: Arc<dyn SigningBackend>,
     pub events: broadcast::Sender<LoginEvent>,
+    /// Per-terminal / per-address / per-device request budgets.
+    pub limits: limits::RateLimits,
     pub(crate) signature_log: signature::SignatureLog,
     /// The audit key and where signed audit checkpoints go.
     pub checkpoints: audit::CheckpointSink,
@@ -136,15 +141,35 @@ pub struct App {
 
 impl App {
     /// Wires the services; spawns the audit group-commit writer (needs a Tokio runtime).
-    pub fn new(store: Arc<dyn Store>, policy: Policy, origin: Origin, kek: Arc<Kek>, backend: Arc<dyn SigningBackend>) -> Arc<App> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        policy: Policy,
+        origin: Origin,
+        kek: Arc<Kek>,
+        backend: Arc<dyn SigningBackend>,
+    ) -> Arc<App> {
         let (events, _) = broadcast::channel(1024);
         let signature_log = signature::SignatureLog::spawn(store.clone());
-        Arc::new(App { store, clock: Clock::default(), policy, origin, kek, backend, events, signature_log, checkpoints: audit::CheckpointSink::default() })
+        Arc::new(App {
+            store,
+            clock: Clock::default(),
+            policy,
+            origin,
+            kek,
+            backend,
+            events,
+            limits: limits::RateLimits::default(),
+            signature_log,
+            checkpoints: audit::CheckpointSink::default(),
+        })
     }
 
     pub(crate) fn notify(&self, login_id: &str, status: &'static str) {
         // No receivers is fine: nobody is waiting.
-        let _ = self.events.send(LoginEvent { login_id: login_id.to_owned(), status });
+        let _ = self.events.send(LoginEvent {
+            login_id: login_id.to_owned(),
+            status,
+        });
     }
 }
 
@@ -155,7 +180,9 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
 }
 
 pub(crate) fn sha256(data: &[u8]) -> Vec<u8> {
-    ring::digest::digest(&ring::digest::SHA256, data).as_ref().to_vec()
+    ring::digest::digest(&ring::digest::SHA256, data)
+        .as_ref()
+        .to_vec()
 }
 
 pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
@@ -164,11 +191,14 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 pub(crate) fn new_uuid() -> String {
-    uuid::Builder::from_random_bytes(random_bytes::<16>()).into_uuid().to_string()
+    uuid::Builder::from_random_bytes(random_bytes::<16>())
+        .into_uuid()
+        .to_string()
 }
 
 pub(crate) fn rfc3339(ms: i64) -> time::OffsetDateTime {
-    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
 
 pub(crate) fn b64u(b: &[u8]) -> String {

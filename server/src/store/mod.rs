@@ -15,8 +15,8 @@
 //! writers (SQLite: one in-process writer lock; PostgreSQL: a transaction
 //! advisory lock), because the audit chain needs a total order.
 
-mod queries;
 pub mod postgres;
+mod queries;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -63,8 +63,18 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     /// Shorthand constructor.
-    pub fn new(actor: impl Into<String>, action: &str, subject: impl Into<String>, details: serde_json::Value) -> Self {
-        AuditEvent { actor: actor.into(), action: action.to_owned(), subject: subject.into(), details }
+    pub fn new(
+        actor: impl Into<String>,
+        action: &str,
+        subject: impl Into<String>,
+        details: serde_json::Value,
+    ) -> Self {
+        AuditEvent {
+            actor: actor.into(),
+            action: action.to_owned(),
+            subject: subject.into(),
+            details,
+        }
     }
 }
 
@@ -152,6 +162,7 @@ pub struct Enrollment {
     /// PBKDF2 of the activation password.
     pub password_hash: Vec<u8>,
     pub password_salt: Vec<u8>,
+    /// Password attempts reserved so far (each counted before checking).
     pub failed_attempts: i64,
     pub status: EnrollmentStatus,
     pub created_ms: i64,
@@ -332,6 +343,13 @@ pub enum RecordOutcome {
     CredentialRevoked,
 }
 
+/// What one clean-up pass removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub logins: Vec<String>,
+    pub enrollments: Vec<String>,
+}
+
 /// An audit row as read back (for verify/export).
 pub type AuditEntry = ChainedEntry;
 
@@ -355,27 +373,53 @@ pub trait Store: Send + Sync + 'static {
     async fn list_terminals(&self) -> StoreResult<Vec<Terminal>>;
     async fn get_terminal(&self, id: &str) -> StoreResult<Option<Terminal>>;
     /// Revokes the terminal and ends its grants; false if unknown or already revoked.
-    async fn revoke_terminal(&self, id: &str, now_ms: i64, audit: &AuditEvent) -> StoreResult<bool>;
+    async fn revoke_terminal(&self, id: &str, now_ms: i64, audit: &AuditEvent)
+    -> StoreResult<bool>;
 
     async fn create_practitioner(&self, p: &Practitioner, audit: &AuditEvent) -> StoreResult<()>;
     async fn list_practitioners(&self) -> StoreResult<Vec<Practitioner>>;
     async fn get_practitioner(&self, id: &str) -> StoreResult<Option<Practitioner>>;
 
     async fn create_credential(&self, c: &Credential, audit: &AuditEvent) -> StoreResult<()>;
-    async fn list_credentials(&self, practitioner_id: Option<&str>) -> StoreResult<Vec<Credential>>;
+    async fn list_credentials(&self, practitioner_id: Option<&str>)
+    -> StoreResult<Vec<Credential>>;
     async fn get_credential(&self, id: &str) -> StoreResult<Option<Credential>>;
     /// Marks the credential revoked; false if unknown or already revoked.
     async fn revoke_credential(&self, id: &str, reason: &str, now_ms: i64, audit: &AuditEvent) -> StoreResult<bool>;
 
     async fn create_enrollment(&self, e: &Enrollment, audit: &AuditEvent) -> StoreResult<()>;
     async fn get_enrollment(&self, id: &str) -> StoreResult<Option<Enrollment>>;
-    /// Counts a wrong activation password; locks the code at `max_attempts`.
-    /// Returns the stored row afterwards.
-    async fn record_enrollment_failure(&self, id: &str, max_attempts: i64, audit: &AuditEvent) -> StoreResult<Option<Enrollment>>;
+    /// Reserves one password attempt BEFORE the password is checked
+    /// (conditional update: pending, unexpired, fewer than `max_attempts`
+    /// attempts so far), so that concurrent guesses can never check more
+    /// than `max_attempts` passwords. Returns the attempt's number
+    /// (1..=max), or `None` when no attempt is left or the code is not
+    /// pending/unexpired.
+    async fn reserve_enrollment_attempt(
+        &self,
+        id: &str,
+        max_attempts: i64,
+        now_ms: i64,
+    ) -> StoreResult<Option<i64>>;
+    /// A reserved attempt had a wrong password: audits it and locks the code
+    /// once `max_attempts` attempts are used up. Returns the stored row afterwards.
+    async fn record_enrollment_failure(
+        &self,
+        id: &str,
+        max_attempts: i64,
+        audit: &AuditEvent,
+    ) -> StoreResult<Option<Enrollment>>;
     /// Consumes a pending, unexpired code and stores the device; with
     /// `retire_others` also revokes the practitioner's other devices and their
     /// grants. False when the code was not pending any more (lost a race).
-    async fn complete_enrollment(&self, enrollment_id: &str, device: &Device, retire_others: bool, now_ms: i64, audit: &AuditEvent) -> StoreResult<bool>;
+    async fn complete_enrollment(
+        &self,
+        enrollment_id: &str,
+        device: &Device,
+        retire_others: bool,
+        now_ms: i64,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool>;
 
     async fn get_device(&self, id: &str) -> StoreResult<Option<Device>>;
     async fn get_device_by_token_hash(&self, token_hash: &[u8]) -> StoreResult<Option<Device>>;
@@ -399,12 +443,33 @@ pub trait Store: Send + Sync + 'static {
     async fn get_grant(&self, id: &str) -> StoreResult<Option<Grant>>;
     async fn get_grant_by_token_hash(&self, hash: &[u8]) -> StoreResult<Option<Grant>>;
     /// Sets the access token hash once; false if already issued.
-    async fn issue_grant_token(&self, grant_id: &str, token_hash: &[u8], audit: &AuditEvent) -> StoreResult<bool>;
+    async fn issue_grant_token(
+        &self,
+        grant_id: &str,
+        token_hash: &[u8],
+        audit: &AuditEvent,
+    ) -> StoreResult<bool>;
     /// Grants, newest first; `active_at` filters out revoked/expired ones.
-    async fn list_grants(&self, practitioner_id: Option<&str>, active_at_ms: Option<i64>) -> StoreResult<Vec<Grant>>;
-    async fn revoke_grant(&self, id: &str, reason: &str, now_ms: i64, audit: &AuditEvent) -> StoreResult<bool>;
+    async fn list_grants(
+        &self,
+        practitioner_id: Option<&str>,
+        active_at_ms: Option<i64>,
+    ) -> StoreResult<Vec<Grant>>;
+    async fn revoke_grant(
+        &self,
+        id: &str,
+        reason: &str,
+        now_ms: i64,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool>;
     /// Ends every active grant of a practitioner; returns how many.
-    async fn revoke_practitioner_grants(&self, practitioner_id: &str, reason: &str, now_ms: i64, audit: &AuditEvent) -> StoreResult<u32>;
+    async fn revoke_practitioner_grants(
+        &self,
+        practitioner_id: &str,
+        reason: &str,
+        now_ms: i64,
+        audit: &AuditEvent,
+    ) -> StoreResult<u32>;
 
     /// Records several signHash/signDoc calls in ONE transaction (group
     /// commit): per record, the grant's counter moves only if it is still
@@ -414,6 +479,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// An audit entry with no other state change.
     async fn append_audit(&self, at_ms: i64, audit: &AuditEvent) -> StoreResult<()>;
+
+    /// Clean-up: deletes at most `limit` logins never decided and
+    /// enrollment codes never used (pending or locked) whose expiry is
+    /// before `expired_before_ms`, and audits what it removed (one
+    /// `sweep.expired` entry, same transaction) when anything was removed.
+    /// Decided logins and used codes are kept: they are the record.
+    async fn sweep_expired(
+        &self,
+        expired_before_ms: i64,
+        limit: i64,
+        now_ms: i64,
+    ) -> StoreResult<SweepReport>;
     /// Audit entries with `seq > after_seq`, ascending, at most `limit`.
     async fn audit_entries(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditEntry>>;
     /// The last audit entry (the chain head), if any.
@@ -426,11 +503,15 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(postgres::PgStore::connect(url).await?))
     } else if let Some(path) = url.strip_prefix("sqlite://") {
-        Ok(Arc::new(sqlite::SqliteStore::open(std::path::Path::new(path)).await?))
+        Ok(Arc::new(
+            sqlite::SqliteStore::open(std::path::Path::new(path)).await?,
+        ))
     } else if url.contains("://") {
         Err(StoreError::UnsupportedUrl)
     } else {
-        Ok(Arc::new(sqlite::SqliteStore::open(std::path::Path::new(url)).await?))
+        Ok(Arc::new(
+            sqlite::SqliteStore::open(std::path::Path::new(url)).await?,
+        ))
     }
 }
 
@@ -439,24 +520,38 @@ pub(crate) fn choices_to_text(c: &[u8; 3]) -> String {
 }
 
 pub(crate) fn choices_from_text(s: &str) -> StoreResult<[u8; 3]> {
-    let v: Vec<u8> = s.split(',').map(|p| p.parse::<u8>()).collect::<Result<_, _>>().map_err(|_| StoreError::Corrupt("number choices".into()))?;
-    v.try_into().map_err(|_| StoreError::Corrupt("number choices".into()))
+    let v: Vec<u8> = s
+        .split(',')
+        .map(|p| p.parse::<u8>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| StoreError::Corrupt("number choices".into()))?;
+    v.try_into()
+        .map_err(|_| StoreError::Corrupt("number choices".into()))
 }
 
 pub(crate) fn chain_to_text(chain: &[Vec<u8>]) -> String {
     use base64::Engine;
-    let v: Vec<String> = chain.iter().map(|c| base64::engine::general_purpose::STANDARD.encode(c)).collect();
+    let v: Vec<String> = chain
+        .iter()
+        .map(|c| base64::engine::general_purpose::STANDARD.encode(c))
+        .collect();
     serde_json::to_string(&v).expect("strings serialize")
 }
 
 pub(crate) fn chain_from_text(s: &str) -> StoreResult<Vec<Vec<u8>>> {
     use base64::Engine;
-    let v: Vec<String> = serde_json::from_str(s).map_err(|_| StoreError::Corrupt("certificate chain".into()))?;
+    let v: Vec<String> =
+        serde_json::from_str(s).map_err(|_| StoreError::Corrupt("certificate chain".into()))?;
     v.iter()
-        .map(|c| base64::engine::general_purpose::STANDARD.decode(c).map_err(|_| StoreError::Corrupt("certificate chain".into())))
+        .map(|c| {
+            base64::engine::general_purpose::STANDARD
+                .decode(c)
+                .map_err(|_| StoreError::Corrupt("certificate chain".into()))
+        })
         .collect()
 }
 
 pub(crate) fn hash32(v: Vec<u8>) -> StoreResult<[u8; 32]> {
-    v.try_into().map_err(|_| StoreError::Corrupt("audit hash length".into()))
+    v.try_into()
+        .map_err(|_| StoreError::Corrupt("audit hash length".into()))
 }

@@ -305,19 +305,27 @@ macro_rules! store_impl {
                 r.as_ref().map(enrollment_row).transpose()
             }
 
+            async fn reserve_enrollment_attempt(&self, id: &str, max_attempts: i64, now: i64) -> StoreResult<Option<i64>> {
+                let mut w = self.begin_write().await?;
+                let r = sqlx::query(
+                    "UPDATE enrollments SET failed_attempts = failed_attempts + 1 \
+                     WHERE id = $1 AND status = 'pending' AND failed_attempts < $2 AND expires_ms > $3 RETURNING failed_attempts",
+                )
+                .bind(id).bind(max_attempts).bind(now).fetch_optional(&mut *w.tx).await?;
+                let n = r.map(|r| r.try_get::<i64, _>("failed_attempts")).transpose()?;
+                w.commit().await?;
+                Ok(n)
+            }
+
             async fn record_enrollment_failure(&self, id: &str, max_attempts: i64, audit: &AuditEvent) -> StoreResult<Option<Enrollment>> {
                 let mut w = self.begin_write().await?;
-                let n = sqlx::query(
-                    "UPDATE enrollments SET failed_attempts = failed_attempts + 1, \
-                     status = CASE WHEN failed_attempts + 1 >= $2 THEN 'locked' ELSE status END \
-                     WHERE id = $1 AND status = 'pending'",
-                )
-                .bind(id).bind(max_attempts).execute(&mut *w.tx).await?.rows_affected();
-                if n > 0 {
-                    audit_tx(&mut *w.tx, now_ms(), audit).await?;
-                }
+                sqlx::query("UPDATE enrollments SET status = 'locked' WHERE id = $1 AND status = 'pending' AND failed_attempts >= $2")
+                    .bind(id).bind(max_attempts).execute(&mut *w.tx).await?;
                 let r = sqlx::query("SELECT * FROM enrollments WHERE id = $1").bind(id).fetch_optional(&mut *w.tx).await?;
                 let e = r.as_ref().map(enrollment_row).transpose()?;
+                if e.is_some() {
+                    audit_tx(&mut *w.tx, now_ms(), audit).await?;
+                }
                 w.commit().await?;
                 Ok(e)
             }
@@ -578,6 +586,35 @@ macro_rules! store_impl {
                 let mut w = self.begin_write().await?;
                 audit_tx(&mut *w.tx, at_ms, audit).await?;
                 w.commit().await
+            }
+
+            async fn sweep_expired(&self, before: i64, limit: i64, now: i64) -> StoreResult<SweepReport> {
+                let mut w = self.begin_write().await?;
+                let logins = sqlx::query(
+                    "DELETE FROM logins WHERE id IN (SELECT id FROM logins WHERE status = 'pending' AND expires_ms < $1 ORDER BY expires_ms, id LIMIT $2) RETURNING id",
+                )
+                .bind(before).bind(limit).fetch_all(&mut *w.tx).await?;
+                let enrollments = sqlx::query(
+                    "DELETE FROM enrollments WHERE id IN (SELECT id FROM enrollments WHERE status IN ('pending', 'locked') AND expires_ms < $1 ORDER BY expires_ms, id LIMIT $2) RETURNING id",
+                )
+                .bind(before).bind(limit).fetch_all(&mut *w.tx).await?;
+                let mut report = SweepReport {
+                    logins: logins.iter().map(|r| r.try_get::<String, _>("id")).collect::<Result<_, _>>()?,
+                    enrollments: enrollments.iter().map(|r| r.try_get::<String, _>("id")).collect::<Result<_, _>>()?,
+                };
+                report.logins.sort();
+                report.enrollments.sort();
+                if !report.logins.is_empty() || !report.enrollments.is_empty() {
+                    let ev = AuditEvent::new(
+                        "system",
+                        "sweep.expired",
+                        "logins+enrollments",
+                        serde_json::json!({ "logins": report.logins, "enrollments": report.enrollments, "expired_before_ms": before }),
+                    );
+                    audit_tx(&mut *w.tx, now, &ev).await?;
+                }
+                w.commit().await?;
+                Ok(report)
             }
 
             async fn audit_entries(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<AuditEntry>> {

@@ -44,7 +44,7 @@ async fn db(env: &Env) -> sqlx::SqlitePool {
 async fn checkpoint(env: &Env) -> Checkpoint {
     let r = env
         .http
-        .post(format!("{}/admin/v1/audit/checkpoints", env.base))
+        .post(format!("{}/admin/v1/audit/checkpoints", env.admin_base))
         .bearer_auth(&env.token)
         .json(&json!({}))
         .send()
@@ -57,7 +57,7 @@ async fn checkpoint(env: &Env) -> Checkpoint {
 async fn verify_with(env: &Env, checkpoints: &[Checkpoint]) -> Value {
     let r = env
         .http
-        .post(format!("{}/admin/v1/audit/verify", env.base))
+        .post(format!("{}/admin/v1/audit/verify", env.admin_base))
         .bearer_auth(&env.token)
         .json(&json!({ "checkpoints": checkpoints }))
         .send()

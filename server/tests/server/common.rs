@@ -16,6 +16,8 @@ pub struct Env {
     pub running: Running,
     pub http: reqwest::Client,
     pub base: String,
+    /// The operator API's own listener.
+    pub admin_base: String,
     pub token: String,
     pub _dir: tempfile::TempDir,
 }
@@ -50,6 +52,16 @@ impl Login {
     }
 }
 
+/// The test configuration for data directory `dir` (both listeners on port 0).
+pub fn config_in(dir: &std::path::Path) -> ServeConfig {
+    ServeConfig::resolve(Overrides {
+        data_dir: Some(dir.to_owned()),
+        listen: Some("127.0.0.1:0".into()),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
 pub fn basic(id: &str, secret: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
 }
@@ -60,18 +72,26 @@ impl Env {
     }
 
     pub async fn with_policy(f: impl FnOnce(&mut Policy)) -> Env {
+        Env::with_config(|cfg| f(&mut cfg.policy)).await
+    }
+
+    /// A server whose resolved configuration `f` may change first (e.g. `demo`).
+    pub async fn with_config(f: impl FnOnce(&mut ServeConfig)) -> Env {
         let dir = tempfile::tempdir().unwrap();
-        let mut cfg = ServeConfig::resolve(Overrides {
-            data_dir: Some(dir.path().to_owned()),
-            listen: Some("127.0.0.1:0".into()),
-            ..Default::default()
-        })
-        .unwrap();
-        f(&mut cfg.policy);
+        let mut cfg = config_in(dir.path());
+        f(&mut cfg);
         let running = shomei_server::run::start(cfg).await.unwrap();
         let base = running.base_url.clone();
         let token = running.operator_token.clone();
-        Env { running, http: reqwest::Client::new(), base, token, _dir: dir }
+        let admin_base = running.admin_base_url.clone();
+        Env {
+            running,
+            http: reqwest::Client::new(),
+            base,
+            admin_base,
+            token,
+            _dir: dir,
+        }
     }
 
     pub fn app(&self) -> &Arc<App> {
@@ -79,7 +99,14 @@ impl Env {
     }
 
     pub async fn admin(&self, path: &str, body: Value) -> Value {
-        let r = self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.token).json(&body).send().await.unwrap();
+        let r = self
+            .http
+            .post(format!("{}{path}", self.admin_base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status();
         let v: Value = r.json().await.unwrap();
         assert!(status.is_success(), "{path}: {status} {v}");
@@ -87,7 +114,13 @@ impl Env {
     }
 
     pub async fn admin_get(&self, path: &str) -> Value {
-        let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await.unwrap();
+        let r = self
+            .http
+            .get(format!("{}{path}", self.admin_base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success(), "{path}: {}", r.status());
         r.json().await.unwrap()
     }

@@ -559,8 +559,15 @@ async fn signatures_are_in_the_audit_log_and_chain_verifies() {
     let w = env.world().await;
     let phone = env.enroll(&w.practitioner).await;
     let token = env.grant(&w.terminal, &phone).await;
-    env.sign_one(&token, &w.terminal, &w.credential, &[9; 32]).await;
-    let r = env.http.get(format!("{}/admin/v1/audit/export", env.base)).bearer_auth(&env.token).send().await.unwrap();
+    env.sign_one(&token, &w.terminal, &w.credential, &[9; 32])
+        .await;
+    let r = env
+        .http
+        .get(format!("{}/admin/v1/audit/export", env.admin_base))
+        .bearer_auth(&env.token)
+        .send()
+        .await
+        .unwrap();
     let text = r.text().await.unwrap();
     let sig_line = text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).find(|v| v["action"] == "signature.create").expect("signature audited");
     assert!(sig_line["details"].as_str().unwrap().contains(&hex::encode([9u8; 32])));
@@ -583,7 +590,13 @@ async fn audit_tampering_is_detected_at_the_edited_seq() {
 #[tokio::test]
 async fn admin_api_requires_the_operator_token() {
     let env = Env::new().await;
-    let r = env.http.get(format!("{}/admin/v1/facilities", env.base)).bearer_auth("wrong").send().await.unwrap();
+    let r = env
+        .http
+        .get(format!("{}/admin/v1/facilities", env.admin_base))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["code"], "operator_unauthenticated");

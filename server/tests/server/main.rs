@@ -13,6 +13,7 @@ mod anchor;
 mod cli;
 mod confirmation;
 mod common;
+mod hardening;
 mod http;
 mod signdoc;
 mod storage;

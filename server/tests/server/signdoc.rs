@@ -464,7 +464,7 @@ async fn every_document_signature_is_audited_with_digest_format_and_signing_time
         .to_owned();
     let export = env
         .http
-        .get(format!("{}/admin/v1/audit/export", env.base))
+        .get(format!("{}/admin/v1/audit/export", env.admin_base))
         .bearer_auth(&env.token)
         .send()
         .await
@@ -507,7 +507,7 @@ async fn refused(env: &Env, token: &str, w: &World, entries: Value, status: u16,
 async fn signatures_recorded(env: &Env) -> usize {
     let export = env
         .http
-        .get(format!("{}/admin/v1/audit/export", env.base))
+        .get(format!("{}/admin/v1/audit/export", env.admin_base))
         .bearer_auth(&env.token)
         .send()
         .await
@@ -675,7 +675,7 @@ async fn revoked_credential_signs_nothing_and_reports_revoked() {
         .http
         .post(format!(
             "{}/admin/v1/credentials/{}/revoke",
-            env.base, w.credential
+            env.admin_base, w.credential
         ))
         .bearer_auth(&env.token)
         .json(&json!({}))
@@ -685,7 +685,7 @@ async fn revoked_credential_signs_nothing_and_reports_revoked() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let export = env
         .http
-        .get(format!("{}/admin/v1/audit/export", env.base))
+        .get(format!("{}/admin/v1/audit/export", env.admin_base))
         .bearer_auth(&env.token)
         .send()
         .await

@@ -96,12 +96,89 @@ async fn enrollment_locks_after_max_failures(s: Arc<dyn Store>) {
     seed(&*s).await;
     s.create_enrollment(&enrollment("e1"), &ev("enrollment.create", "e1")).await.unwrap();
     for i in 1..=4 {
-        let e = s.record_enrollment_failure("e1", 5, &ev("enrollment.password_wrong", "e1")).await.unwrap().unwrap();
-        assert_eq!((e.failed_attempts, e.status), (i, EnrollmentStatus::Pending));
+        assert_eq!(
+            s.reserve_enrollment_attempt("e1", 5, 50).await.unwrap(),
+            Some(i)
+        );
+        let e = s
+            .record_enrollment_failure("e1", 5, &ev("enrollment.password_wrong", "e1"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (e.failed_attempts, e.status),
+            (i, EnrollmentStatus::Pending)
+        );
     }
-    let e = s.record_enrollment_failure("e1", 5, &ev("enrollment.password_wrong", "e1")).await.unwrap().unwrap();
+    assert_eq!(
+        s.reserve_enrollment_attempt("e1", 5, 50).await.unwrap(),
+        Some(5)
+    );
+    let e = s
+        .record_enrollment_failure("e1", 5, &ev("enrollment.password_wrong", "e1"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(e.status, EnrollmentStatus::Locked);
-    assert!(!s.complete_enrollment("e1", &device("d1", 1), true, 50, &ev("device.enroll", "d1")).await.unwrap());
+    assert_eq!(
+        s.reserve_enrollment_attempt("e1", 5, 50).await.unwrap(),
+        None,
+        "no attempt after the lock"
+    );
+    assert!(
+        !s.complete_enrollment("e1", &device("d1", 1), true, 50, &ev("device.enroll", "d1"))
+            .await
+            .unwrap()
+    );
+}
+
+/// Many concurrent reservations on one code: exactly `max` succeed, so no
+/// flood of parallel guesses can check more than `max` passwords.
+async fn concurrent_attempt_reservations_never_exceed_the_maximum(s: Arc<dyn Store>) {
+    seed(&*s).await;
+    s.create_enrollment(&enrollment("e1"), &ev("enrollment.create", "e1"))
+        .await
+        .unwrap();
+    let tries = (0..20).map(|_| {
+        let s = s.clone();
+        tokio::spawn(async move { s.reserve_enrollment_attempt("e1", 5, 50).await.unwrap() })
+    });
+    let mut got: Vec<i64> = futures::future::join_all(tries)
+        .await
+        .into_iter()
+        .filter_map(|r| r.unwrap())
+        .collect();
+    got.sort();
+    assert_eq!(got, vec![1, 2, 3, 4, 5]);
+    assert_eq!(
+        s.get_enrollment("e1")
+            .await
+            .unwrap()
+            .unwrap()
+            .failed_attempts,
+        5
+    );
+}
+
+async fn expired_enrollment_reserves_no_attempt(s: Arc<dyn Store>) {
+    seed(&*s).await;
+    s.create_enrollment(&enrollment("e1"), &ev("enrollment.create", "e1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.reserve_enrollment_attempt("e1", 5, 1_000_000)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.get_enrollment("e1")
+            .await
+            .unwrap()
+            .unwrap()
+            .failed_attempts,
+        0
+    );
 }
 
 async fn new_device_retires_old_device_and_its_grants(s: Arc<dyn Store>) {
@@ -292,6 +369,8 @@ const CASES: &[(&str, Case)] = cases![
     enrollment_is_single_use,
     expired_enrollment_is_not_completed,
     enrollment_locks_after_max_failures,
+    concurrent_attempt_reservations_never_exceed_the_maximum,
+    expired_enrollment_reserves_no_attempt,
     new_device_retires_old_device_and_its_grants,
     concurrent_decisions_exactly_one_wins,
     expired_login_cannot_be_decided,

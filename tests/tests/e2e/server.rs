@@ -57,9 +57,13 @@ pub struct Server {
     serve_args: Vec<String>,
     pub url: String,
     pub addr: String,
+    /// The operator API (its own loopback listener).
+    pub admin_url: String,
     pub operator_token: String,
     child: Option<Child>,
     log: Arc<Mutex<Vec<String>>>,
+    /// `SHOMEI_LOG` filter of the child (default `info`).
+    log_filter: String,
 }
 
 impl Server {
@@ -68,8 +72,25 @@ impl Server {
     }
 
     /// Starts a server with extra `serve` arguments and an optional `shomei.toml` (policy).
-    pub fn start_configured(store: Store, serve_args: Vec<String>, config_toml: Option<&str>) -> Server {
-        let tmp = tempfile::Builder::new().prefix("shomei-e2e-").tempdir().expect("temp dir");
+    pub fn start_configured(
+        store: Store,
+        serve_args: Vec<String>,
+        config_toml: Option<&str>,
+    ) -> Server {
+        Self::start_logging(store, serve_args, config_toml, "info")
+    }
+
+    /// Like [`Server::start_configured`] with the server's log filter (`SHOMEI_LOG`), e.g. `debug`.
+    pub fn start_logging(
+        store: Store,
+        serve_args: Vec<String>,
+        config_toml: Option<&str>,
+        log_filter: &str,
+    ) -> Server {
+        let tmp = tempfile::Builder::new()
+            .prefix("shomei-e2e-")
+            .tempdir()
+            .expect("temp dir");
         let data_dir = tmp.path().to_path_buf();
         if let Some(toml) = config_toml {
             std::fs::write(data_dir.join("shomei.toml"), toml).expect("write shomei.toml");
@@ -81,9 +102,11 @@ impl Server {
             serve_args,
             url: String::new(),
             addr: String::new(),
+            admin_url: String::new(),
             operator_token: String::new(),
             child: None,
             log: Arc::new(Mutex::new(Vec::new())),
+            log_filter: log_filter.to_string(),
         };
         server.spawn("127.0.0.1:0");
         server
@@ -98,28 +121,54 @@ impl Server {
 
     fn spawn(&mut self, listen: &str) {
         let mut cmd = Command::new(shomei_binary());
-        cmd.arg("serve").args(["--listen", listen, "--data-dir"]).arg(&self.data_dir).args(self.store_args()).args(&self.serve_args);
-        cmd.env("RUST_LOG", "info").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        // The operator API has its own loopback listener; port 0 so parallel servers never collide.
+        cmd.arg("serve")
+            .args([
+                "--listen",
+                listen,
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(&self.data_dir)
+            .args(self.store_args())
+            .args(&self.serve_args);
+        cmd.env("RUST_LOG", &self.log_filter)
+            .env("SHOMEI_LOG", &self.log_filter)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn shomei serve");
         let (tx, rx) = mpsc::channel::<String>();
         drain(child.stdout.take().expect("stdout"), self.log.clone(), Some(tx.clone()));
         drain(child.stderr.take().expect("stderr"), self.log.clone(), None);
         drop(tx);
-        // The server says where it listens once it accepts connections.
-        let url = loop {
+        // The server says where it listens (public, then admin) once it accepts connections.
+        let mut url = None;
+        let admin_url = loop {
             match rx.recv_timeout(Duration::from_secs(120)) {
                 Ok(line) => {
-                    if let Some(rest) = line.trim().strip_prefix("listening on ") {
-                        break rest.trim().to_string();
+                    let line = line.trim();
+                    if let Some(rest) = line.strip_prefix("listening on ") {
+                        url = Some(rest.trim().to_string());
+                    } else if let Some(rest) = line.strip_prefix("admin API listening on ") {
+                        if url.is_some() {
+                            break rest.trim().to_string();
+                        }
                     }
                 }
                 Err(_) => {
                     let status = child.try_wait().ok().flatten();
                     let _ = child.kill();
-                    panic!("shomei serve did not report 'listening on' (exit: {status:?}); log:\n{}", self.log_text());
+                    panic!(
+                        "shomei serve did not report 'listening on' and 'admin API listening on' (exit: {status:?}); log:\n{}",
+                        self.log_text()
+                    );
                 }
             }
         };
+        let url = url.expect("public URL before the admin URL");
+        self.admin_url = admin_url.trim_end_matches('/').to_string();
         self.url = url.trim_end_matches('/').to_string();
         self.addr = self.url.trim_start_matches("http://").to_string();
         self.child = Some(child);
@@ -147,7 +196,7 @@ impl Server {
     }
 
     /// Runs `shomei admin --data-dir D --json <args>` (the CLI talks to this server's admin API,
-    /// found through D/server.url and D/operator.token) and parses its output.
+    /// found through D/admin.url and D/operator.token) and parses its output.
     pub fn admin(&self, args: &[&str]) -> Value {
         match self.try_admin(args) {
             Ok(v) => v,

@@ -53,7 +53,8 @@ impl Clinic {
         Self::open_with(Server::start_configured(store, Vec::new(), Some(toml)))
     }
 
-    fn open_with(server: Server) -> Clinic {
+    /// A clinic on a server the caller started (e.g. with debug logging).
+    pub fn open_with(server: Server) -> Clinic {
         phone_keystore();
         let facility = server.admin(&["facility", "create", "--name", "Sakura Clinic"]);
         let facility_id = field(&facility, &["id", "facility_id"]);
