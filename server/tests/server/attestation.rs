@@ -1253,7 +1253,7 @@ mod over_http {
         let phone = env.enroll(&w.practitioner).await;
         let r = env
             .http
-            .get(format!("{}/admin/v1/audit/export", env.base))
+            .get(format!("{}/admin/v1/audit/export", env.admin_base))
             .bearer_auth(&env.token)
             .send()
             .await
