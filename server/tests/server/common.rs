@@ -165,8 +165,10 @@ impl Env {
         })
     }
 
+    /// POST JSON; `/admin/…` paths go to the operator listener.
     pub async fn post_json(&self, path: &str, auth: Option<&str>, body: &Value) -> (StatusCode, Value) {
-        let mut rb = self.http.post(format!("{}{path}", self.base)).json(body);
+        let base = if path.starts_with("/admin/") { &self.admin_base } else { &self.base };
+        let mut rb = self.http.post(format!("{base}{path}")).json(body);
         if let Some(a) = auth {
             rb = rb.header("authorization", a);
         }
