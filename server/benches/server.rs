@@ -1,0 +1,1112 @@
+//! One benchmark for the whole server: in ONE run it measures a limit the
+//! hardware or the database sets, then what the real `shomei serve` process
+//! achieves over HTTP against it, and prints the ratios.
+//!
+//! 1. Raw aws-lc-rs RSA-2048 signing on all cores (threads, parsed key)
+//!    vs `POST /csc/v2/signatures/signHash` (one hash per call, a live grant,
+//!    audit row committed before the response) per second — SQLite, and
+//!    PostgreSQL when `SHOMEI_TEST_DATABASE_URL` is set. Also the server's own
+//!    CPU per signature (from /proc), which the load generator cannot blur.
+//! 2. Raw store commits/s (one audit append transaction, through the same
+//!    `Store`) vs complete logins/s over HTTP (device authorization →
+//!    context → ECDSA-signed decision → token).
+//! 3. Delay from a decision to the waiting terminal's SSE event and
+//!    long-poll answer (p50/p99).
+//! 4. Server RSS with 10,000 terminals waiting at once (half SSE, half
+//!    long-poll), and its CPU while they wait.
+//!
+//! Everything runs on loopback (127.0.0.1) against the `shomei` binary built
+//! with this benchmark, started as a child process with its own data
+//! directory. The load generator is reqwest on a Tokio runtime in this
+//! process, with bounded loops (a fixed number of workers, a fixed time);
+//! it shares the cores with the server, as the issue's `wrk` did.
+//!
+//! Run: `cargo bench -p shomei-server --bench server` (release). Knobs:
+//! `SHOMEI_BENCH_SECS` (per throughput phase, default 5), `SHOMEI_BENCH_WAITERS`
+//! (default 10000), `SHOMEI_BENCH_CONCURRENCY` (signHash workers, default 32).
+//! Results and the machine: docs/performance.md.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use shomei_core::approval::{ApprovalMessage, EnrollmentMessage};
+use shomei_core::{
+    Decision, DevicePublicKey, EnrollmentPayload, LoginPayload, Payload, PlatformKey, SoftwareKey,
+};
+use sqlx::Connection;
+
+// ---------------------------------------------------------------- settings
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Settings {
+    secs: Duration,
+    waiters: usize,
+    concurrency: usize,
+}
+
+// ---------------------------------------------------------------- the server process
+
+/// A running `shomei serve` (killed on drop).
+struct ServerProc {
+    child: Child,
+    base: String,
+    operator_token: String,
+    _dir: tempfile::TempDir,
+}
+
+impl ServerProc {
+    fn start(database_url: Option<&str>) -> ServerProc {
+        let dir = tempfile::Builder::new()
+            .prefix("shomei-bench-")
+            .tempdir()
+            .expect("temp dir");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shomei"));
+        cmd.arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path());
+        if let Some(url) = database_url {
+            cmd.args(["--database-url", url]);
+        }
+        cmd.env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn shomei serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(url) = line.trim().strip_prefix("listening on ") {
+                        break url.trim().trim_end_matches('/').to_owned();
+                    }
+                }
+                _ => panic!("shomei serve exited before listening"),
+            }
+        };
+        // keep draining stdout so the child never blocks on a full pipe
+        std::thread::spawn(move || for _ in lines {});
+        let operator_token = std::fs::read_to_string(dir.path().join("operator.token"))
+            .expect("operator.token")
+            .trim()
+            .to_owned();
+        ServerProc {
+            child,
+            base,
+            operator_token,
+            _dir: dir,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// User+system CPU seconds the server has used so far.
+    fn cpu_secs(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // fields after the ")" of the command name; utime and stime are fields 14 and 15
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+            + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        ticks / clock_ticks()
+    }
+
+    /// (VmRSS, VmHWM) in MiB.
+    fn rss_mib(&self) -> (f64, f64) {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let kb = |key: &str| -> f64 {
+            status
+                .lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
+        (kb("VmRSS:") / 1024.0, kb("VmHWM:") / 1024.0)
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+// ---------------------------------------------------------------- an HTTP world
+
+fn basic(id: &str, secret: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    )
+}
+
+fn b64u(b: &[u8]) -> String {
+    shomei_core::api::b64u::encode(b)
+}
+
+#[derive(Clone)]
+struct Terminal {
+    id: String,
+    secret: String,
+}
+
+impl Terminal {
+    fn auth(&self) -> String {
+        basic(&self.id, &self.secret)
+    }
+}
+
+struct Phone {
+    key: SoftwareKey,
+    device_id: uuid::Uuid,
+    token: String,
+}
+
+struct World {
+    http: reqwest::Client,
+    base: String,
+    operator: String,
+    terminal: Terminal,
+    credential: String,
+    phone: Phone,
+}
+
+async fn admin(http: &reqwest::Client, base: &str, token: &str, path: &str, body: Value) -> Value {
+    let r = http
+        .post(format!("{base}{path}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("admin request");
+    let status = r.status();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{path}: {status} {v}");
+    v
+}
+
+impl World {
+    /// Facility, terminal, practitioner, dev-CA RSA credential, enrolled phone.
+    async fn build(server: &ServerProc) -> World {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(1024)
+            .build()
+            .expect("client");
+        let (base, op) = (server.base.clone(), server.operator_token.clone());
+        let f = admin(
+            &http,
+            &base,
+            &op,
+            "/admin/v1/facilities",
+            json!({ "name": "Bench clinic" }),
+        )
+        .await;
+        let facility = f["id"].as_str().expect("facility id").to_owned();
+        let t = admin(
+            &http,
+            &base,
+            &op,
+            "/admin/v1/terminals",
+            json!({ "facility_id": facility, "name": "EHR bench" }),
+        )
+        .await;
+        let terminal = Terminal {
+            id: t["client_id"].as_str().expect("id").to_owned(),
+            secret: t["client_secret"].as_str().expect("secret").to_owned(),
+        };
+        let p = admin(
+            &http,
+            &base,
+            &op,
+            "/admin/v1/practitioners",
+            json!({ "display_name": "Dr Bench", "role": "doctor", "facility_ids": [facility] }),
+        )
+        .await;
+        let practitioner = p["id"].as_str().expect("practitioner id").to_owned();
+        let c = admin(
+            &http,
+            &base,
+            &op,
+            "/admin/v1/credentials",
+            json!({ "practitioner_id": practitioner, "algorithm": "rsa2048" }),
+        )
+        .await;
+        let credential = c["id"].as_str().expect("credential id").to_owned();
+        let e = admin(
+            &http,
+            &base,
+            &op,
+            "/admin/v1/enrollments",
+            json!({ "practitioner_id": practitioner }),
+        )
+        .await;
+        let Payload::Enrollment(ep) =
+            Payload::parse_ignoring_expiry(e["payload_url"].as_str().expect("payload"))
+                .expect("payload parses")
+        else {
+            panic!("not an enrollment payload")
+        };
+        let phone = enroll(
+            &http,
+            &base,
+            &ep,
+            e["activation_password"].as_str().expect("password"),
+        )
+        .await;
+        World {
+            http,
+            base,
+            operator: op,
+            terminal,
+            credential,
+            phone,
+        }
+    }
+
+    async fn extra_terminal(&self, name: &str) -> Terminal {
+        let fs = self
+            .http
+            .get(format!("{}/admin/v1/facilities", self.base))
+            .bearer_auth(&self.operator)
+            .send()
+            .await
+            .expect("facilities");
+        let fs: Value = fs.json().await.expect("json");
+        let facility = fs[0]["id"].as_str().expect("facility").to_owned();
+        let t = admin(
+            &self.http,
+            &self.base,
+            &self.operator,
+            "/admin/v1/terminals",
+            json!({ "facility_id": facility, "name": name }),
+        )
+        .await;
+        Terminal {
+            id: t["client_id"].as_str().expect("id").to_owned(),
+            secret: t["client_secret"].as_str().expect("secret").to_owned(),
+        }
+    }
+}
+
+async fn enroll(
+    http: &reqwest::Client,
+    base: &str,
+    p: &EnrollmentPayload,
+    password: &str,
+) -> Phone {
+    let key = SoftwareKey::generate();
+    let pk = key.public_key_sec1();
+    let dpk = DevicePublicKey::from_sec1(&pk).expect("sec1");
+    let name = "Bench phone";
+    let msg = EnrollmentMessage {
+        origin: &p.origin,
+        enrollment_id: &p.enrollment_id,
+        secret: &p.secret,
+        public_key: &dpk,
+        device_name: name,
+    }
+    .to_bytes();
+    let proof = key.sign(&msg).expect("sign");
+    let body = json!({
+        "enrollment_id": p.enrollment_id.to_b64u(), "secret": p.secret.to_b64u(), "activation_password": password,
+        "public_key": b64u(&pk), "proof": b64u(&proof), "device_name": name, "platform": "desktop",
+    });
+    let r = http
+        .post(format!("{base}/v1/phone/enroll"))
+        .json(&body)
+        .send()
+        .await
+        .expect("enroll");
+    assert_eq!(r.status().as_u16(), 201, "enroll");
+    let v: Value = r.json().await.expect("json");
+    Phone {
+        key,
+        device_id: v["device_id"]
+            .as_str()
+            .expect("device")
+            .parse()
+            .expect("uuid"),
+        token: v["device_token"].as_str().expect("token").to_owned(),
+    }
+}
+
+struct Login {
+    id: String,
+    device_code: String,
+    number: u8,
+    payload: LoginPayload,
+}
+
+async fn start_login(http: &reqwest::Client, base: &str, t: &Terminal) -> Result<Login, String> {
+    let r = http
+        .post(format!("{base}/oauth/device_authorization"))
+        .header("authorization", t.auth())
+        .form(&[("scope", "sign")])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !r.status().is_success() {
+        return Err(format!("device_authorization: {}", r.status()));
+    }
+    let v: Value = r.json().await.map_err(|e| e.to_string())?;
+    let Ok(Payload::Login(payload)) =
+        Payload::parse_ignoring_expiry(v["verification_uri_complete"].as_str().unwrap_or(""))
+    else {
+        return Err("not a login payload".into());
+    };
+    Ok(Login {
+        id: v["login_id"].as_str().unwrap_or("").to_owned(),
+        device_code: v["device_code"].as_str().unwrap_or("").to_owned(),
+        number: v["match_number"].as_u64().unwrap_or(0) as u8,
+        payload,
+    })
+}
+
+/// The phone's part: context, then a signed approval.
+async fn approve(
+    http: &reqwest::Client,
+    base: &str,
+    phone: &Phone,
+    login: &Login,
+) -> Result<(), String> {
+    let r = http
+        .post(format!("{base}/v1/phone/logins/{}/context", login.id))
+        .bearer_auth(&phone.token)
+        .json(&json!({ "secret": login.payload.secret.to_b64u() }))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !r.status().is_success() {
+        return Err(format!("context: {}", r.status()));
+    }
+    let ctx: Value = r.json().await.map_err(|e| e.to_string())?;
+    let challenge: [u8; 32] =
+        shomei_core::api::b64u::decode(ctx["challenge"].as_str().unwrap_or(""))
+            .ok()
+            .and_then(|c| c.try_into().ok())
+            .ok_or("challenge")?;
+    let msg = ApprovalMessage {
+        origin: &login.payload.origin,
+        login_id: &login.payload.login_id,
+        secret: &login.payload.secret,
+        device_id: *phone.device_id.as_bytes(),
+        decision: Decision::Approve,
+        number: login.number,
+        challenge,
+    }
+    .to_bytes();
+    let sig = phone.key.sign(&msg).map_err(|e| e.to_string())?;
+    let body = json!({ "device_id": phone.device_id, "decision": "approve", "number": login.number, "signature": b64u(&sig) });
+    let r = http
+        .post(format!("{base}/v1/phone/logins/{}/decision", login.id))
+        .bearer_auth(&phone.token)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !r.status().is_success() {
+        return Err(format!("decision: {}", r.status()));
+    }
+    Ok(())
+}
+
+async fn token(
+    http: &reqwest::Client,
+    base: &str,
+    t: &Terminal,
+    device_code: &str,
+) -> Result<String, String> {
+    let r = http
+        .post(format!("{base}/oauth/token"))
+        .header("authorization", t.auth())
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", device_code),
+        ])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !r.status().is_success() {
+        return Err(format!("token: {}", r.status()));
+    }
+    let v: Value = r.json().await.map_err(|e| e.to_string())?;
+    v["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| "no access_token".into())
+}
+
+async fn full_login(
+    http: &reqwest::Client,
+    base: &str,
+    t: &Terminal,
+    phone: &Phone,
+) -> Result<String, String> {
+    let login = start_login(http, base, t).await?;
+    approve(http, base, phone, &login).await?;
+    token(http, base, t, &login.device_code).await
+}
+
+// ---------------------------------------------------------------- measuring helpers
+
+/// Runs `workers` copies of `op` for `secs` (after a warm-up of a fifth of
+/// it) and returns (successes per second, failures, first error).
+async fn throughput<F, Fut>(workers: usize, secs: Duration, op: F) -> (f64, u64, Option<String>)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    let op = Arc::new(op);
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let counting = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let (op, ok, failed, counting, stop, first_error) = (
+            op.clone(),
+            ok.clone(),
+            failed.clone(),
+            counting.clone(),
+            stop.clone(),
+            first_error.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let r = op(w).await;
+                if counting.load(Ordering::Relaxed) {
+                    match r {
+                        Ok(()) => ok.fetch_add(1, Ordering::Relaxed),
+                        Err(e) => {
+                            first_error.lock().expect("lock").get_or_insert(e);
+                            failed.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(secs / 5).await;
+    counting.store(true, Ordering::Relaxed);
+    let t0 = Instant::now();
+    tokio::time::sleep(secs).await;
+    counting.store(false, Ordering::Relaxed);
+    let elapsed = t0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let e = first_error.lock().expect("lock").take();
+    (
+        ok.load(Ordering::Relaxed) as f64 / elapsed,
+        failed.load(Ordering::Relaxed),
+        e,
+    )
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+// ---------------------------------------------------------------- 1. raw RSA
+
+/// RSA-2048 PKCS#1 v1.5 signatures per second with aws-lc-rs on `threads`
+/// threads, each with its own parsed key, for `secs`.
+fn raw_rsa(threads: usize, secs: Duration) -> f64 {
+    use aws_lc_rs::digest::{Digest, SHA256};
+    let key = Arc::new(
+        aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("keygen"),
+    );
+    let digest = aws_lc_rs::digest::digest(&SHA256, b"<Prescription>bench</Prescription>")
+        .as_ref()
+        .to_vec();
+    let stop = Arc::new(AtomicBool::new(false));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (key, digest, stop) = (key.clone(), digest.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut sig = vec![0u8; key.public_modulus_len()];
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let d = Digest::import_less_safe(&digest, &SHA256).expect("digest");
+                    key.sign_digest(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &d, &mut sig)
+                        .expect("sign");
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let t0 = Instant::now();
+    std::thread::sleep(secs);
+    stop.store(true, Ordering::Relaxed);
+    let total: u64 = handles.into_iter().map(|h| h.join().expect("thread")).sum();
+    total as f64 / t0.elapsed().as_secs_f64()
+}
+
+// ---------------------------------------------------------------- per-store run
+
+struct StoreRun {
+    name: &'static str,
+    sign_per_s: f64,
+    sign_failed: u64,
+    sign_error: Option<String>,
+    server_cpu_ms_per_sig: f64,
+    commits_per_s: f64,
+    logins_per_s: f64,
+    login_failed: u64,
+    login_error: Option<String>,
+    sse_ms: Vec<f64>,
+    sse_ms_from_send: Vec<f64>,
+    poll_ms: Vec<f64>,
+    rss_idle_mib: f64,
+    rss_waiting_mib: f64,
+    hwm_mib: f64,
+    waiting: usize,
+    waiter_cpu_pct: f64,
+}
+
+async fn run_store(name: &'static str, database_url: Option<String>, s: &Settings) -> StoreRun {
+    let server = ServerProc::start(database_url.as_deref());
+    let world = Arc::new(World::build(&server).await);
+    let base = world.base.clone();
+
+    // -- signHash over HTTP, one hash per call
+    let access = full_login(&world.http, &base, &world.terminal, &world.phone)
+        .await
+        .expect("grant");
+    let sign_body = {
+        let h = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        json!({ "credentialID": world.credential, "hashes": [h], "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1", "signAlgo": "1.2.840.113549.1.1.11" })
+            .to_string()
+    };
+    let (url, term_auth) = (
+        format!("{base}/csc/v2/signatures/signHash"),
+        world.terminal.auth(),
+    );
+    let cpu0 = server.cpu_secs();
+    let t0 = Instant::now();
+    let (sign_per_s, sign_failed, sign_error) = {
+        let (http, url, access, term_auth, body) = (
+            world.http.clone(),
+            url.clone(),
+            access.clone(),
+            term_auth.clone(),
+            sign_body.clone(),
+        );
+        throughput(s.concurrency, s.secs, move |_| {
+            let req = http
+                .post(&url)
+                .bearer_auth(&access)
+                .header("shomei-terminal-authorization", &term_auth)
+                .header("content-type", "application/json")
+                .body(body.clone());
+            async move {
+                let r = req.send().await.map_err(|e| e.to_string())?;
+                if !r.status().is_success() {
+                    return Err(format!("signHash: {}", r.status()));
+                }
+                let v: Value = r.json().await.map_err(|e| e.to_string())?;
+                match v["signatures"][0].as_str().map(|s| s.len()) {
+                    Some(344) => Ok(()), // base64 of 256 bytes
+                    _ => Err(format!("signHash body: {v}")),
+                }
+            }
+        })
+        .await
+    };
+    // all requests of the phase (warm-up included) cost server CPU; count them by the audit log
+    let phase_secs = t0.elapsed().as_secs_f64();
+    let cpu = server.cpu_secs() - cpu0;
+    let server_cpu_ms_per_sig = cpu * 1000.0 / (sign_per_s * phase_secs).max(1.0);
+
+    // -- raw store commits: one audit append per transaction, same kind of store
+    let commits_per_s = {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = match &database_url {
+            Some(u) => fresh_pg_database(u, "commit").await,
+            None => dir.path().join("commit.db").display().to_string(),
+        };
+        let store = shomei_server::store::open(&url).await.expect("store");
+        let (r, _, e) = throughput(s.concurrency.min(16), s.secs, move |w| {
+            let store = store.clone();
+            async move {
+                let audit = shomei_server::store::AuditEvent::new(
+                    "bench",
+                    "bench.commit",
+                    format!("w{w}"),
+                    json!({}),
+                );
+                store
+                    .append_audit(0, &audit)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        })
+        .await;
+        if let Some(e) = e {
+            eprintln!("store commit errors: {e}");
+        }
+        r
+    };
+
+    // -- complete logins over HTTP
+    let (logins_per_s, login_failed, login_error) = {
+        let w = world.clone();
+        throughput(16, s.secs, move |_| {
+            let w = w.clone();
+            async move {
+                full_login(&w.http, &w.base, &w.terminal, &w.phone)
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .await
+    };
+
+    // -- decision → SSE event and long-poll answer
+    let (sse_ms, sse_ms_from_send, poll_ms) = delays(&world, 200).await;
+
+    // -- RSS with many terminals waiting
+    let (rss_idle_mib, _) = server.rss_mib();
+    let (waiting, waiter_cpu_pct, rss_waiting_mib, hwm_mib) =
+        many_waiting(&server, &world, s.waiters).await;
+
+    StoreRun {
+        name,
+        sign_per_s,
+        sign_failed,
+        sign_error,
+        server_cpu_ms_per_sig,
+        commits_per_s,
+        logins_per_s,
+        login_failed,
+        login_error,
+        sse_ms,
+        sse_ms_from_send,
+        poll_ms,
+        rss_idle_mib,
+        rss_waiting_mib,
+        hwm_mib,
+        waiting,
+        waiter_cpu_pct,
+    }
+}
+
+/// For `n` logins in turn: the terminal listens (SSE and a long-poll), the
+/// phone approves; returns the SSE delay after the decision's response, the
+/// SSE delay after the decision was sent (an upper bound on commit → event),
+/// and the long-poll delay after the decision's response, in ms.
+async fn delays(world: &World, n: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let listen = reqwest::Client::new();
+    let (mut sse, mut sse_send, mut poll) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..n {
+        let Ok(login) = start_login(&world.http, &world.base, &world.terminal).await else {
+            continue;
+        };
+        let auth = world.terminal.auth();
+        // SSE: wait for the first (pending) event so the stream is live.
+        let r = listen
+            .get(format!(
+                "{}/v1/terminal/logins/{}/events",
+                world.base, login.id
+            ))
+            .header("authorization", &auth)
+            .send()
+            .await;
+        let Ok(mut stream) = r else { continue };
+        let mut buf = String::new();
+        while !buf.contains("pending") {
+            match stream.chunk().await {
+                Ok(Some(b)) => buf.push_str(&String::from_utf8_lossy(&b)),
+                _ => break,
+            }
+        }
+        let sse_task = tokio::spawn(async move {
+            let mut buf = String::new();
+            while let Ok(Some(b)) = stream.chunk().await {
+                buf.push_str(&String::from_utf8_lossy(&b));
+                if buf.contains("approved") {
+                    return Some(Instant::now());
+                }
+            }
+            None
+        });
+        let poll_req = listen
+            .get(format!(
+                "{}/v1/terminal/logins/{}/wait?timeout=30",
+                world.base, login.id
+            ))
+            .header("authorization", &auth);
+        let poll_task = tokio::spawn(async move {
+            let r = poll_req.send().await.ok()?;
+            let v: Value = r.json().await.ok()?;
+            (v["status"] == "approved").then(Instant::now)
+        });
+        // let the long-poll reach the server and subscribe
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let sent = Instant::now();
+        if approve(&world.http, &world.base, &world.phone, &login)
+            .await
+            .is_err()
+        {
+            continue;
+        }
+        let answered = Instant::now();
+        let ms = |t: Instant, from: Instant| -> f64 {
+            if t >= from {
+                t.duration_since(from).as_secs_f64() * 1000.0
+            } else {
+                -(from.duration_since(t).as_secs_f64() * 1000.0)
+            }
+        };
+        if let Ok(Some(t)) = sse_task.await {
+            sse.push(ms(t, answered));
+            sse_send.push(ms(t, sent));
+        }
+        if let Ok(Some(t)) = poll_task.await {
+            poll.push(ms(t, answered));
+        }
+    }
+    for v in [&mut sse, &mut sse_send, &mut poll] {
+        v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    }
+    (sse, sse_send, poll)
+}
+
+/// Opens `n` waiting terminals (logins spread over a few terminals; even
+/// ones on SSE, odd ones on a 60 s long-poll), then reads the server's RSS
+/// and its CPU over 4 s of waiting. Returns (waiting, CPU %, RSS, HWM).
+async fn many_waiting(server: &ServerProc, world: &World, n: usize) -> (usize, f64, f64, f64) {
+    let mut terminals = vec![world.terminal.clone()];
+    for i in 0..9 {
+        terminals.push(world.extra_terminal(&format!("EHR wait {i}")).await);
+    }
+    // create the logins, 32 at a time
+    let logins: Vec<(Terminal, String)> = futures::stream::iter(0..n)
+        .map(|i| {
+            let t = terminals[i % terminals.len()].clone();
+            let (http, base) = (world.http.clone(), world.base.clone());
+            async move { start_login(&http, &base, &t).await.ok().map(|l| (t, l.id)) }
+        })
+        .buffer_unordered(32)
+        .filter_map(|x| async move { x })
+        .collect()
+        .await;
+    // every waiter gets its own connection
+    let listen = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let live = Arc::new(AtomicU64::new(0));
+    let release = Arc::new(tokio::sync::Notify::new());
+    let mut tasks = Vec::new();
+    let sem = Arc::new(tokio::sync::Semaphore::new(256));
+    for (i, (t, id)) in logins.into_iter().enumerate() {
+        let (listen, base, live, release, sem) = (
+            listen.clone(),
+            world.base.clone(),
+            live.clone(),
+            release.clone(),
+            sem.clone(),
+        );
+        let released = release.notified_owned();
+        tasks.push(tokio::spawn(async move {
+            let permit = sem.acquire_owned().await.ok()?;
+            if i % 2 == 0 {
+                let mut stream = listen
+                    .get(format!("{base}/v1/terminal/logins/{id}/events"))
+                    .header("authorization", t.auth())
+                    .send()
+                    .await
+                    .ok()?;
+                let mut buf = String::new();
+                while !buf.contains("pending") {
+                    buf.push_str(&String::from_utf8_lossy(&stream.chunk().await.ok()??));
+                }
+                drop(permit);
+                live.fetch_add(1, Ordering::Relaxed);
+                released.await;
+                drop(stream);
+            } else {
+                let req = listen
+                    .get(format!("{base}/v1/terminal/logins/{id}/wait?timeout=60"))
+                    .header("authorization", t.auth())
+                    .send();
+                tokio::pin!(req);
+                // the long-poll answers only at its timeout; count it once sent
+                tokio::select! {
+                    _ = &mut req => return None,
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
+                drop(permit);
+                live.fetch_add(1, Ordering::Relaxed);
+                tokio::select! {
+                    _ = req => {}
+                    _ = released => {}
+                }
+            }
+            Some(())
+        }));
+    }
+    // wait until they are all connected (bounded)
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while (live.load(Ordering::Relaxed) as usize) < tasks.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let waiting = live.load(Ordering::Relaxed) as usize;
+    let cpu0 = server.cpu_secs();
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let cpu_pct = (server.cpu_secs() - cpu0) * 100.0 / t0.elapsed().as_secs_f64();
+    let (rss, hwm) = server.rss_mib();
+    release.notify_waiters();
+    for t in tasks {
+        let _ = t.await;
+    }
+    (waiting, cpu_pct, rss, hwm)
+}
+
+/// A fresh database on the PostgreSQL server of `base_url`; returns its URL.
+async fn fresh_pg_database(base_url: &str, tag: &str) -> String {
+    let name = format!(
+        "shomei_bench_{tag}_{}_{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let mut c = sqlx::PgConnection::connect(base_url)
+        .await
+        .expect("connect to PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut c)
+        .await
+        .expect("create database");
+    let (head, _) = base_url.rsplit_once('/').expect("database URL with a path");
+    format!("{head}/{name}")
+}
+
+/// Drops the benchmark's databases (best effort).
+async fn drop_pg_databases(base_url: &str) {
+    let Ok(mut c) = sqlx::PgConnection::connect(base_url).await else {
+        return;
+    };
+    let prefix = format!("shomei_bench_%_{}_%", std::process::id());
+    let names: Vec<(String,)> =
+        sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE $1")
+            .bind(prefix)
+            .fetch_all(&mut c)
+            .await
+            .unwrap_or_default();
+    for (n,) in names {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {n} WITH (FORCE)"))
+            .execute(&mut c)
+            .await;
+    }
+}
+
+// ---------------------------------------------------------------- report
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.trim().to_owned())
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let mem = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let total = mem
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+        / 1024.0;
+    format!(
+        "{cores} cores ({model}), {total:.0} GiB RAM, load average at start {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
+}
+
+fn pct(a: f64, b: f64) -> String {
+    format!("{:.0} %", 100.0 * a / b)
+}
+
+fn main() {
+    let s = Settings {
+        secs: Duration::from_secs(env_u64("SHOMEI_BENCH_SECS", 5)),
+        waiters: env_u64("SHOMEI_BENCH_WAITERS", 10_000) as usize,
+        concurrency: env_u64("SHOMEI_BENCH_CONCURRENCY", 32) as usize,
+    };
+    println!("# Shomei server benchmark");
+    println!();
+    println!("machine: {}", machine());
+    println!(
+        "server: {} (child process, loopback); load generator: reqwest in this process on the same cores",
+        env!("CARGO_BIN_EXE_shomei")
+    );
+    println!();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let raw_all = raw_rsa(cores, s.secs);
+    let raw_one = raw_rsa(1, s.secs.min(Duration::from_secs(3)));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let pg = std::env::var("SHOMEI_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    let runs: Vec<StoreRun> = rt.block_on(async {
+        let mut runs = vec![run_store("SQLite", None, &s).await];
+        match &pg {
+            Some(base) => {
+                let url = fresh_pg_database(base, "server").await;
+                runs.push(run_store("PostgreSQL", Some(url), &s).await);
+                drop_pg_databases(base).await;
+            }
+            None => eprintln!("SHOMEI_TEST_DATABASE_URL not set: PostgreSQL rows skipped"),
+        }
+        runs
+    });
+    // Raw RSA again after the HTTP phases: the machine's load may have changed meanwhile.
+    let raw_all_after = raw_rsa(cores, s.secs);
+    let raw = (raw_all + raw_all_after) / 2.0;
+
+    println!(
+        "## Signing: raw aws-lc-rs RSA-2048 vs signHash over HTTP (one hash per call, {} workers)",
+        s.concurrency
+    );
+    println!();
+    println!(
+        "raw aws-lc-rs, {cores} threads: {raw_all:.0}/s before, {raw_all_after:.0}/s after (mean {raw:.0}/s); 1 thread: {raw_one:.0}/s ({:.3} ms CPU per signature)",
+        1000.0 / raw_one
+    );
+    println!();
+    println!(
+        "| store | signHash/s | of raw (all cores) | server CPU per signHash | raw CPU per signature / server CPU per signHash | failed |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for r in &runs {
+        println!(
+            "| {} | {:.0} | {} | {:.3} ms | {} | {}{} |",
+            r.name,
+            r.sign_per_s,
+            pct(r.sign_per_s, raw),
+            r.server_cpu_ms_per_sig,
+            pct(1000.0 / raw_one, r.server_cpu_ms_per_sig),
+            r.sign_failed,
+            r.sign_error
+                .as_ref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        );
+    }
+    println!();
+    println!("## Logins: raw store commits vs complete logins over HTTP (16 workers)");
+    println!();
+    println!(
+        "| store | raw commits/s (audit append, own transaction) | complete logins/s | logins per raw commit | failed |"
+    );
+    println!("|---|---|---|---|---|");
+    for r in &runs {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.2} | {}{} |",
+            r.name,
+            r.commits_per_s,
+            r.logins_per_s,
+            r.logins_per_s / r.commits_per_s,
+            r.login_failed,
+            r.login_error
+                .as_ref()
+                .map(|e| format!(" ({e})"))
+                .unwrap_or_default()
+        );
+    }
+    println!();
+    println!(
+        "## Decision → waiting terminal (ms; after the phone's decision response, negative = the event came first)"
+    );
+    println!();
+    println!(
+        "| store | samples | SSE p50 | SSE p99 | long-poll p50 | long-poll p99 | SSE p99 after the decision was sent |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for r in &runs {
+        println!(
+            "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            r.name,
+            r.sse_ms.len().min(r.poll_ms.len()),
+            percentile(&r.sse_ms, 0.5),
+            percentile(&r.sse_ms, 0.99),
+            percentile(&r.poll_ms, 0.5),
+            percentile(&r.poll_ms, 0.99),
+            percentile(&r.sse_ms_from_send, 0.99),
+        );
+    }
+    println!();
+    println!("## Many terminals waiting (half SSE, half long-poll)");
+    println!();
+    println!(
+        "| store | waiting | server RSS idle | RSS while waiting | peak RSS (HWM) | server CPU while they wait |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for r in &runs {
+        println!(
+            "| {} | {}/{} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.0} % of one core |",
+            r.name,
+            r.waiting,
+            s.waiters,
+            r.rss_idle_mib,
+            r.rss_waiting_mib,
+            r.hwm_mib,
+            r.waiter_cpu_pct
+        );
+    }
+}
