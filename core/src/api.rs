@@ -130,6 +130,7 @@ pub mod b64u {
 pub const DEVICE_NAME_MAX_CHARS: usize = 64;
 
 /// The phone's platform, as reported at enrollment.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Platform {
@@ -142,6 +143,7 @@ pub enum Platform {
 }
 
 /// A practitioner's profession.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -154,6 +156,7 @@ pub enum Role {
 }
 
 /// `POST /v1/phone/enroll` body.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrollRequest {
     /// From the enrollment QR.
@@ -163,9 +166,11 @@ pub struct EnrollRequest {
     /// Told to the practitioner out of band (a second factor beside the QR).
     pub activation_password: String,
     /// Device public key, SEC1 uncompressed (65 bytes), b64u.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = r"^[A-Za-z0-9_-]*$"))]
     #[serde(with = "b64u")]
     pub public_key: Vec<u8>,
     /// DER ECDSA signature by the device key over the enrollment message, b64u.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = r"^[A-Za-z0-9_-]*$"))]
     #[serde(with = "b64u")]
     pub proof: Vec<u8>,
     /// User-visible name, 1..=64 characters.
@@ -197,6 +202,7 @@ impl std::fmt::Debug for EnrollRequest {
 }
 
 /// Who the enrolled phone belongs to.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PractitionerInfo {
     /// Practitioner id.
@@ -208,6 +214,7 @@ pub struct PractitionerInfo {
 }
 
 /// `POST /v1/phone/enroll` 201 response.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrollResponse {
     /// Id of the new device; bound into every approval message.
@@ -232,6 +239,7 @@ impl std::fmt::Debug for EnrollResponse {
 }
 
 /// `POST /v1/phone/logins/{login_id}/context` body.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoginContextRequest {
     /// The login QR's secret.
@@ -239,6 +247,7 @@ pub struct LoginContextRequest {
 }
 
 /// An id with a human-readable name (facility, terminal).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NamedRef {
     /// Id.
@@ -249,6 +258,7 @@ pub struct NamedRef {
 
 /// What the phone shows before asking for the biometric: who is asking, and the
 /// numbers to match against the EHR screen.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoginContext {
     /// The login.
@@ -258,19 +268,23 @@ pub struct LoginContext {
     /// The requesting EHR terminal.
     pub terminal: NamedRef,
     /// When the terminal started the login.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     #[serde(with = "time::serde::rfc3339")]
     pub requested_at: OffsetDateTime,
     /// When the login expires.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     /// Three two-digit numbers (10..=99); one is shown on the EHR screen.
     pub number_choices: [u8; 3],
     /// Server nonce bound into the approval signature (32 bytes, b64u).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = r"^[A-Za-z0-9_-]{43}$"))]
     #[serde(with = "b64u::array")]
     pub challenge: [u8; 32],
 }
 
 /// `POST /v1/phone/logins/{login_id}/decision` body.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DecisionRequest {
     /// The deciding device.
@@ -280,11 +294,13 @@ pub struct DecisionRequest {
     /// The picked number (0 allowed for deny).
     pub number: u8,
     /// DER ECDSA signature over the approval message (b64u).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = r"^[A-Za-z0-9_-]*$"))]
     #[serde(with = "b64u")]
     pub signature: Vec<u8>,
 }
 
 /// Result of a decision.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
@@ -295,6 +311,7 @@ pub enum Outcome {
 }
 
 /// `POST /v1/phone/logins/{login_id}/decision` response.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DecisionResponse {
     /// What happened.
@@ -311,6 +328,7 @@ pub struct DecisionResponse {
 }
 
 /// A signing grant, as shown to its practitioner.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantSummary {
     /// Grant id.
@@ -320,9 +338,11 @@ pub struct GrantSummary {
     /// Terminal holding the grant.
     pub terminal: NamedRef,
     /// Issue time.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     /// Expiry time.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     /// Signatures made with this grant so far.
@@ -333,6 +353,7 @@ pub struct GrantSummary {
 }
 
 /// `GET /v1/phone/grants` response.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantList {
     /// Active grants of the device's practitioner.
@@ -340,6 +361,7 @@ pub struct GrantList {
 }
 
 /// `DELETE /v1/phone/grants` response.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EndAllResponse {
     /// How many grants were ended.
@@ -476,6 +498,7 @@ impl std::fmt::Display for ErrorCode {
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 
 /// An RFC 9457 problem document, the body of every non-OAuth error.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {
     /// `urn:shomei:problem:<code>`.

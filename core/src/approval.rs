@@ -31,6 +31,7 @@ pub const MESSAGE_VERSION: u16 = 1;
 pub const CHALLENGE_LEN: usize = 32;
 
 /// The user's answer to a login request.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Decision {

@@ -21,6 +21,8 @@ pub mod key;
 pub mod origin;
 pub mod payload;
 pub mod scan;
+#[cfg(feature = "openapi")]
+mod schema;
 
 #[cfg(test)]
 mod vectors;

@@ -44,7 +44,7 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Whether the device's key was proven.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AttestationStatus {
     /// A platform attestation verified under the policy.
@@ -55,7 +55,7 @@ pub enum AttestationStatus {
 
 /// The verified facts kept with a device (the device record's
 /// `attestation_facts`, `shomei admin device list`, evidence of decisions).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeviceAttestation {
     pub status: AttestationStatus,
     /// The policy mode that applied to the device's platform at enrollment.

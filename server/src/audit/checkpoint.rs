@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 pub const CHECKPOINT_TAG: &str = "shomei.audit.checkpoint.v1";
 
 /// One signed checkpoint (a line of the checkpoint file).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Checkpoint {
     /// The last audit entry covered.
     pub seq: i64,

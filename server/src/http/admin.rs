@@ -14,9 +14,11 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use serde::Deserialize;
 
+use super::openapi::AuditLines;
 use super::{ApiError, ApiJson, ApiResult, HttpState, bearer, no_store};
+use shomei_core::api::Problem;
 use crate::service::Error;
-use crate::service::admin::{CredentialSource, CredentialView, DeviceView, FacilityView, GrantView, PractitionerView, TerminalView};
+use crate::service::admin::{CredentialSource, CredentialView, TerminalCreated, DeviceView, FacilityView, GrantView, PractitionerView, TerminalView};
 use crate::audit::checkpoint::Checkpoint;
 use crate::service::audit::{AuditKeyView, AuditReport};
 use crate::service::enrollment::EnrollmentCode;
@@ -83,28 +85,61 @@ fn operator(s: &HttpState, headers: &HeaderMap) -> ApiResult<()> {
     }
 }
 
-#[derive(Deserialize)]
-struct NameBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct NameBody {
     name: String,
 }
 
-async fn create_facility(State(s): State<HttpState>, h: HeaderMap, ApiJson(b): ApiJson<NameBody>) -> ApiResult<(StatusCode, Json<FacilityView>)> {
+#[utoipa::path(
+    post,
+    path = "/admin/v1/facilities",
+    tag = "admin",
+    request_body = NameBody,
+    security(("operator" = [])),
+    responses(
+        (status = 201, description = "The new facility", body = FacilityView),
+        (status = 429, description = "`rate_limited`: too many failed operator authentications from this address (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn create_facility(State(s): State<HttpState>, h: HeaderMap, ApiJson(b): ApiJson<NameBody>) -> ApiResult<(StatusCode, Json<FacilityView>)> {
     operator(&s, &h)?;
     Ok((StatusCode::CREATED, Json(s.app.create_facility(&b.name).await?)))
 }
 
-async fn list_facilities(State(s): State<HttpState>, h: HeaderMap) -> ApiResult<Json<Vec<FacilityView>>> {
+#[utoipa::path(
+    get,
+    path = "/admin/v1/facilities",
+    tag = "admin",
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "Every facility", body = Vec<FacilityView>),
+        (status = 429, description = "`rate_limited`: too many failed operator authentications from this address (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn list_facilities(State(s): State<HttpState>, h: HeaderMap) -> ApiResult<Json<Vec<FacilityView>>> {
     operator(&s, &h)?;
     Ok(Json(s.app.list_facilities().await?))
 }
 
-#[derive(Deserialize)]
-struct TerminalBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct TerminalBody {
     facility_id: String,
     name: String,
 }
 
-async fn create_terminal(
+#[utoipa::path(
+    post,
+    path = "/admin/v1/terminals",
+    tag = "admin",
+    request_body = TerminalBody,
+    security(("operator" = [])),
+    responses(
+        (status = 201, description = "The new terminal; `client_secret` is shown only here (`Cache-Control: no-store`)", body = TerminalCreated),
+        (status = 404, description = "`not_found`: unknown facility", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many failed operator authentications from this address (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn create_terminal(
     State(s): State<HttpState>,
     h: HeaderMap,
     ApiJson(b): ApiJson<TerminalBody>,
@@ -120,55 +155,111 @@ async fn create_terminal(
     ))
 }
 
-async fn list_terminals(State(s): State<HttpState>, h: HeaderMap) -> ApiResult<Json<Vec<TerminalView>>> {
+#[utoipa::path(
+    get,
+    path = "/admin/v1/terminals",
+    tag = "admin",
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "Every terminal", body = Vec<TerminalView>),
+        (status = 429, description = "`rate_limited`: too many failed operator authentications from this address (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn list_terminals(State(s): State<HttpState>, h: HeaderMap) -> ApiResult<Json<Vec<TerminalView>>> {
     operator(&s, &h)?;
     Ok(Json(s.app.list_terminals().await?))
 }
 
-async fn revoke_terminal(State(s): State<HttpState>, h: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<TerminalView>> {
+#[utoipa::path(
+    post,
+    path = "/admin/v1/terminals/{id}/revoke",
+    tag = "admin",
+    params(("id" = String, Path, description = "Terminal client id")),
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "The revoked terminal; its grants end", body = TerminalView),
+        (status = 404, description = "`not_found`: unknown id, or already revoked", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many failed operator authentications from this address (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn revoke_terminal(State(s): State<HttpState>, h: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<TerminalView>> {
     operator(&s, &h)?;
     Ok(Json(s.app.revoke_terminal(&id).await?))
 }
 
-#[derive(Deserialize)]
-struct PractitionerBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct PractitionerBody {
     display_name: String,
     role: String,
     facility_ids: Vec<String>,
 }
 
-async fn create_practitioner(State(s): State<HttpState>, h: HeaderMap, ApiJson(b): ApiJson<PractitionerBody>) -> ApiResult<(StatusCode, Json<PractitionerView>)> {
+#[utoipa::path(
+    post,
+    path = "/admin/v1/practitioners",
+    tag = "admin",
+    request_body = PractitionerBody,
+    security(("operator" = [])),
+    responses(
+        (status = 201, description = "The new practitioner", body = PractitionerView),
+        (status = 404, description = "`not_found`: unknown facility", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many failed operator authentications from this address (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn create_practitioner(State(s): State<HttpState>, h: HeaderMap, ApiJson(b): ApiJson<PractitionerBody>) -> ApiResult<(StatusCode, Json<PractitionerView>)> {
     operator(&s, &h)?;
     Ok((StatusCode::CREATED, Json(s.app.create_practitioner(&b.display_name, &b.role, &b.facility_ids).await?)))
 }
 
-async fn list_practitioners(State(s): State<HttpState>, h: HeaderMap) -> ApiResult<Json<Vec<PractitionerView>>> {
+#[utoipa::path(
+    get,
+    path = "/admin/v1/practitioners",
+    tag = "admin",
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "Every practitioner", body = Vec<PractitionerView>),
+        (status = 429, description = "`rate_limited`: too many failed operator authentications from this address (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn list_practitioners(State(s): State<HttpState>, h: HeaderMap) -> ApiResult<Json<Vec<PractitionerView>>> {
     operator(&s, &h)?;
     Ok(Json(s.app.list_practitioners().await?))
 }
 
 #[derive(Deserialize)]
-struct PractitionerFilter {
+pub(super) struct PractitionerFilter {
     practitioner_id: Option<String>,
     #[serde(default)]
     active: Option<bool>,
 }
 
-#[derive(Deserialize)]
-struct GenerateBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct GenerateBody {
     practitioner_id: String,
     #[serde(default)]
     algorithm: Option<String>,
 }
 
-async fn generate_credential(State(s): State<HttpState>, h: HeaderMap, ApiJson(b): ApiJson<GenerateBody>) -> ApiResult<(StatusCode, Json<CredentialView>)> {
+#[utoipa::path(
+    post,
+    path = "/admin/v1/credentials",
+    tag = "admin",
+    request_body = GenerateBody,
+    security(("operator" = [])),
+    responses(
+        (status = 201, description = "A credential whose certificate the development CA issued", body = CredentialView),
+        (status = 404, description = "`not_found`: unknown practitioner", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many failed operator authentications from this address (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn generate_credential(State(s): State<HttpState>, h: HeaderMap, ApiJson(b): ApiJson<GenerateBody>) -> ApiResult<(StatusCode, Json<CredentialView>)> {
     operator(&s, &h)?;
     let alg = KeyAlgorithm::parse(b.algorithm.as_deref().unwrap_or("rsa2048")).map_err(|e| Error::BadRequest(e.to_string()))?;
     Ok((StatusCode::CREATED, Json(s.app.create_credential(&b.practitioner_id, CredentialSource::Generate(alg)).await?)))
 }
 
-#[derive(Deserialize)]
-struct ImportBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct ImportBody {
     practitioner_id: String,
     key_pem: Option<String>,
     cert_pem: Option<String>,
@@ -177,7 +268,20 @@ struct ImportBody {
     password: Option<String>,
 }
 
-async fn import_credential(State(s): State<HttpState>, h: HeaderMap, ApiJson(b): ApiJson<ImportBody>) -> ApiResult<(StatusCode, Json<CredentialView>)> {
+#[utoipa::path(
+    post,
+    path = "/admin/v1/credentials/import",
+    tag = "admin",
+    request_body = ImportBody,
+    security(("operator" = [])),
+    responses(
+        (status = 201, description = "The imported credential", body = CredentialView),
+        (status = 403, description = "`certificate_expired`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: unknown practitioner", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many failed operator authentications from this address (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn import_credential(State(s): State<HttpState>, h: HeaderMap, ApiJson(b): ApiJson<ImportBody>) -> ApiResult<(StatusCode, Json<CredentialView>)> {
     operator(&s, &h)?;
     let new = match (b.key_pem, b.cert_pem, b.pkcs12) {
         (Some(k), Some(c), None) => import_pem(&k, &c)?,
@@ -190,29 +294,65 @@ async fn import_credential(State(s): State<HttpState>, h: HeaderMap, ApiJson(b):
     Ok((StatusCode::CREATED, Json(s.app.create_credential(&b.practitioner_id, CredentialSource::Import(new)).await?)))
 }
 
-async fn list_credentials(State(s): State<HttpState>, h: HeaderMap, Query(q): Query<PractitionerFilter>) -> ApiResult<Json<Vec<CredentialView>>> {
+#[utoipa::path(
+    get,
+    path = "/admin/v1/credentials",
+    tag = "admin",
+    params(("practitioner_id" = Option<String>, Query, description = "Only this practitioner's")),
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "Credentials (status computed now)", body = Vec<CredentialView>),
+        (status = 429, description = "`rate_limited`: too many failed operator authentications from this address (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn list_credentials(State(s): State<HttpState>, h: HeaderMap, Query(q): Query<PractitionerFilter>) -> ApiResult<Json<Vec<CredentialView>>> {
     operator(&s, &h)?;
     Ok(Json(s.app.list_credentials(q.practitioner_id.as_deref()).await?))
 }
 
-#[derive(Deserialize)]
-struct RevokeBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct RevokeBody {
     #[serde(default)]
     reason: Option<String>,
 }
 
-async fn revoke_credential(State(s): State<HttpState>, h: HeaderMap, Path(id): Path<String>, ApiJson(b): ApiJson<RevokeBody>) -> ApiResult<Json<CredentialView>> {
+#[utoipa::path(
+    post,
+    path = "/admin/v1/credentials/{id}/revoke",
+    tag = "admin",
+    params(("id" = String, Path, description = "Credential id")),
+    request_body = RevokeBody,
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "The revoked credential (`status: revoked`)", body = CredentialView),
+        (status = 404, description = "`not_found`: unknown id, or already revoked", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many failed operator authentications from this address (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn revoke_credential(State(s): State<HttpState>, h: HeaderMap, Path(id): Path<String>, ApiJson(b): ApiJson<RevokeBody>) -> ApiResult<Json<CredentialView>> {
     operator(&s, &h)?;
     Ok(Json(s.app.revoke_credential(&id, b.reason.as_deref()).await?))
 }
 
-#[derive(Deserialize)]
-struct EnrollmentBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct EnrollmentBody {
     practitioner_id: String,
     ttl: Option<i64>,
 }
 
-async fn create_enrollment(
+#[utoipa::path(
+    post,
+    path = "/admin/v1/enrollments",
+    tag = "admin",
+    request_body = EnrollmentBody,
+    security(("operator" = [])),
+    responses(
+        (status = 201, description = "A one-time enrollment code; the activation password is shown only here (`Cache-Control: no-store`)", body = EnrollmentCode),
+        (status = 404, description = "`not_found`: unknown practitioner", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many failed operator authentications from this address (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn create_enrollment(
     State(s): State<HttpState>,
     h: HeaderMap,
     ApiJson(b): ApiJson<EnrollmentBody>,
@@ -223,66 +363,176 @@ async fn create_enrollment(
     Ok(no_store((StatusCode::CREATED, Json(code)).into_response()))
 }
 
-async fn list_devices(State(s): State<HttpState>, h: HeaderMap, Query(q): Query<PractitionerFilter>) -> ApiResult<Json<Vec<DeviceView>>> {
+#[utoipa::path(
+    get,
+    path = "/admin/v1/devices",
+    tag = "admin",
+    params(("practitioner_id" = Option<String>, Query, description = "Only this practitioner's")),
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "Devices with what was verified at enrollment", body = Vec<DeviceView>),
+        (status = 429, description = "`rate_limited`: too many failed operator authentications from this address (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn list_devices(State(s): State<HttpState>, h: HeaderMap, Query(q): Query<PractitionerFilter>) -> ApiResult<Json<Vec<DeviceView>>> {
     operator(&s, &h)?;
     Ok(Json(s.app.list_devices(q.practitioner_id.as_deref()).await?))
 }
 
-async fn revoke_device(State(s): State<HttpState>, h: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<DeviceView>> {
+#[utoipa::path(
+    post,
+    path = "/admin/v1/devices/{id}/revoke",
+    tag = "admin",
+    params(("id" = String, Path, description = "Device id")),
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "The revoked device; every grant it approved ends", body = DeviceView),
+        (status = 404, description = "`not_found`: unknown id, or already revoked", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many failed operator authentications from this address (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn revoke_device(State(s): State<HttpState>, h: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<DeviceView>> {
     operator(&s, &h)?;
     Ok(Json(s.app.revoke_device(&id).await?))
 }
 
-async fn list_grants(State(s): State<HttpState>, h: HeaderMap, Query(q): Query<PractitionerFilter>) -> ApiResult<Json<Vec<GrantView>>> {
+#[utoipa::path(
+    get,
+    path = "/admin/v1/grants",
+    tag = "admin",
+    params(("practitioner_id" = Option<String>, Query, description = "Only this practitioner's"), ("active" = Option<bool>, Query, description = "Only grants usable now")),
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "Grants", body = Vec<GrantView>),
+        (status = 429, description = "`rate_limited`: too many failed operator authentications from this address (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn list_grants(State(s): State<HttpState>, h: HeaderMap, Query(q): Query<PractitionerFilter>) -> ApiResult<Json<Vec<GrantView>>> {
     operator(&s, &h)?;
     Ok(Json(s.app.list_grants(q.practitioner_id.as_deref(), q.active.unwrap_or(false)).await?))
 }
 
-async fn revoke_grant(State(s): State<HttpState>, h: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<GrantView>> {
+#[utoipa::path(
+    post,
+    path = "/admin/v1/grants/{id}/revoke",
+    tag = "admin",
+    params(("id" = String, Path, description = "Grant id")),
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "The revoked grant", body = GrantView),
+        (status = 404, description = "`not_found`: unknown id, or already revoked", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many failed operator authentications from this address (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn revoke_grant(State(s): State<HttpState>, h: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<GrantView>> {
     operator(&s, &h)?;
     Ok(Json(s.app.revoke_grant(&id).await?))
 }
 
-async fn audit_verify(State(s): State<HttpState>, h: HeaderMap) -> ApiResult<Json<AuditReport>> {
+#[utoipa::path(
+    get,
+    path = "/admin/v1/audit/verify",
+    tag = "admin",
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "The chain and the signature-counter reconciliation", body = AuditReport),
+        (status = 429, description = "`rate_limited`: too many failed operator authentications from this address (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn audit_verify(State(s): State<HttpState>, h: HeaderMap) -> ApiResult<Json<AuditReport>> {
     operator(&s, &h)?;
     Ok(Json(s.app.audit_verify().await?))
 }
 
-#[derive(Deserialize)]
-struct VerifyBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct VerifyBody {
     #[serde(default)]
     checkpoints: Vec<Checkpoint>,
     /// Trust this audit key (SubjectPublicKeyInfo PEM) instead of the server's own.
     public_key_pem: Option<String>,
 }
 
-async fn audit_verify_checkpoints(State(s): State<HttpState>, h: HeaderMap, ApiJson(b): ApiJson<VerifyBody>) -> ApiResult<Json<AuditReport>> {
+#[utoipa::path(
+    post,
+    path = "/admin/v1/audit/verify",
+    tag = "admin",
+    request_body = VerifyBody,
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "As GET, plus one result per checkpoint", body = AuditReport),
+        (status = 429, description = "`rate_limited`: too many failed operator authentications from this address (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn audit_verify_checkpoints(State(s): State<HttpState>, h: HeaderMap, ApiJson(b): ApiJson<VerifyBody>) -> ApiResult<Json<AuditReport>> {
     operator(&s, &h)?;
     Ok(Json(s.app.audit_verify_with(&b.checkpoints, b.public_key_pem.as_deref()).await?))
 }
 
-async fn audit_checkpoint(State(s): State<HttpState>, h: HeaderMap) -> ApiResult<(StatusCode, Json<Checkpoint>)> {
+#[utoipa::path(
+    post,
+    path = "/admin/v1/audit/checkpoints",
+    tag = "admin",
+    security(("operator" = [])),
+    responses(
+        (status = 201, description = "A signed checkpoint of the current head, also appended to the checkpoint file", body = Checkpoint),
+        (status = 429, description = "`rate_limited`: too many failed operator authentications from this address (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn audit_checkpoint(State(s): State<HttpState>, h: HeaderMap) -> ApiResult<(StatusCode, Json<Checkpoint>)> {
     operator(&s, &h)?;
     Ok((StatusCode::CREATED, Json(s.app.audit_checkpoint().await?)))
 }
 
-async fn audit_key(State(s): State<HttpState>, h: HeaderMap) -> ApiResult<Json<AuditKeyView>> {
+#[utoipa::path(
+    get,
+    path = "/admin/v1/audit/key",
+    tag = "admin",
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "The audit public key checkpoints verify against", body = AuditKeyView),
+        (status = 429, description = "`rate_limited`: too many failed operator authentications from this address (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn audit_key(State(s): State<HttpState>, h: HeaderMap) -> ApiResult<Json<AuditKeyView>> {
     operator(&s, &h)?;
     Ok(Json(s.app.audit_key_view().await?))
 }
 
 #[derive(Deserialize)]
-struct ExportQuery {
+pub(super) struct ExportQuery {
     after_seq: Option<i64>,
 }
 
-async fn audit_export(State(s): State<HttpState>, h: HeaderMap, Query(q): Query<ExportQuery>) -> ApiResult<Response> {
+#[utoipa::path(
+    get,
+    path = "/admin/v1/audit/export",
+    tag = "admin",
+    params(("after_seq" = Option<i64>, Query, description = "Only entries after this sequence number")),
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "One audit entry (JSON) per line", body = AuditLines, content_type = "application/x-ndjson"),
+        (status = 429, description = "`rate_limited`: too many failed operator authentications from this address (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn audit_export(State(s): State<HttpState>, h: HeaderMap, Query(q): Query<ExportQuery>) -> ApiResult<Response> {
     operator(&s, &h)?;
     let body = s.app.audit_export(q.after_seq.unwrap_or(0)).await?;
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
 }
 
-async fn evidence(State(s): State<HttpState>, h: HeaderMap, Path(login_id): Path<String>) -> ApiResult<Json<EvidenceBundle>> {
+#[utoipa::path(
+    get,
+    path = "/admin/v1/evidence/{login_id}",
+    tag = "admin",
+    params(("login_id" = String, Path, description = "Login id (b64u)")),
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "Every file of the evidence bundle of a decided login", body = EvidenceBundle),
+        (status = 404, description = "`not_found`: unknown or undecided login", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many failed operator authentications from this address (`Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn evidence(State(s): State<HttpState>, h: HeaderMap, Path(login_id): Path<String>) -> ApiResult<Json<EvidenceBundle>> {
     operator(&s, &h)?;
     Ok(Json(s.app.evidence_bundle(&login_id).await?))
 }

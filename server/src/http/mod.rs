@@ -14,7 +14,7 @@
 mod admin;
 mod csc;
 mod demo;
-mod openapi;
+pub mod openapi;
 mod phone;
 mod terminal;
 mod verification;
@@ -268,15 +268,23 @@ impl HttpState {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "service",
+    responses((status = 200, description = "The store answers", body = openapi::Health))
+)]
 async fn healthz(
     axum::extract::State(s): axum::extract::State<HttpState>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<openapi::Health>> {
     s.app
         .store
         .ping()
         .await
         .map_err(|_| Error::Internal("store unavailable".into()))?;
-    Ok(Json(serde_json::json!({ "status": "ok" })))
+    Ok(Json(openapi::Health {
+        status: "ok".to_owned(),
+    }))
 }
 
 async fn not_found() -> ApiError {
@@ -288,7 +296,7 @@ async fn not_found() -> ApiError {
 pub fn router(state: HttpState) -> Router {
     let mut bounded = Router::new()
         .route("/healthz", get(healthz))
-        .route("/openapi.json", get(openapi::openapi))
+        .route("/openapi.json", get(openapi::openapi_public))
         .merge(verification::routes())
         .merge(phone::routes())
         .merge(terminal::routes())
@@ -314,6 +322,7 @@ pub fn router(state: HttpState) -> Router {
 pub fn admin_router(state: HttpState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi::openapi_admin))
         .merge(admin::routes(state.clone()))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

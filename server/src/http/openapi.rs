@@ -1,79 +1,391 @@
-//! `GET /openapi.json`: a hand-written OpenAPI 3.1 document listing every
-//! route (no generator: nothing may download at build time, and the wire
-//! types live in shomei-core).
+//! `GET /openapi.json`: OpenAPI 3.1 documents generated (utoipa) from the
+//! very types the handlers parse and return, so the document cannot drift
+//! from the code: a renamed field, a new response type or a new route
+//! without an operation fails `cargo test` (`server/tests/server/openapi.rs`
+//! compares every routed path with the document) and the schemathesis run
+//! of `scripts/test` (every live response checked against its schema).
+//!
+//! Two documents, one per listener, each served at that listener's own
+//! `GET /openapi.json`: [`PublicApi`] (phones, terminals, CSC signing) and
+//! [`AdminApi`] (the operator API). A client of one listener never sees
+//! operations it cannot reach.
+//!
+//! What every operation may also answer is added here once, in
+//! [`CommonProblems`], mirroring the one place errors are rendered
+//! ([`super::problems_for_rejections`], [`super::ApiError`]): 400/413/415
+//! for a body or parameters, 401 for an authenticated call (with its
+//! `WWW-Authenticate`), 500 and 503. (A wrong method is 405 on any path;
+//! that is not an answer of an operation, so docs/api.md says it once.) Operation-specific refusals are
+//! listed on the handlers.
+
+use std::borrow::Cow;
 
 use axum::Json;
+use serde::Serialize;
+use shomei_core::api::{PROBLEM_CONTENT_TYPE, Problem};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, HeaderBuilder, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-pub(super) const ROUTES: &[(&str, &str, &str)] = &[
-    ("post", "/v1/phone/enroll", "Enroll a phone (enrollment secret + activation password + proof)"),
-    ("post", "/v1/phone/logins/{login_id}/context", "Login context for a scanned QR (device token)"),
-    ("post", "/v1/phone/logins/{login_id}/decision", "Approve or deny a login (signed)"),
-    ("get", "/v1/phone/grants", "List own active grants (device token)"),
-    ("delete", "/v1/phone/grants", "End all own grants (device token)"),
-    ("delete", "/v1/phone/grants/{grant_id}", "End one own grant (device token)"),
-    ("post", "/oauth/device_authorization", "RFC 8628 device authorization (terminal)"),
-    ("post", "/oauth/token", "RFC 8628 token endpoint (terminal)"),
-    ("get", "/v1/terminal/logins/{login_id}/qr.png", "Login QR as PNG (terminal)"),
-    ("get", "/v1/terminal/logins/{login_id}/qr.svg", "Login QR as SVG (terminal)"),
-    ("get", "/v1/terminal/logins/{login_id}/events", "Login status as Server-Sent Events (terminal)"),
-    ("get", "/v1/terminal/logins/{login_id}/wait", "Long-poll for the login outcome (terminal)"),
-    ("post", "/csc/v2/info", "CSC service info"),
-    ("post", "/csc/v2/credentials/list", "CSC credentials/list (grant + terminal)"),
-    ("post", "/csc/v2/credentials/info", "CSC credentials/info (grant + terminal)"),
-    ("post", "/csc/v2/signatures/signHash", "CSC signatures/signHash (grant + terminal)"),
-    ("post", "/csc/v2/signatures/signDoc", "CSC signatures/signDoc: XAdES (X) or CMS (C) around document digests (grant + terminal)"),
-    ("get", "/admin/v1/facilities", "List facilities (operator)"),
-    ("post", "/admin/v1/facilities", "Create a facility (operator)"),
-    ("get", "/admin/v1/terminals", "List terminals (operator)"),
-    ("post", "/admin/v1/terminals", "Create a terminal; secret shown once (operator)"),
-    ("post", "/admin/v1/terminals/{id}/revoke", "Revoke a terminal (operator)"),
-    ("get", "/admin/v1/practitioners", "List practitioners (operator)"),
-    ("post", "/admin/v1/practitioners", "Create a practitioner (operator)"),
-    ("get", "/admin/v1/credentials", "List signing credentials (operator)"),
-    ("post", "/admin/v1/credentials", "Generate a credential from the dev CA (operator)"),
-    ("post", "/admin/v1/credentials/import", "Import PEM or PKCS#12 (operator)"),
-    ("post", "/admin/v1/credentials/{id}/revoke", "Revoke a signing credential (operator)"),
-    ("post", "/admin/v1/enrollments", "Issue a one-time enrollment code (operator)"),
-    ("get", "/admin/v1/devices", "List devices (operator)"),
-    ("post", "/admin/v1/devices/{id}/revoke", "Revoke a device and its grants (operator)"),
-    ("get", "/admin/v1/grants", "List grants (operator)"),
-    ("post", "/admin/v1/grants/{id}/revoke", "Revoke a grant (operator)"),
-    ("get", "/admin/v1/audit/verify", "Verify the audit hash chain (operator)"),
-    ("get", "/admin/v1/audit/export", "Export the audit log as JSON lines (operator)"),
-    ("post", "/admin/v1/audit/verify", "Verify the audit chain against signed checkpoints (operator)"),
-    ("post", "/admin/v1/audit/checkpoints", "Sign an audit checkpoint of the current head (operator)"),
-    ("get", "/admin/v1/audit/key", "The audit public key checkpoints verify against (operator)"),
-    ("get", "/admin/v1/evidence/{login_id}", "Evidence bundle of a login decision, checkable with OpenSSL (operator)"),
-    ("get", "/healthz", "Health check"),
-    ("get", "/openapi.json", "This document"),
-    ("get", "/demo", "EHR demo page (only with --demo)"),
-    (
-        "get",
-        "/shomei",
-        "RFC 8628 verification_uri: tells a browser to scan with the Shomei app",
-    ),
-];
+/// `GET /healthz` body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` (a store failure is a 500 problem).
+    #[schema(pattern = "^ok$")]
+    pub status: String,
+}
 
-pub(super) async fn openapi() -> Json<serde_json::Value> {
-    let mut paths = serde_json::Map::new();
-    for (method, path, summary) in ROUTES {
-        let entry = paths.entry(path.to_string()).or_insert_with(|| serde_json::json!({}));
-        let params: Vec<serde_json::Value> = path
-            .split('/')
-            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| serde_json::json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
-            .collect();
-        entry[*method] = serde_json::json!({
-            "summary": summary,
-            "parameters": params,
-            "responses": {
-                "default": { "description": "success, or an RFC 9457 problem (application/problem+json); /oauth/* use RFC 6749 errors" }
+/// The outcome of a login as the terminal sees it (`wait`, and the data of
+/// each `events` message).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginStatus {
+    /// `pending` until the phone decides or the login expires.
+    #[schema(value_type = String, pattern = "^(pending|approved|denied|expired)$")]
+    pub status: &'static str,
+}
+
+/// RFC 6749 §5.2 error body of the `/oauth/*` endpoints.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OAuthError {
+    /// `authorization_pending`, `slow_down`, `access_denied`, `expired_token`,
+    /// `invalid_grant`, `invalid_client`, `invalid_request`,
+    /// `unsupported_grant_type` or `server_error`.
+    #[schema(
+        pattern = "^(authorization_pending|slow_down|access_denied|expired_token|invalid_grant|invalid_client|invalid_request|unsupported_grant_type|server_error)$"
+    )]
+    pub error: String,
+    /// Human text.
+    pub error_description: String,
+}
+
+macro_rules! string_body {
+    ($(#[$doc:meta])* $name:ident, $format:expr) => {
+        $(#[$doc])*
+        pub struct $name;
+        impl PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                let mut o = ObjectBuilder::new().schema_type(SchemaType::new(Type::String));
+                if let Some(f) = $format {
+                    o = o.format(Some(utoipa::openapi::SchemaFormat::Custom(String::from(f))));
+                }
+                o.into()
             }
-        });
+        }
+        impl ToSchema for $name {
+            fn name() -> Cow<'static, str> {
+                Cow::Borrowed(stringify!($name))
+            }
+        }
+    };
+}
+
+string_body!(
+    /// A PNG image (the login QR).
+    PngImage,
+    Some("binary")
+);
+string_body!(
+    /// An SVG document (the login QR).
+    SvgImage,
+    None::<&str>
+);
+string_body!(
+    /// An HTML page.
+    HtmlPage,
+    None::<&str>
+);
+/// `text/event-stream`: the schema of each event, `event: status` with a
+/// [`LoginStatus`] as JSON data (schemathesis checks every event of the stream).
+pub struct EventStream;
+impl PartialSchema for EventStream {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .property(
+                "event",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::new(Type::String))
+                    .pattern(Some("^status$")),
+            )
+            .property(
+                "data",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::new(Type::String))
+                    .content_media_type("application/json")
+                    .pattern(Some(
+                        r#"^\{"status":"(pending|approved|denied|expired)"\}$"#,
+                    )),
+            )
+            .required("event")
+            .required("data")
+            .into()
     }
-    Json(serde_json::json!({
-        "openapi": "3.1.0",
-        "info": { "title": "Shomei", "version": env!("CARGO_PKG_VERSION"), "description": "See docs/api.md for bodies and error codes. /admin/v1/* is served only on the operator listener (--admin-listen)." },
-        "paths": paths,
-    }))
+}
+impl ToSchema for EventStream {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("EventStream")
+    }
+}
+string_body!(
+    /// `application/x-ndjson`: one audit entry per line.
+    AuditLines,
+    None::<&str>
+);
+
+/// The public listener's document (`GET /openapi.json` there).
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Shomei",
+        description = "Shomei public API: phone, EHR terminal (RFC 8628), CSC v2 signing. \
+The operator API is a separate document on the operator listener. Prose, \
+limits and the byte-level protocol: docs/api.md, docs/protocol.md."
+    ),
+    paths(
+        super::healthz,
+        openapi_public,
+        super::verification::page,
+        super::phone::enroll,
+        super::phone::context,
+        super::phone::decision,
+        super::phone::grants,
+        super::phone::end_all,
+        super::phone::end_one,
+        super::terminal::device_authorization,
+        super::terminal::token,
+        super::terminal::qr_png,
+        super::terminal::qr_svg,
+        super::terminal::events,
+        super::terminal::wait,
+        super::csc::info,
+        super::csc::list,
+        super::csc::cred_info,
+        super::csc::sign_hash,
+        super::csc::sign_doc,
+    ),
+    components(schemas(Problem, OAuthError)),
+    modifiers(&Security, &CommonProblems),
+    tags(
+        (name = "phone", description = "The enrolled phone (device token; decisions signed by the device key)"),
+        (name = "terminal", description = "EHR terminals: RFC 8628 device grant, QR, waiting"),
+        (name = "csc", description = "Cloud Signature Consortium API v2 shaped signing (grant + terminal)"),
+        (name = "service", description = "Health and this document"),
+    )
+)]
+pub struct PublicApi;
+
+/// The operator listener's document (`GET /openapi.json` there).
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Shomei operator API",
+        description = "Served only on the operator listener (--admin-listen, loopback by default). \
+Mirrors the `shomei admin` CLI one to one. docs/api.md has the prose."
+    ),
+    paths(
+        super::healthz,
+        openapi_admin,
+        super::admin::list_facilities,
+        super::admin::create_facility,
+        super::admin::list_terminals,
+        super::admin::create_terminal,
+        super::admin::revoke_terminal,
+        super::admin::list_practitioners,
+        super::admin::create_practitioner,
+        super::admin::list_credentials,
+        super::admin::generate_credential,
+        super::admin::import_credential,
+        super::admin::revoke_credential,
+        super::admin::create_enrollment,
+        super::admin::list_devices,
+        super::admin::revoke_device,
+        super::admin::list_grants,
+        super::admin::revoke_grant,
+        super::admin::audit_verify,
+        super::admin::audit_verify_checkpoints,
+        super::admin::audit_checkpoint,
+        super::admin::audit_key,
+        super::admin::audit_export,
+        super::admin::evidence,
+    ),
+    components(schemas(Problem)),
+    modifiers(&Security, &CommonProblems),
+    tags(
+        (name = "admin", description = "Operator API (Bearer operator token)"),
+        (name = "service", description = "Health and this document"),
+    )
+)]
+pub struct AdminApi;
+
+/// `GET /openapi.json` on the public listener.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    tag = "service",
+    responses((status = 200, description = "This document (OpenAPI 3.1)", body = serde_json::Value))
+)]
+pub(super) async fn openapi_public() -> Json<utoipa::openapi::OpenApi> {
+    Json(PublicApi::openapi())
+}
+
+/// `GET /openapi.json` on the operator listener.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    tag = "service",
+    responses((status = 200, description = "This document (OpenAPI 3.1)", body = serde_json::Value))
+)]
+pub(super) async fn openapi_admin() -> Json<utoipa::openapi::OpenApi> {
+    Json(AdminApi::openapi())
+}
+
+/// Security scheme names used in `security(...)` of the operations.
+pub(super) mod scheme {
+    /// Terminal client credentials, HTTP Basic in `Authorization`.
+    pub const TERMINAL: &str = "terminal";
+    /// Terminal client credentials in `Shomei-Terminal-Authorization` (CSC calls).
+    pub const TERMINAL_HEADER: &str = "terminal_header";
+    /// Device token, Bearer.
+    pub const DEVICE: &str = "device_token";
+    /// Grant (access token), Bearer.
+    pub const GRANT: &str = "grant";
+    /// Operator token, Bearer.
+    pub const OPERATOR: &str = "operator";
+}
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let c = doc.components.get_or_insert_with(Default::default);
+        let bearer = |d: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(d))
+                    .build(),
+            )
+        };
+        c.add_security_scheme(
+            scheme::TERMINAL,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some("Terminal client_id:client_secret"))
+                    .build(),
+            ),
+        );
+        c.add_security_scheme(
+            scheme::TERMINAL_HEADER,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Shomei-Terminal-Authorization",
+                "`Basic base64(client_id:client_secret)` of the terminal holding the grant",
+            ))),
+        );
+        c.add_security_scheme(scheme::DEVICE, bearer("Device token from enrollment"));
+        c.add_security_scheme(scheme::GRANT, bearer("Access token from /oauth/token"));
+        c.add_security_scheme(
+            scheme::OPERATOR,
+            bearer("Operator token (<data-dir>/operator.token)"),
+        );
+    }
+}
+
+/// Adds the answers every operation of a kind may give (see the module docs).
+struct CommonProblems;
+
+fn problem(description: &str, www_authenticate: bool) -> utoipa::openapi::Response {
+    let mut r = ResponseBuilder::new().description(description).content(
+        PROBLEM_CONTENT_TYPE,
+        ContentBuilder::new()
+            .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                "Problem",
+            ))))
+            .build(),
+    );
+    if www_authenticate {
+        r = r.header(
+            "WWW-Authenticate",
+            HeaderBuilder::new()
+                .schema(String::schema())
+                .description(Some("The challenge of the credentials this call needs"))
+                .build(),
+        );
+    }
+    r.build()
+}
+
+fn add(op: &mut Operation, status: &str, description: &str, www_authenticate: bool) {
+    if !op.responses.responses.contains_key(status) {
+        op.responses.responses.insert(
+            status.to_owned(),
+            RefOr::T(problem(description, www_authenticate)),
+        );
+    }
+}
+
+impl Modify for CommonProblems {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        for item in doc.paths.paths.values_mut() {
+            for op in [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.delete.as_mut(),
+                item.put.as_mut(),
+                item.patch.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let has_body = op.request_body.is_some();
+                let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+                let authenticated = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                if has_body || has_params {
+                    add(
+                        op,
+                        "400",
+                        "`bad_request`: the body, a path segment or the query string does not parse",
+                        false,
+                    );
+                }
+                if has_body {
+                    add(
+                        op,
+                        "413",
+                        "`body_too_large`: the body is over the route's limit",
+                        false,
+                    );
+                    add(
+                        op,
+                        "415",
+                        "`unsupported_media_type`: missing or wrong Content-Type",
+                        false,
+                    );
+                }
+                if authenticated {
+                    add(
+                        op,
+                        "401",
+                        "Missing or wrong credentials (the code names which)",
+                        true,
+                    );
+                }
+                add(
+                    op,
+                    "500",
+                    "`internal`: server failure (details only in the server log)",
+                    false,
+                );
+                add(
+                    op,
+                    "503",
+                    "`unavailable`: the store is down or the request timed out",
+                    false,
+                );
+            }
+        }
+    }
 }

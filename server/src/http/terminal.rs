@@ -20,7 +20,11 @@ use futures::Stream;
 use serde::Deserialize;
 use tokio::sync::broadcast;
 
+use super::openapi::{EventStream, LoginStatus, OAuthError, PngImage, SvgImage};
 use super::{ApiResult, HttpState, basic, form_rejection};
+use shomei_core::api::Problem;
+use shomei_core::ids::LoginId;
+use crate::service::login::{DeviceAuthorization, TokenResponse};
 use crate::service::login::{TokenError, wire_status};
 use crate::service::{App, Error, LoginEvent};
 use crate::store::Terminal;
@@ -54,9 +58,7 @@ fn oauth_error(e: TokenError) -> Response {
     let mut r = super::no_store(
         (
             status,
-            Json(
-                serde_json::json!({ "error": e.to_string(), "error_description": e.description() }),
-            ),
+            Json(OAuthError { error: e.to_string(), error_description: e.description().to_owned() }),
         )
             .into_response(),
     );
@@ -66,8 +68,9 @@ fn oauth_error(e: TokenError) -> Response {
     r
 }
 
-#[derive(Deserialize)]
-struct OAuthForm {
+/// The form of both `/oauth/*` endpoints (client credentials here or in HTTP Basic).
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(super) struct OAuthForm {
     client_id: Option<String>,
     client_secret: Option<String>,
     grant_type: Option<String>,
@@ -89,7 +92,19 @@ async fn oauth_client(s: &HttpState, headers: &HeaderMap, f: &OAuthForm) -> Resu
     s.app.authenticate_terminal(&id, &secret).await.map_err(|_| TokenError::InvalidClient)
 }
 
-async fn device_authorization(State(s): State<HttpState>, headers: HeaderMap, form: Result<Form<OAuthForm>, axum::extract::rejection::FormRejection>) -> Response {
+#[utoipa::path(
+    post,
+    path = "/oauth/device_authorization",
+    tag = "terminal",
+    request_body(content = OAuthForm, content_type = "application/x-www-form-urlencoded"),
+    security(("terminal" = []), ()),
+    responses(
+        (status = 200, description = "RFC 8628 §3.2 device authorization (with Shomei extensions); `Cache-Control: no-store`", body = DeviceAuthorization),
+        (status = 401, description = "RFC 6749 `invalid_client` (`WWW-Authenticate: Basic`)", body = OAuthError),
+        (status = 429, description = "`rate_limited` (logins started per terminal; `Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn device_authorization(State(s): State<HttpState>, headers: HeaderMap, form: Result<Form<OAuthForm>, axum::extract::rejection::FormRejection>) -> Response {
     let Form(f) = match form {
         Ok(f) => f,
         Err(r) => return super::ApiError(form_rejection(r)).into_response(),
@@ -105,7 +120,26 @@ async fn device_authorization(State(s): State<HttpState>, headers: HeaderMap, fo
     }
 }
 
-async fn token(State(s): State<HttpState>, headers: HeaderMap, form: Result<Form<OAuthForm>, axum::extract::rejection::FormRejection>) -> Response {
+#[utoipa::path(
+    post,
+    path = "/oauth/token",
+    tag = "terminal",
+    request_body(content = OAuthForm, content_type = "application/x-www-form-urlencoded"),
+    security(("terminal" = []), ()),
+    responses(
+        (status = 200, description = "The grant's access token; `Cache-Control: no-store`", body = TokenResponse),
+        (status = 400, description = "RFC 8628 §3.5 / RFC 6749 §5.2 error (`authorization_pending`, `slow_down`, `access_denied`, `expired_token`, `invalid_grant`, `invalid_request`, `unsupported_grant_type`), or a `bad_request` problem for a form that does not parse", content(
+            (OAuthError = "application/json"),
+            (Problem = "application/problem+json"),
+        )),
+        (status = 401, description = "RFC 6749 `invalid_client` (`WWW-Authenticate: Basic`)", body = OAuthError),
+        (status = 500, description = "RFC 6749 `server_error`, or an `internal` problem", content(
+            (OAuthError = "application/json"),
+            (Problem = "application/problem+json"),
+        )),
+    )
+)]
+pub(super) async fn token(State(s): State<HttpState>, headers: HeaderMap, form: Result<Form<OAuthForm>, axum::extract::rejection::FormRejection>) -> Response {
     let Form(f) = match form {
         Ok(f) => f,
         Err(r) => return super::ApiError(form_rejection(r)).into_response(),
@@ -131,13 +165,35 @@ async fn payload_url(s: &HttpState, headers: &HeaderMap, login_id: &str) -> ApiR
     Ok(s.app.login_payload_url(&l)?)
 }
 
-async fn qr_png(State(s): State<HttpState>, headers: HeaderMap, Path(login_id): Path<String>) -> ApiResult<Response> {
+#[utoipa::path(
+    get,
+    path = "/v1/terminal/logins/{login_id}/qr.png",
+    tag = "terminal",
+    params(("login_id" = LoginId, Path, description = "The login (from the device authorization response)")),
+    security(("terminal" = [])),
+    responses(
+        (status = 200, description = "The login QR (the payload URL) as PNG", body = PngImage, content_type = "image/png"),
+        (status = 404, description = "`login_unknown` (also a login of another terminal)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn qr_png(State(s): State<HttpState>, headers: HeaderMap, Path(login_id): Path<String>) -> ApiResult<Response> {
     let url = payload_url(&s, &headers, &login_id).await?;
     let png = crate::qr::png(&url, 8).map_err(Error::Internal)?;
     Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")], png).into_response())
 }
 
-async fn qr_svg(State(s): State<HttpState>, headers: HeaderMap, Path(login_id): Path<String>) -> ApiResult<Response> {
+#[utoipa::path(
+    get,
+    path = "/v1/terminal/logins/{login_id}/qr.svg",
+    tag = "terminal",
+    params(("login_id" = LoginId, Path, description = "The login (from the device authorization response)")),
+    security(("terminal" = [])),
+    responses(
+        (status = 200, description = "The login QR (the payload URL) as SVG", body = SvgImage, content_type = "image/svg+xml"),
+        (status = 404, description = "`login_unknown` (also a login of another terminal)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn qr_svg(State(s): State<HttpState>, headers: HeaderMap, Path(login_id): Path<String>) -> ApiResult<Response> {
     let url = payload_url(&s, &headers, &login_id).await?;
     let svg = crate::qr::svg(&url).map_err(Error::Internal)?;
     Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "no-store")], svg).into_response())
@@ -168,7 +224,18 @@ async fn next_final(app: &App, login_id: &str, rx: &mut broadcast::Receiver<Logi
     }
 }
 
-async fn events(State(s): State<HttpState>, headers: HeaderMap, Path(login_id): Path<String>) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+#[utoipa::path(
+    get,
+    path = "/v1/terminal/logins/{login_id}/events",
+    tag = "terminal",
+    params(("login_id" = LoginId, Path, description = "The login (from the device authorization response)")),
+    security(("terminal" = [])),
+    responses(
+        (status = 200, description = "Server-Sent Events: one `event: status` per change, data `LoginStatus`; closes after a final status", body = EventStream, content_type = "text/event-stream"),
+        (status = 404, description = "`login_unknown` (also a login of another terminal)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn events(State(s): State<HttpState>, headers: HeaderMap, Path(login_id): Path<String>) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let t = s.terminal_from(&headers, "authorization").await?;
     // Subscribe before reading the status so no decision slips between.
     let rx = s.app.events.subscribe();
@@ -189,7 +256,7 @@ async fn events(State(s): State<HttpState>, headers: HeaderMap, Path(login_id): 
                     next_final(&app, &login_id, &mut rx, far).await.unwrap_or("expired")
                 }
             };
-            let ev = Event::default().event("status").data(serde_json::json!({ "status": status }).to_string());
+            let ev = Event::default().event("status").data(serde_json::to_string(&LoginStatus { status }).unwrap_or_default());
             Some((Ok(ev), (None, rx, status != "pending")))
         }
     });
@@ -197,16 +264,30 @@ async fn events(State(s): State<HttpState>, headers: HeaderMap, Path(login_id): 
 }
 
 #[derive(Deserialize)]
-struct WaitQuery {
+pub(super) struct WaitQuery {
     timeout: Option<u64>,
 }
 
-async fn wait(State(s): State<HttpState>, headers: HeaderMap, Path(login_id): Path<String>, Query(q): Query<WaitQuery>) -> ApiResult<Json<serde_json::Value>> {
+#[utoipa::path(
+    get,
+    path = "/v1/terminal/logins/{login_id}/wait",
+    tag = "terminal",
+    params(
+        ("login_id" = LoginId, Path, description = "The login (from the device authorization response)"),
+        ("timeout" = Option<u64>, Query, description = "Seconds to wait for a final status (default 30, at most 60)"),
+    ),
+    security(("terminal" = [])),
+    responses(
+        (status = 200, description = "The status: at once when final, else `pending` at the timeout", body = LoginStatus),
+        (status = 404, description = "`login_unknown` (also a login of another terminal)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn wait(State(s): State<HttpState>, headers: HeaderMap, Path(login_id): Path<String>, Query(q): Query<WaitQuery>) -> ApiResult<Json<LoginStatus>> {
     let t = s.terminal_from(&headers, "authorization").await?;
     let mut rx = s.app.events.subscribe();
     s.app.terminal_login(&t, &login_id).await?;
     let secs = q.timeout.unwrap_or(30).min(MAX_WAIT_S);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     let status = next_final(&s.app, &login_id, &mut rx, deadline).await?;
-    Ok(Json(serde_json::json!({ "status": status })))
+    Ok(Json(LoginStatus { status }))
 }

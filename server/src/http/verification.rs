@@ -16,7 +16,13 @@ pub(super) fn routes() -> Router<HttpState> {
     Router::new().route(shomei_core::payload::PAYLOAD_PATH, get(page))
 }
 
-async fn page() -> Response {
+#[utoipa::path(
+    get,
+    path = "/shomei",
+    tag = "service",
+    responses((status = 200, description = "RFC 8628 `verification_uri`: a page telling a person to scan the code with the Shomei app", body = super::openapi::HtmlPage, content_type = "text/html"))
+)]
+pub(super) async fn page() -> Response {
     let mut r = Html(PAGE).into_response();
     let h = r.headers_mut();
     // The page runs no script and must never pass the URL on.

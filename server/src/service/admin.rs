@@ -15,27 +15,30 @@ const DEV_CA_AAD: &[u8] = b"shomei.dev_ca";
 
 type Time = time::OffsetDateTime;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FacilityView {
     pub id: String,
     pub name: String,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: Time,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TerminalView {
     pub client_id: String,
     pub facility_id: String,
     pub name: String,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: Time,
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<Time>,
 }
 
 /// A new terminal; the secret is shown only here.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TerminalCreated {
     pub client_id: String,
     pub client_secret: String,
@@ -43,7 +46,7 @@ pub struct TerminalCreated {
     pub name: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PractitionerView {
     pub id: String,
     pub display_name: String,
@@ -51,7 +54,7 @@ pub struct PractitionerView {
     pub facility_ids: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CredentialView {
     pub id: String,
     pub practitioner_id: String,
@@ -64,18 +67,21 @@ pub struct CredentialView {
     pub hc_role: Option<String>,
     /// `valid`, `not_yet_valid`, `expired` or `revoked`, now.
     pub status: String,
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<Time>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeviceView {
     pub id: String,
     pub practitioner_id: String,
     pub name: String,
     pub platform: String,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: Time,
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<Time>,
     /// What was verified about the device key at enrollment; `null` for devices
@@ -83,18 +89,21 @@ pub struct DeviceView {
     pub attestation: Option<crate::attestation::DeviceAttestation>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GrantView {
     pub id: String,
     pub practitioner_id: String,
     pub terminal_id: String,
     pub device_id: String,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: Time,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: Time,
     pub signatures_made: i64,
     pub signature_cap: Option<i64>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<Time>,
     pub revoked_reason: Option<String>,

@@ -26,7 +26,7 @@ const AUDIT_KEY_SETTING: &str = "audit_key";
 const AUDIT_KEY_AAD: &[u8] = b"shomei.audit.key.v1";
 
 /// Outcome of `audit verify`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditReport {
     /// The chain, every checkpoint and the reconciliation hold.
     pub ok: bool,
@@ -45,7 +45,7 @@ pub struct AuditReport {
 }
 
 /// How one checkpoint held up.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckpointResult {
     pub seq: i64,
     pub key_id: String,
@@ -56,7 +56,7 @@ pub struct CheckpointResult {
 }
 
 /// A grant whose counter and audit records disagree.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SignatureMismatch {
     pub grant: String,
     /// The grant row's counter (`None`: records name a grant that does not exist).
@@ -66,7 +66,7 @@ pub struct SignatureMismatch {
 }
 
 /// `GET /admin/v1/audit/key`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditKeyView {
     pub key_id: String,
     pub public_key_pem: String,

@@ -21,12 +21,13 @@ const PBKDF2_ITERATIONS: u32 = 100_000;
 const PASSWORD_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
 
 /// A freshly issued enrollment code; the password is shown only here.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EnrollmentCode {
     pub enrollment_id: String,
     pub practitioner_id: String,
     pub payload_url: String,
     pub activation_password: String,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: time::OffsetDateTime,
 }

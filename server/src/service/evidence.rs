@@ -27,14 +27,14 @@ pub const ATTESTATION_FILE: &str = "attestation.json";
 pub const README_FILE: &str = "README.txt";
 
 /// An id with its name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Named {
     pub id: String,
     pub name: String,
 }
 
 /// Who approved or denied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PractitionerRef {
     pub id: String,
     pub display_name: String,
@@ -42,7 +42,7 @@ pub struct PractitionerRef {
 }
 
 /// The deciding phone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeviceRef {
     pub id: String,
     pub name: String,
@@ -53,7 +53,7 @@ pub struct DeviceRef {
 
 /// One field of the signed message (docs/protocol.md §3): where it is in
 /// `message.bin` and what it holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MessageField {
     pub name: String,
     /// Offset of the field's 4-byte length prefix (for `version`: of its 2 bytes).
@@ -65,7 +65,7 @@ pub struct MessageField {
 }
 
 /// `decision.json`: the decision as the server recorded it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DecisionRecord {
     /// Login id (b64u, as in the QR and the API).
     pub login: String,
@@ -74,6 +74,7 @@ pub struct DecisionRecord {
     pub practitioner: PractitionerRef,
     pub device: DeviceRef,
     /// When the server stored the decision (its clock; the message carries no time).
+    #[schema(value_type = String, format = DateTime)]
     #[serde(with = "time::serde::rfc3339")]
     pub time: Time,
     /// What the device signed: `approve` or `deny`.
@@ -91,7 +92,7 @@ pub struct DecisionRecord {
 }
 
 /// `GET /admin/v1/evidence/{login_id}`: every file of the bundle.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EvidenceBundle {
     pub decision: DecisionRecord,
     /// `message.bin`, standard base64.

@@ -11,7 +11,7 @@ use super::{App, Confirmation, Error, Result, b64u, ct_eq, new_uuid, random_byte
 use crate::store::{AuditEvent, DecideOutcome, DecisionEvidence, Device, Grant, Login, LoginDecision, LoginStatus, Terminal};
 
 /// RFC 8628 §3.2 response (plus `login_id` and `match_number`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeviceAuthorization {
     pub device_code: String,
     pub user_code: String,
@@ -34,7 +34,7 @@ pub const CONFIRMATION_TTL_S: i64 = 300;
 pub const CONFIRMATION_DIGITS: usize = 6;
 
 /// Who approved the login, so the EHR can show whose signing day it opened.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Approver {
     pub id: String,
     pub display_name: String,
@@ -42,7 +42,7 @@ pub struct Approver {
 }
 
 /// Successful token response.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,

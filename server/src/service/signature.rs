@@ -73,14 +73,14 @@ impl SignatureLog {
 }
 
 /// CSC `credentials/list` response.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CredentialList {
     #[serde(rename = "credentialIDs")]
     pub credential_ids: Vec<String>,
 }
 
 /// CSC `credentials/info` request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CredentialInfoRequest {
     #[serde(rename = "credentialID")]
@@ -89,8 +89,57 @@ pub struct CredentialInfoRequest {
     pub certificates: Option<String>,
 }
 
+/// CSC `credentials/info` response.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialInfo {
+    pub key: KeyInfo,
+    pub cert: CertInfo,
+    /// Always `implicit`: the day's grant authorizes each call (no per-call SAD).
+    #[schema(value_type = String, pattern = "^implicit$")]
+    pub auth_mode: &'static str,
+    /// Most hashes one signHash call takes.
+    pub multisign: usize,
+}
+
+/// The key of a credential (CSC `key`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KeyInfo {
+    /// `enabled`, or `disabled` once the operator revoked the credential.
+    #[schema(value_type = String, pattern = "^(enabled|disabled)$")]
+    pub status: &'static str,
+    /// Signature algorithm OIDs accepted as `signAlgo`.
+    #[schema(value_type = Vec<String>)]
+    pub algo: Vec<&'static str>,
+    /// Key length in bits.
+    pub len: u32,
+}
+
+/// The certificate of a credential (CSC `cert`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CertInfo {
+    /// `valid`, `not_yet_valid`, `expired` or `revoked`, at the call.
+    #[schema(value_type = String, pattern = "^(valid|not_yet_valid|expired|revoked)$")]
+    pub status: &'static str,
+    /// Standard base64 DER certificates (`certificates` of the request: none, the leaf, or the chain).
+    pub certificates: Vec<String>,
+    #[serde(rename = "issuerDN")]
+    pub issuer_dn: String,
+    #[serde(rename = "subjectDN")]
+    pub subject_dn: String,
+    /// Lowercase hex of the serial number's DER integer bytes.
+    #[serde(rename = "serialNumber")]
+    pub serial_number: String,
+    /// RFC 3339.
+    #[serde(rename = "validFrom")]
+    pub valid_from: String,
+    /// RFC 3339.
+    #[serde(rename = "validTo")]
+    pub valid_to: String,
+}
+
 /// CSC `signatures/signHash` request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SignHashRequest {
     #[serde(rename = "credentialID")]
@@ -102,7 +151,7 @@ pub struct SignHashRequest {
 }
 
 /// CSC `signatures/signHash` response.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SignHashResponse {
     pub signatures: Vec<String>,
 }
@@ -119,7 +168,7 @@ impl App {
     }
 
     /// CSC `credentials/info`.
-    pub async fn csc_credential_info(&self, grant: &Grant, req: &CredentialInfoRequest) -> Result<serde_json::Value> {
+    pub async fn csc_credential_info(&self, grant: &Grant, req: &CredentialInfoRequest) -> Result<CredentialInfo> {
         let c = self.grant_credential(grant, &req.credential_id).await?;
         let alg = KeyAlgorithm::parse(&c.algorithm).map_err(|e| Error::Internal(e.to_string()))?;
         let leaf = c.certificate_chain.first().ok_or_else(|| Error::Internal("credential without certificate".into()))?;
@@ -132,15 +181,20 @@ impl App {
             "chain" => c.certificate_chain.iter().map(|d| STANDARD.encode(d)).collect(),
             o => return Err(Error::BadRequest(format!("certificates must be none, single or chain, not {o:?}"))),
         };
-        Ok(serde_json::json!({
-            "key": { "status": key_status, "algo": alg.csc_sign_algos(), "len": alg.key_len_bits() },
-            "cert": {
-                "status": status.as_str(), "certificates": certs, "issuerDN": info.issuer_dn, "subjectDN": info.subject_dn,
-                "serialNumber": info.serial_hex, "validFrom": info.not_before, "validTo": info.not_after,
+        Ok(CredentialInfo {
+            key: KeyInfo { status: key_status, algo: alg.csc_sign_algos().to_vec(), len: alg.key_len_bits() },
+            cert: CertInfo {
+                status: status.as_str(),
+                certificates: certs,
+                issuer_dn: info.issuer_dn,
+                subject_dn: info.subject_dn,
+                serial_number: info.serial_hex,
+                valid_from: info.not_before,
+                valid_to: info.not_after,
             },
-            "authMode": "implicit",
-            "multisign": MAX_HASHES,
-        }))
+            auth_mode: "implicit",
+            multisign: MAX_HASHES,
+        })
     }
 
     /// CSC `signatures/signHash`: sign, record in the audit log, then return.

@@ -26,7 +26,7 @@ use crate::{cms, xades};
 pub const MAX_DOC_SIGNATURES: usize = 100;
 
 /// CSC `signatures/signDoc` request (digest form only).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SignDocRequest {
     #[serde(rename = "credentialID")]
     pub credential_id: String,
@@ -38,7 +38,7 @@ pub struct SignDocRequest {
 }
 
 /// One CSC `documentDigests` entry: digests signed alike.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct DocumentDigests {
     /// Standard base64 SHA-256 digests.
     pub hashes: Vec<String>,
@@ -65,7 +65,7 @@ pub struct DocumentDigests {
 }
 
 /// CSC `signatures/signDoc` response.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SignDocResponse {
     /// Always empty: only digests are signed here.
     #[serde(rename = "DocumentWithSignature")]

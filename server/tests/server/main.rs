@@ -15,5 +15,6 @@ mod confirmation;
 mod common;
 mod hardening;
 mod http;
+mod openapi;
 mod signdoc;
 mod storage;
