@@ -17,6 +17,8 @@ pub mod android_key;
 pub mod app_attest;
 pub mod chain;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod policy;
 
 use serde::{Deserialize, Serialize};

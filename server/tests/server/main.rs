@@ -9,6 +9,7 @@
 //!   with a software P-256 key as the phone, one test per rejection rule.
 
 mod attestation;
+mod attestation_corpus;
 mod anchor;
 mod cli;
 mod confirmation;
