@@ -87,6 +87,8 @@ fn operator(s: &HttpState, headers: &HeaderMap) -> ApiResult<()> {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct NameBody {
+    /// 1..=200 printable characters (trimmed).
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
 }
 
@@ -124,6 +126,8 @@ pub(super) async fn list_facilities(State(s): State<HttpState>, h: HeaderMap) ->
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct TerminalBody {
     facility_id: String,
+    /// 1..=200 printable characters (trimmed).
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
 }
 
@@ -189,7 +193,10 @@ pub(super) async fn revoke_terminal(State(s): State<HttpState>, h: HeaderMap, Pa
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct PractitionerBody {
+    /// 1..=200 printable characters (trimmed).
+    #[schema(min_length = 1, max_length = 200)]
     display_name: String,
+    #[schema(pattern = "^(doctor|dentist|pharmacist)$")]
     role: String,
     facility_ids: Vec<String>,
 }
@@ -236,6 +243,8 @@ pub(super) struct PractitionerFilter {
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct GenerateBody {
     practitioner_id: String,
+    /// Default `rsa2048`.
+    #[schema(pattern = "^(rsa2048|ecdsa-p256)$")]
     #[serde(default)]
     algorithm: Option<String>,
 }
@@ -312,6 +321,8 @@ pub(super) async fn list_credentials(State(s): State<HttpState>, h: HeaderMap, Q
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct RevokeBody {
+    /// 1..=200 printable characters when given.
+    #[schema(min_length = 1, max_length = 200)]
     #[serde(default)]
     reason: Option<String>,
 }
@@ -337,6 +348,9 @@ pub(super) async fn revoke_credential(State(s): State<HttpState>, h: HeaderMap, 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(super) struct EnrollmentBody {
     practitioner_id: String,
+    /// Seconds the code stays valid (default and upper bound: the policy's
+    /// `enrollment_max_ttl_s`, at most 600).
+    #[schema(minimum = 1, maximum = 600)]
     ttl: Option<i64>,
 }
 
