@@ -62,6 +62,8 @@ struct Settings {
 struct ServerProc {
     child: Child,
     base: String,
+    /// The operator listener (`--admin-listen`): /admin/v1/* is served only there.
+    admin_base: String,
     operator_token: String,
     _dir: tempfile::TempDir,
 }
@@ -74,7 +76,13 @@ impl ServerProc {
             .expect("temp dir");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_shomei"));
         cmd.arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(dir.path());
         if let Some(url) = database_url {
             cmd.args(["--database-url", url]);
@@ -86,16 +94,22 @@ impl ServerProc {
         let mut child = cmd.spawn().expect("spawn shomei serve");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let base = loop {
+        // The server says where it listens: public, then the operator API.
+        let mut base = None;
+        let admin_base = loop {
             match lines.next() {
                 Some(Ok(line)) => {
-                    if let Some(url) = line.trim().strip_prefix("listening on ") {
+                    let line = line.trim();
+                    if let Some(url) = line.strip_prefix("listening on ") {
+                        base = Some(url.trim().trim_end_matches('/').to_owned());
+                    } else if let Some(url) = line.strip_prefix("admin API listening on ") {
                         break url.trim().trim_end_matches('/').to_owned();
                     }
                 }
                 _ => panic!("shomei serve exited before listening"),
             }
         };
+        let base = base.expect("public URL before the admin URL");
         // keep draining stdout so the child never blocks on a full pipe
         std::thread::spawn(move || for _ in lines {});
         let operator_token = std::fs::read_to_string(dir.path().join("operator.token"))
@@ -105,6 +119,7 @@ impl ServerProc {
         ServerProc {
             child,
             base,
+            admin_base,
             operator_token,
             _dir: dir,
         }
@@ -190,13 +205,27 @@ struct Phone {
     token: String,
 }
 
+/// Every login-path budget of the server is per terminal (30 logins a
+/// minute), per phone (60 calls a minute, two per login) or per client
+/// address (20 enrollments): the benchmark spreads its logins over this
+/// many terminal + phone pairs so that it measures the server, not its
+/// rate limits (each pair can do 30 logins at once).
+const PAIRS: usize = 96;
+/// Logins each waiting-terminal starts (under its burst of 30).
+const LOGINS_PER_WAITING_TERMINAL: usize = 25;
+
 struct World {
     http: reqwest::Client,
     base: String,
+    admin_base: String,
     operator: String,
-    terminal: Terminal,
+    facility: String,
+    /// `terminals[i]` and `phones[i]` are used together; pair 0 also holds
+    /// the signing credential.
+    terminals: Vec<Terminal>,
+    phones: Vec<Phone>,
+    next_pair: AtomicU64,
     credential: String,
-    phone: Phone,
 }
 
 async fn admin(http: &reqwest::Client, base: &str, token: &str, path: &str, body: Value) -> Value {
@@ -214,99 +243,111 @@ async fn admin(http: &reqwest::Client, base: &str, token: &str, path: &str, body
 }
 
 impl World {
-    /// Facility, terminal, practitioner, dev-CA RSA credential, enrolled phone.
+    /// Facility, [`PAIRS`] terminals and practitioners with an enrolled
+    /// phone each, a dev-CA RSA credential for the first.
     async fn build(server: &ServerProc) -> World {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(1024)
             .build()
             .expect("client");
         let (base, op) = (server.base.clone(), server.operator_token.clone());
+        let admin_base = server.admin_base.clone();
         let f = admin(
             &http,
-            &base,
+            &admin_base,
             &op,
             "/admin/v1/facilities",
             json!({ "name": "Bench clinic" }),
         )
         .await;
         let facility = f["id"].as_str().expect("facility id").to_owned();
-        let t = admin(
-            &http,
-            &base,
-            &op,
-            "/admin/v1/terminals",
-            json!({ "facility_id": facility, "name": "EHR bench" }),
-        )
-        .await;
-        let terminal = Terminal {
-            id: t["client_id"].as_str().expect("id").to_owned(),
-            secret: t["client_secret"].as_str().expect("secret").to_owned(),
+        let mut world = World {
+            http: http.clone(),
+            base: base.clone(),
+            admin_base: admin_base.clone(),
+            operator: op.clone(),
+            facility: facility.clone(),
+            terminals: Vec::new(),
+            phones: Vec::new(),
+            next_pair: AtomicU64::new(0),
+            credential: String::new(),
         };
-        let p = admin(
-            &http,
-            &base,
-            &op,
-            "/admin/v1/practitioners",
-            json!({ "display_name": "Dr Bench", "role": "doctor", "facility_ids": [facility] }),
-        )
-        .await;
-        let practitioner = p["id"].as_str().expect("practitioner id").to_owned();
-        let c = admin(
-            &http,
-            &base,
-            &op,
-            "/admin/v1/credentials",
-            json!({ "practitioner_id": practitioner, "algorithm": "rsa2048" }),
-        )
-        .await;
-        let credential = c["id"].as_str().expect("credential id").to_owned();
-        let e = admin(
-            &http,
-            &base,
-            &op,
-            "/admin/v1/enrollments",
-            json!({ "practitioner_id": practitioner }),
-        )
-        .await;
-        let Payload::Enrollment(ep) =
-            Payload::parse_ignoring_expiry(e["payload_url"].as_str().expect("payload"))
-                .expect("payload parses")
-        else {
-            panic!("not an enrollment payload")
-        };
-        let phone = enroll(
-            &http,
-            &base,
-            &ep,
-            e["activation_password"].as_str().expect("password"),
-        )
-        .await;
-        World {
-            http,
-            base,
-            operator: op,
-            terminal,
-            credential,
-            phone,
+        for i in 0..PAIRS {
+            world.terminals.push(world.extra_terminal(&format!("EHR bench {i}")).await);
         }
+        // Enrollment attempts are limited per client address: phones enroll
+        // from 127.0.0.2, .3, … (all loopback), 16 per address.
+        let mut from: Option<(usize, reqwest::Client)> = None;
+        for i in 0..PAIRS {
+            let p = admin(
+                &http,
+                &admin_base,
+                &op,
+                "/admin/v1/practitioners",
+                json!({ "display_name": format!("Dr Bench {i}"), "role": "doctor", "facility_ids": [facility] }),
+            )
+            .await;
+            let practitioner = p["id"].as_str().expect("practitioner id").to_owned();
+            if i == 0 {
+                let c = admin(
+                    &http,
+                    &admin_base,
+                    &op,
+                    "/admin/v1/credentials",
+                    json!({ "practitioner_id": practitioner, "algorithm": "rsa2048" }),
+                )
+                .await;
+                world.credential = c["id"].as_str().expect("credential id").to_owned();
+            }
+            let e = admin(
+                &http,
+                &admin_base,
+                &op,
+                "/admin/v1/enrollments",
+                json!({ "practitioner_id": practitioner }),
+            )
+            .await;
+            let Payload::Enrollment(ep) =
+                Payload::parse_ignoring_expiry(e["payload_url"].as_str().expect("payload"))
+                    .expect("payload parses")
+            else {
+                panic!("not an enrollment payload")
+            };
+            let address = 2 + i / 16;
+            if from.as_ref().map(|(a, _)| *a) != Some(address) {
+                let ip = std::net::IpAddr::from([127, 0, 0, address as u8]);
+                let client = reqwest::Client::builder()
+                    .local_address(ip)
+                    .build()
+                    .expect("client");
+                from = Some((address, client));
+            }
+            let (_, client) = from.as_ref().expect("client");
+            let phone = enroll(
+                client,
+                &base,
+                &ep,
+                e["activation_password"].as_str().expect("password"),
+            )
+            .await;
+            world.phones.push(phone);
+        }
+        world
+    }
+
+    /// The next terminal + phone pair, round robin.
+    fn pair(&self) -> (&Terminal, &Phone) {
+        let i = self.next_pair.fetch_add(1, Ordering::Relaxed) as usize % PAIRS;
+        (&self.terminals[i], &self.phones[i])
     }
 
     async fn extra_terminal(&self, name: &str) -> Terminal {
-        let fs = self
-            .http
-            .get(format!("{}/admin/v1/facilities", self.base))
-            .bearer_auth(&self.operator)
-            .send()
-            .await
-            .expect("facilities");
-        let fs: Value = fs.json().await.expect("json");
-        let facility = fs[0]["id"].as_str().expect("facility").to_owned();
         let t = admin(
             &self.http,
-            &self.base,
+            &self.admin_base,
             &self.operator,
             "/admin/v1/terminals",
-            json!({ "facility_id": facility, "name": name }),
+            json!({ "facility_id": self.facility, "name": name }),
         )
         .await;
         Terminal {
@@ -581,6 +622,8 @@ fn raw_rsa(threads: usize, secs: Duration) -> f64 {
 
 struct StoreRun {
     name: &'static str,
+    /// /proc/loadavg (1, 5, 15 min) right after the signHash phase.
+    load_after_sign: String,
     sign_per_s: f64,
     sign_failed: u64,
     sign_error: Option<String>,
@@ -605,7 +648,9 @@ async fn run_store(name: &'static str, database_url: Option<String>, s: &Setting
     let base = world.base.clone();
 
     // -- signHash over HTTP, one hash per call
-    let access = full_login(&world.http, &base, &world.terminal, &world.phone)
+    // pair 0: the practitioner with the credential
+    let (terminal, phone) = (&world.terminals[0], &world.phones[0]);
+    let access = full_login(&world.http, &base, terminal, phone)
         .await
         .expect("grant");
     let sign_body = {
@@ -615,7 +660,7 @@ async fn run_store(name: &'static str, database_url: Option<String>, s: &Setting
     };
     let (url, term_auth) = (
         format!("{base}/csc/v2/signatures/signHash"),
-        world.terminal.auth(),
+        terminal.auth(),
     );
     let cpu0 = server.cpu_secs();
     let t0 = Instant::now();
@@ -651,6 +696,7 @@ async fn run_store(name: &'static str, database_url: Option<String>, s: &Setting
     // all requests of the phase (warm-up included) cost server CPU; count them by the audit log
     let phase_secs = t0.elapsed().as_secs_f64();
     let cpu = server.cpu_secs() - cpu0;
+    let load_after_sign = load_average();
     let server_cpu_ms_per_sig = cpu * 1000.0 / (sign_per_s * phase_secs).max(1.0);
 
     // -- raw store commits: one audit append per transaction, same kind of store
@@ -689,9 +735,8 @@ async fn run_store(name: &'static str, database_url: Option<String>, s: &Setting
         throughput(16, s.secs, move |_| {
             let w = w.clone();
             async move {
-                full_login(&w.http, &w.base, &w.terminal, &w.phone)
-                    .await
-                    .map(|_| ())
+                let (t, p) = w.pair();
+                full_login(&w.http, &w.base, t, p).await.map(|_| ())
             }
         })
         .await
@@ -707,6 +752,7 @@ async fn run_store(name: &'static str, database_url: Option<String>, s: &Setting
 
     StoreRun {
         name,
+        load_after_sign,
         sign_per_s,
         sign_failed,
         sign_error,
@@ -734,10 +780,11 @@ async fn delays(world: &World, n: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let listen = reqwest::Client::new();
     let (mut sse, mut sse_send, mut poll) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..n {
-        let Ok(login) = start_login(&world.http, &world.base, &world.terminal).await else {
+        let (terminal, phone) = world.pair();
+        let Ok(login) = start_login(&world.http, &world.base, terminal).await else {
             continue;
         };
-        let auth = world.terminal.auth();
+        let auth = terminal.auth();
         // SSE: wait for the first (pending) event so the stream is live.
         let r = listen
             .get(format!(
@@ -779,7 +826,7 @@ async fn delays(world: &World, n: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
         // let the long-poll reach the server and subscribe
         tokio::time::sleep(Duration::from_millis(20)).await;
         let sent = Instant::now();
-        if approve(&world.http, &world.base, &world.phone, &login)
+        if approve(&world.http, &world.base, phone, &login)
             .await
             .is_err()
         {
@@ -807,18 +854,19 @@ async fn delays(world: &World, n: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     (sse, sse_send, poll)
 }
 
-/// Opens `n` waiting terminals (logins spread over a few terminals; even
-/// ones on SSE, odd ones on a 60 s long-poll), then reads the server's RSS
-/// and its CPU over 4 s of waiting. Returns (waiting, CPU %, RSS, HWM).
+/// Opens `n` waiting terminals (logins spread over terminals of their own,
+/// [`LOGINS_PER_WAITING_TERMINAL`] each; even ones on SSE, odd ones on a
+/// 60 s long-poll), then reads the server's RSS and its CPU over 4 s of
+/// waiting. Returns (waiting, CPU %, RSS, HWM).
 async fn many_waiting(server: &ServerProc, world: &World, n: usize) -> (usize, f64, f64, f64) {
-    let mut terminals = vec![world.terminal.clone()];
-    for i in 0..9 {
+    let mut terminals = Vec::new();
+    for i in 0..n.div_ceil(LOGINS_PER_WAITING_TERMINAL) {
         terminals.push(world.extra_terminal(&format!("EHR wait {i}")).await);
     }
     // create the logins, 32 at a time
     let logins: Vec<(Terminal, String)> = futures::stream::iter(0..n)
         .map(|i| {
-            let t = terminals[i % terminals.len()].clone();
+            let t = terminals[i / LOGINS_PER_WAITING_TERMINAL].clone();
             let (http, base) = (world.http.clone(), world.base.clone());
             async move { start_login(&http, &base, &t).await.ok().map(|l| (t, l.id)) }
         })
@@ -951,7 +999,6 @@ fn machine() -> String {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let mem = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let total = mem
         .lines()
@@ -965,11 +1012,14 @@ fn machine() -> String {
         / 1024.0;
     format!(
         "{cores} cores ({model}), {total:.0} GiB RAM, load average at start {}",
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
+        load_average()
     )
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
 
 fn pct(a: f64, b: f64) -> String {
@@ -1030,12 +1080,12 @@ fn main() {
     );
     println!();
     println!(
-        "| store | signHash/s | of raw (all cores) | server CPU per signHash | raw CPU per signature / server CPU per signHash | failed |"
+        "| store | signHash/s | of raw (all cores) | server CPU per signHash | raw CPU per signature / server CPU per signHash | failed | load average after |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for r in &runs {
         println!(
-            "| {} | {:.0} | {} | {:.3} ms | {} | {}{} |",
+            "| {} | {:.0} | {} | {:.3} ms | {} | {}{} | {} |",
             r.name,
             r.sign_per_s,
             pct(r.sign_per_s, raw),
@@ -1045,7 +1095,8 @@ fn main() {
             r.sign_error
                 .as_ref()
                 .map(|e| format!(" ({e})"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            r.load_after_sign
         );
     }
     println!();
@@ -1109,4 +1160,6 @@ fn main() {
             r.waiter_cpu_pct
         );
     }
+    println!();
+    println!("load average at the end: {}", load_average());
 }
