@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use axum::serve::ListenerExt as _;
 use shomei_core::Origin;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
@@ -264,6 +265,30 @@ async fn sweep_periodically(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// Wakes terminals waiting on logins decided elsewhere (another replica on
+/// the same PostgreSQL database): one re-check of all waited logins every
+/// [`RECHECK`](crate::service::waiters::RECHECK), instead of each waiter
+/// re-reading its own.
+async fn recheck_waiters_periodically(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(crate::service::waiters::RECHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if let Err(e) = app.waiters.recheck(app.store.as_ref()).await {
+            tracing::warn!(error = %e, "re-checking waited logins failed; retrying at the next tick");
+        }
+    }
+}
+
+fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "TCP_NODELAY not set");
+    }
+}
+
 async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
@@ -369,9 +394,13 @@ pub async fn start(cfg: ServeConfig) -> Result<Running, ServeError> {
     let admin = admin_router(state).into_make_service_with_connect_info::<SocketAddr>();
     let admin_stop = all_rx.clone();
     tokio::spawn(sweep_periodically(app.clone(), all_rx.clone()));
+    tokio::spawn(recheck_waiters_periodically(app.clone(), all_rx.clone()));
     let task = tokio::spawn(async move {
-        let public = axum::serve(listener, public).with_graceful_shutdown(stopped(all_rx));
-        let admin = axum::serve(admin_listener, admin).with_graceful_shutdown(stopped(admin_stop));
+        // TCP_NODELAY: an SSE event is a small write after earlier small
+        // writes; with Nagle's algorithm it waits for the peer's (delayed)
+        // ACK of the previous one instead of leaving at once.
+        let public = axum::serve(listener.tap_io(no_delay), public).with_graceful_shutdown(stopped(all_rx));
+        let admin = axum::serve(admin_listener.tap_io(no_delay), admin).with_graceful_shutdown(stopped(admin_stop));
         let (a, b) = tokio::join!(public.into_future(), admin.into_future());
         a.and(b)
     });

@@ -2,10 +2,9 @@
 //! (RFC 6749 error JSON), the QR as PNG/SVG, and two ways to learn the
 //! outcome the moment it lands: Server-Sent Events and a long-poll.
 //!
-//! Waiters are woken by the in-process broadcast the services send on
-//! every decision. With several replicas on one PostgreSQL database a
-//! decision may land on another replica; waiters therefore also re-read
-//! the login every [`RECHECK`], which bounds the cross-replica delay.
+//! Waiters register per login ([`crate::service::waiters`]) and are woken
+//! by the decision on this replica, or by the one periodic re-check
+//! (`serve` runs it every [`RECHECK`](crate::service::waiters::RECHECK)) for decisions on other replicas.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -18,7 +17,6 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use futures::Stream;
 use serde::Deserialize;
-use tokio::sync::broadcast;
 
 use super::openapi::{EventStream, LoginStatus, OAuthError, PngImage, SvgImage};
 use super::{ApiResult, HttpState, basic, form_rejection};
@@ -26,11 +24,10 @@ use shomei_core::api::Problem;
 use shomei_core::ids::LoginId;
 use crate::service::login::{DeviceAuthorization, TokenResponse};
 use crate::service::login::{TokenError, wire_status};
-use crate::service::{App, Error, LoginEvent};
-use crate::store::Terminal;
+use crate::service::waiters::LoginWatch;
+use crate::service::{App, Error};
+use crate::store::{Login, Terminal};
 
-/// How often waiters re-read the login besides being woken.
-pub const RECHECK: Duration = Duration::from_secs(2);
 /// Longest long-poll.
 pub const MAX_WAIT_S: u64 = 60;
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -199,28 +196,28 @@ pub(super) async fn qr_svg(State(s): State<HttpState>, headers: HeaderMap, Path(
     Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "no-store")], svg).into_response())
 }
 
-/// Waits until the login leaves `pending` (or `deadline` passes: then "pending").
-async fn next_final(app: &App, login_id: &str, rx: &mut broadcast::Receiver<LoginEvent>, deadline: tokio::time::Instant) -> Result<&'static str, Error> {
+/// Waits until the login leaves `pending` (or `deadline` passes: then
+/// "pending"). `watch` was registered before `l` was read, so a decision
+/// committed after that read wakes it. At the login's expiry the store is
+/// read again (a decision may have landed on another replica just before
+/// the periodic re-check would have seen it).
+async fn next_final(app: &App, l: &Login, watch: &mut LoginWatch, deadline: tokio::time::Instant) -> Result<&'static str, Error> {
+    let mut l = l.clone();
     loop {
-        let l = app.store.get_login(login_id).await?.ok_or(Error::LoginUnknown)?;
         let now = app.clock.now_ms();
         let st = wire_status(&l, now);
         if st != "pending" {
             return Ok(st);
         }
-        let until_expiry = Duration::from_millis((l.expires_ms - now).max(0) as u64);
-        let wake = (tokio::time::Instant::now() + until_expiry.min(RECHECK)).min(deadline);
+        let expiry = tokio::time::Instant::now() + Duration::from_millis((l.expires_ms - now).max(0) as u64);
         tokio::select! {
-            ev = rx.recv() => match ev {
-                Ok(e) if e.login_id == login_id => return Ok(e.status),
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => tokio::time::sleep_until(wake).await,
-            },
-            _ = tokio::time::sleep_until(wake) => {}
+            st = watch.decided() => return Ok(st),
+            _ = tokio::time::sleep_until(expiry.min(deadline)) => {}
         }
-        if tokio::time::Instant::now() >= deadline {
+        if expiry > deadline {
             return Ok("pending");
         }
+        l = app.store.get_login(&l.id).await?.ok_or(Error::LoginUnknown)?;
     }
 }
 
@@ -237,27 +234,28 @@ async fn next_final(app: &App, login_id: &str, rx: &mut broadcast::Receiver<Logi
 )]
 pub(super) async fn events(State(s): State<HttpState>, headers: HeaderMap, Path(login_id): Path<String>) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let t = s.terminal_from(&headers, "authorization").await?;
-    // Subscribe before reading the status so no decision slips between.
-    let rx = s.app.events.subscribe();
+    // Register before reading the status so no decision slips between.
+    let watch = s.app.waiters.watch(&login_id);
     let l = s.app.terminal_login(&t, &login_id).await?;
     let first = wire_status(&l, s.app.clock.now_ms());
     let app = s.app.clone();
-    let stream = futures::stream::unfold((Some(first), rx, false), move |(pending_first, mut rx, done)| {
+    // The first event is the status now; if that is pending, the second is
+    // the final one, and the stream ends.
+    let stream = futures::stream::unfold((Some(first), Some((l, watch))), move |(first, waiting)| {
         let app = app.clone();
-        let login_id = login_id.clone();
         async move {
-            if done {
-                return None;
-            }
-            let status = match pending_first {
-                Some(st) => st,
+            let (status, waiting) = match first {
+                Some(st) => (st, waiting),
                 None => {
+                    let (l, mut watch) = waiting?;
                     let far = tokio::time::Instant::now() + Duration::from_secs(3600);
-                    next_final(&app, &login_id, &mut rx, far).await.unwrap_or("expired")
+                    let st = next_final(&app, &l, &mut watch, far).await.unwrap_or("expired");
+                    (st, Some((l, watch)))
                 }
             };
+            let next = if status == "pending" { waiting } else { None };
             let ev = Event::default().event("status").data(serde_json::to_string(&LoginStatus { status }).unwrap_or_default());
-            Some((Ok(ev), (None, rx, status != "pending")))
+            Some((Ok(ev), (None, next)))
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
@@ -284,10 +282,10 @@ pub(super) struct WaitQuery {
 )]
 pub(super) async fn wait(State(s): State<HttpState>, headers: HeaderMap, Path(login_id): Path<String>, Query(q): Query<WaitQuery>) -> ApiResult<Json<LoginStatus>> {
     let t = s.terminal_from(&headers, "authorization").await?;
-    let mut rx = s.app.events.subscribe();
-    s.app.terminal_login(&t, &login_id).await?;
+    let mut watch = s.app.waiters.watch(&login_id);
+    let l = s.app.terminal_login(&t, &login_id).await?;
     let secs = q.timeout.unwrap_or(30).min(MAX_WAIT_S);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    let status = next_final(&s.app, &login_id, &mut rx, deadline).await?;
+    let status = next_final(&s.app, &l, &mut watch, deadline).await?;
     Ok(Json(LoginStatus { status }))
 }

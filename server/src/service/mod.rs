@@ -13,13 +13,13 @@ pub mod login;
 pub mod signature;
 pub mod signed_document;
 pub mod sweep;
+pub mod waiters;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use ring::rand::{SecureRandom, SystemRandom};
 use shomei_core::Origin;
-use tokio::sync::broadcast;
 
 pub use error::{Error, Result};
 
@@ -116,13 +116,6 @@ impl Clock {
     }
 }
 
-/// A login changed state (for SSE and long-poll waiters).
-#[derive(Debug, Clone)]
-pub struct LoginEvent {
-    pub login_id: String,
-    pub status: &'static str,
-}
-
 /// The services and what they share.
 pub struct App {
     pub store: Arc<dyn Store>,
@@ -131,7 +124,8 @@ pub struct App {
     pub origin: Origin,
     pub kek: Arc<Kek>,
     pub backend: Arc<dyn SigningBackend>,
-    pub events: broadcast::Sender<LoginEvent>,
+    /// Terminals waiting on a login (SSE, long-poll), woken per login.
+    pub waiters: Arc<waiters::Waiters>,
     /// Per-terminal / per-address / per-device request budgets.
     pub limits: limits::RateLimits,
     pub(crate) signature_log: signature::SignatureLog,
@@ -148,7 +142,6 @@ impl App {
         kek: Arc<Kek>,
         backend: Arc<dyn SigningBackend>,
     ) -> Arc<App> {
-        let (events, _) = broadcast::channel(1024);
         let signature_log = signature::SignatureLog::spawn(store.clone());
         Arc::new(App {
             store,
@@ -157,19 +150,16 @@ impl App {
             origin,
             kek,
             backend,
-            events,
+            waiters: Arc::default(),
             limits: limits::RateLimits::default(),
             signature_log,
             checkpoints: audit::CheckpointSink::default(),
         })
     }
 
+    /// Wakes the terminals waiting on `login_id` (after its decision is committed).
     pub(crate) fn notify(&self, login_id: &str, status: &'static str) {
-        // No receivers is fine: nobody is waiting.
-        let _ = self.events.send(LoginEvent {
-            login_id: login_id.to_owned(),
-            status,
-        });
+        self.waiters.wake(login_id, status);
     }
 }
 

@@ -430,6 +430,9 @@ pub trait Store: Send + Sync + 'static {
     async fn create_login(&self, l: &Login, audit: &AuditEvent) -> StoreResult<()>;
     async fn get_login(&self, id: &str) -> StoreResult<Option<Login>>;
     async fn get_login_by_device_code_hash(&self, hash: &[u8]) -> StoreResult<Option<Login>>;
+    /// Which of `ids` are decided (not pending), with their status: one
+    /// query for many waited logins (the waiters' periodic re-check).
+    async fn decided_logins(&self, ids: &[String]) -> StoreResult<Vec<(String, LoginStatus)>>;
     /// Conditional: only a pending, unexpired login is decided.
     async fn decide_login(&self, d: &LoginDecision) -> StoreResult<DecideOutcome>;
     /// The evidence stored with a login's decision, if it was decided by a phone.

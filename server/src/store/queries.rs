@@ -39,6 +39,48 @@ macro_rules! store_impl {
             Ok(())
         }
 
+        /// Audit rows per INSERT statement (8 parameters each; well under
+        /// both backends' parameter limits).
+        const AUDIT_ROWS_PER_INSERT: usize = 500;
+
+        /// Appends `entries` in order, like one [`audit_tx`] each, but with
+        /// one read of the chain's head and multi-row INSERTs: the group
+        /// commit of signature records costs a few round trips, not four
+        /// per record (which is what bounded it on PostgreSQL).
+        async fn audit_batch_tx(conn: &mut Conn, entries: &[(i64, AuditEvent)]) -> StoreResult<()> {
+            if entries.is_empty() {
+                return Ok(());
+            }
+            let last = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *conn).await?;
+            let (mut seq, mut prev_hash) = match last {
+                Some(r) => (r.try_get::<i64, _>("seq")?, hash32(r.try_get::<Vec<u8>, _>("hash")?)?),
+                None => (0, GENESIS),
+            };
+            for chunk in entries.chunks(AUDIT_ROWS_PER_INSERT) {
+                let mut sql = String::from("INSERT INTO audit (seq, at_ms, actor, action, subject, details, prev_hash, hash) VALUES ");
+                let mut rows = Vec::with_capacity(chunk.len());
+                for (i, (at_ms, ev)) in chunk.iter().enumerate() {
+                    seq += 1;
+                    let details = ev.details.to_string();
+                    let hash = entry_hash(&prev_hash, seq, *at_ms, &ev.actor, &ev.action, &ev.subject, &details);
+                    if i > 0 {
+                        sql.push(',');
+                    }
+                    let k = i * 8;
+                    sql.push_str(&format!("(${},${},${},${},${},${},${},${})", k + 1, k + 2, k + 3, k + 4, k + 5, k + 6, k + 7, k + 8));
+                    rows.push((seq, *at_ms, ev, details, prev_hash, hash));
+                    prev_hash = hash;
+                }
+                let mut q = sqlx::query(&sql);
+                for (seq, at_ms, ev, details, prev, hash) in rows {
+                    q = q.bind(seq).bind(at_ms).bind(ev.actor.clone()).bind(ev.action.clone()).bind(ev.subject.clone()).bind(details)
+                        .bind(prev.to_vec()).bind(hash.to_vec());
+                }
+                q.execute(&mut *conn).await?;
+            }
+            Ok(())
+        }
+
         fn rfc3339_ms(ms: i64) -> String {
             let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
             t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
@@ -410,6 +452,22 @@ macro_rules! store_impl {
                 r.as_ref().map(login_row).transpose()
             }
 
+            async fn decided_logins(&self, ids: &[String]) -> StoreResult<Vec<(String, LoginStatus)>> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+                let sql = format!("SELECT id, status FROM logins WHERE status <> 'pending' AND id IN ({})", marks.join(","));
+                let mut q = sqlx::query(&sql);
+                for id in ids {
+                    q = q.bind(id);
+                }
+                let rows = q.fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get::<String, _>("id")?, LoginStatus::parse(&r.try_get::<String, _>("status")?)?)))
+                    .collect()
+            }
+
             async fn decide_login(&self, d: &LoginDecision) -> StoreResult<DecideOutcome> {
                 let mut w = self.begin_write().await?;
                 let grant_id = d.grant.as_ref().map(|g| g.id.clone());
@@ -538,27 +596,28 @@ macro_rules! store_impl {
             async fn record_signatures(&self, records: &[SignatureRecord]) -> StoreResult<Vec<RecordOutcome>> {
                 let mut w = self.begin_write().await?;
                 let mut out = Vec::with_capacity(records.len());
+                // The batch's audit entries, chained after the last stored one
+                // and inserted together (same rows as one append each).
+                let mut entries: Vec<(i64, AuditEvent)> = Vec::new();
                 for rec in records {
-                    // Under the writer lock: a revocation committed before this
-                    // record wins, so no signature is returned after it.
-                    let revoked = sqlx::query("SELECT 1 AS one FROM credentials WHERE id = $1 AND revoked_ms IS NOT NULL")
-                        .bind(&rec.credential_id).fetch_optional(&mut *w.tx).await?;
-                    if revoked.is_some() {
-                        out.push(RecordOutcome::CredentialRevoked);
-                        continue;
-                    }
                     let n = rec.hashes.len() as i64;
+                    // Under the writer lock: a revocation committed before this
+                    // record wins, so no signature is returned after it. One
+                    // statement for the common case; on refusal, say why.
                     let row = sqlx::query(
                         "UPDATE grants SET signatures_made = signatures_made + $1, last_used_ms = $2 \
                          WHERE id = $3 AND terminal_id = $4 AND revoked_ms IS NULL AND expires_ms > $2 \
                          AND (signature_cap IS NULL OR signatures_made + $1 <= signature_cap) \
                          AND (idle_timeout_s IS NULL OR last_used_ms + idle_timeout_s * 1000 > $2) \
+                         AND NOT EXISTS (SELECT 1 FROM credentials WHERE id = $5 AND revoked_ms IS NOT NULL) \
                          RETURNING signatures_made",
                     )
-                    .bind(n).bind(rec.now_ms).bind(&rec.grant_id).bind(&rec.terminal_id)
+                    .bind(n).bind(rec.now_ms).bind(&rec.grant_id).bind(&rec.terminal_id).bind(&rec.credential_id)
                     .fetch_optional(&mut *w.tx).await?;
                     let Some(row) = row else {
-                        out.push(RecordOutcome::GrantUnusable);
+                        let revoked = sqlx::query("SELECT 1 AS one FROM credentials WHERE id = $1 AND revoked_ms IS NOT NULL")
+                            .bind(&rec.credential_id).fetch_optional(&mut *w.tx).await?;
+                        out.push(if revoked.is_some() { RecordOutcome::CredentialRevoked } else { RecordOutcome::GrantUnusable });
                         continue;
                     };
                     let made: i64 = row.try_get("signatures_made")?;
@@ -574,10 +633,11 @@ macro_rules! store_impl {
                             rec.credential_id.clone(),
                             details,
                         );
-                        audit_tx(&mut *w.tx, rec.now_ms, &ev).await?;
+                        entries.push((rec.now_ms, ev));
                     }
                     out.push(RecordOutcome::Recorded(made));
                 }
+                audit_batch_tx(&mut *w.tx, &entries).await?;
                 w.commit().await?;
                 Ok(out)
             }

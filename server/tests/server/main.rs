@@ -6,7 +6,9 @@
 //!   real captured data (tests/data/attestation), refusals and property tests;
 //! - `cli`: the `shomei` binary (serve on port 0, admin --json, bad config);
 //! - `http`: the real server on 127.0.0.1:0 driven over HTTP by reqwest,
-//!   with a software P-256 key as the phone, one test per rejection rule.
+//!   with a software P-256 key as the phone, one test per rejection rule;
+//! - `waiting`: terminals waiting on a login (long-poll, SSE) on SQLite and
+//!   PostgreSQL, including a decision taken by another replica.
 
 mod attestation;
 mod attestation_corpus;
@@ -19,3 +21,4 @@ mod http;
 mod openapi;
 mod signdoc;
 mod storage;
+mod waiting;

@@ -286,6 +286,57 @@ async fn revoked_credential_records_no_signature(s: Arc<dyn Store>) {
     verify(entries.iter()).unwrap();
 }
 
+/// A group commit of many records (more audit rows than one INSERT
+/// carries, a refused record in the middle) appends one entry per hash, in
+/// order, on one unbroken chain after what was there.
+async fn group_commit_chains_every_signature_of_a_batch(s: Arc<dyn Store>) {
+    seed(&*s).await;
+    s.create_enrollment(&enrollment("e1"), &ev("enrollment.create", "e1")).await.unwrap();
+    s.complete_enrollment("e1", &device("d1", 1), true, 50, &ev("device.enroll", "d1")).await.unwrap();
+    s.create_login(&login("l1", 1), &ev("login.start", "l1")).await.unwrap();
+    approve(&*s, "l1", "d1", grant("g1", "l1", "d1", Some(1000))).await;
+    let before = audit_all(&*s).await.len();
+    let rec = |first: u8, n: usize| SignatureRecord {
+        grant_id: "g1".into(), credential_id: "c1".into(), terminal_id: "t1".into(),
+        hashes: (0..n).map(|i| vec![first.wrapping_add(i as u8); 32]).collect(), sign_algo: "rsa".into(), now_ms: 500, signature_formats: Vec::new(),
+    };
+    let mut wrong_terminal = rec(9, 1);
+    wrong_terminal.terminal_id = "t2".into();
+    let out = s.record_signatures(&[rec(0, 300), wrong_terminal, rec(100, 400), rec(200, 301)]).await.unwrap();
+    assert_eq!(out, vec![RecordOutcome::Recorded(300), RecordOutcome::GrantUnusable, RecordOutcome::Recorded(700), RecordOutcome::GrantUnusable]);
+    let entries = audit_all(&*s).await;
+    assert_eq!(entries.len(), before + 700);
+    verify(entries.iter()).unwrap();
+    let hashes: Vec<String> = entries[before..].iter().map(|e| serde_json::from_str::<serde_json::Value>(&e.details).unwrap()["hash"].as_str().unwrap().to_owned()).collect();
+    let expected: Vec<String> = (0..300u32).map(|i| hex::encode([i as u8; 32])).chain((0..400u32).map(|i| hex::encode([(100 + i) as u8; 32]))).collect();
+    assert_eq!(hashes, expected, "one entry per hash, in order");
+    assert_eq!(s.get_grant("g1").await.unwrap().unwrap().signatures_made, 700);
+}
+
+/// The waiters' periodic re-check reads which waited logins the store has
+/// decided (here: without this process telling them, as on another replica)
+/// and wakes exactly their waiters.
+async fn recheck_wakes_the_waiters_of_logins_decided_in_the_store(s: Arc<dyn Store>) {
+    use shomei_server::service::waiters::Waiters;
+    seed(&*s).await;
+    s.create_enrollment(&enrollment("e1"), &ev("enrollment.create", "e1")).await.unwrap();
+    s.complete_enrollment("e1", &device("d1", 1), true, 50, &ev("device.enroll", "d1")).await.unwrap();
+    s.create_login(&login("l1", 1), &ev("login.start", "l1")).await.unwrap();
+    s.create_login(&login("l2", 2), &ev("login.start", "l2")).await.unwrap();
+    let waiters = Arc::new(Waiters::default());
+    let mut w1 = waiters.watch("l1");
+    let w2 = waiters.watch("l2");
+    assert_eq!(waiters.recheck(&*s).await.unwrap(), 0, "nothing decided yet");
+    assert_eq!(approve(&*s, "l1", "d1", grant("g1", "l1", "d1", None)).await, DecideOutcome::Done);
+    assert_eq!(s.decided_logins(&["l1".into(), "l2".into(), "nope".into()]).await.unwrap(), vec![("l1".to_owned(), LoginStatus::Approved)]);
+    assert_eq!(waiters.recheck(&*s).await.unwrap(), 1);
+    assert_eq!(w1.decided().await, "approved");
+    assert_eq!(waiters.waiting_on("l2"), 1);
+    assert_eq!(waiters.recheck(&*s).await.unwrap(), 0, "a woken login is not read again");
+    drop((w1, w2));
+    assert_eq!(waiters.waited(), 0);
+}
+
 async fn audit_chain_verifies_after_every_operation(s: Arc<dyn Store>) {
     seed(&*s).await;
     s.create_enrollment(&enrollment("e1"), &ev("enrollment.create", "e1")).await.unwrap();
@@ -380,6 +431,8 @@ const CASES: &[(&str, Case)] = cases![
     audit_chain_verifies_after_every_operation,
     concurrent_audit_appends_keep_one_chain,
     settings_keep_the_first_value,
+    group_commit_chains_every_signature_of_a_batch,
+    recheck_wakes_the_waiters_of_logins_decided_in_the_store,
     decision_evidence_is_stored_with_its_decision_only,
     wrong_confirmation_codes_end_the_grant_at_the_limit,
 ];
@@ -395,13 +448,13 @@ async fn storage_suite_on_sqlite() {
 }
 
 /// A fresh PostgreSQL database for this run, dropped on success.
-struct PgDb {
+pub(crate) struct PgDb {
     admin_url: String,
     name: String,
 }
 
 impl PgDb {
-    async fn create() -> Option<PgDb> {
+    pub(crate) async fn create() -> Option<PgDb> {
         let Ok(admin_url) = std::env::var("SHOMEI_TEST_DATABASE_URL") else {
             if std::env::var_os("CI").is_some() {
                 panic!("SHOMEI_TEST_DATABASE_URL is not set but CI is: the PostgreSQL storage suite must run in CI");
@@ -416,21 +469,21 @@ impl PgDb {
         Some(PgDb { admin_url, name })
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         let mut u = url::Url::parse(&self.admin_url).unwrap();
         u.set_path(&self.name);
         u.to_string()
     }
 
     /// Each case gets a clean schema: drop and recreate the database.
-    async fn reset(&self) {
+    pub(crate) async fn reset(&self) {
         let pool = sqlx::PgPool::connect(&self.admin_url).await.unwrap();
         sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&pool).await.unwrap();
         sqlx::query(&format!("CREATE DATABASE {}", self.name)).execute(&pool).await.unwrap();
         pool.close().await;
     }
 
-    async fn drop_db(self) {
+    pub(crate) async fn drop_db(self) {
         let pool = sqlx::PgPool::connect(&self.admin_url).await.unwrap();
         sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&pool).await.unwrap();
         pool.close().await;
