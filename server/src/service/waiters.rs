@@ -102,10 +102,12 @@ impl LoginWatch {
     /// Waits until the login is woken with its final status (returns at once
     /// if that already happened since [`Waiters::watch`]).
     pub async fn decided(&mut self) -> &'static str {
-        match self.rx.wait_for(Option::is_some).await {
-            Ok(v) => v.expect("waited for Some"),
+        // (the borrow ends with this statement: nothing held across an await)
+        let decided = self.rx.wait_for(Option::is_some).await.map(|v| *v);
+        match decided {
+            Ok(Some(status)) => status,
             // The sender lives in the map as long as this receiver: not reached.
-            Err(_) => std::future::pending().await,
+            _ => std::future::pending().await,
         }
     }
 }

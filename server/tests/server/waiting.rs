@@ -170,7 +170,10 @@ async fn postgres_a_decision_on_another_replica_wakes_the_waiter() {
     let kek = std::fs::read(a._dir.path().join("kek")).unwrap();
     let url = db.url();
     let b = Env::with_config(move |c| {
-        std::fs::write(c.data_dir.join("kek"), &kek).unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = c.data_dir.join("kek");
+        std::fs::write(&path, &kek).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         c.database_url = Some(url);
         c.public_origin = Some(shomei_core::Origin::parse(&origin).unwrap());
     })
