@@ -273,7 +273,9 @@ impl World {
             credential: String::new(),
         };
         for i in 0..PAIRS {
-            world.terminals.push(world.extra_terminal(&format!("EHR bench {i}")).await);
+            world
+                .terminals
+                .push(world.extra_terminal(&format!("EHR bench {i}")).await);
         }
         // Enrollment attempts are limited per client address: phones enroll
         // from 127.0.0.2, .3, … (all loopback), 16 per address.
@@ -1019,7 +1021,10 @@ fn machine() -> String {
 /// The 1, 5 and 15 minute load averages.
 fn load_average() -> String {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    load.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn pct(a: f64, b: f64) -> String {

@@ -55,7 +55,11 @@ impl Waiters {
             .entry(login_id.to_owned())
             .or_insert_with(|| watch::channel(None).0)
             .subscribe();
-        LoginWatch { waiters: self.clone(), login_id: login_id.to_owned(), rx }
+        LoginWatch {
+            waiters: self.clone(),
+            login_id: login_id.to_owned(),
+            rx,
+        }
     }
 
     /// Wakes the waiters of `login_id` with its final `status` (after the
@@ -74,13 +78,20 @@ impl Waiters {
 
     /// Waiters registered for `login_id` (tests, metrics).
     pub fn waiting_on(&self, login_id: &str) -> usize {
-        self.by_login.lock().expect("waiters lock").get(login_id).map_or(0, |tx| tx.receiver_count())
+        self.by_login
+            .lock()
+            .expect("waiters lock")
+            .get(login_id)
+            .map_or(0, |tx| tx.receiver_count())
     }
 
     /// Ids of waited logins nobody has woken yet.
     fn pending_ids(&self) -> Vec<String> {
         let map = self.by_login.lock().expect("waiters lock");
-        map.iter().filter(|(_, tx)| tx.borrow().is_none()).map(|(id, _)| id.clone()).collect()
+        map.iter()
+            .filter(|(_, tx)| tx.borrow().is_none())
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// Reads which waited logins the store has decided (e.g. on another
@@ -116,7 +127,10 @@ impl Drop for LoginWatch {
     fn drop(&mut self) {
         let mut map = self.waiters.by_login.lock().expect("waiters lock");
         // This receiver still counts: 1 means it was the last waiter.
-        if map.get(&self.login_id).is_some_and(|tx| tx.receiver_count() <= 1) {
+        if map
+            .get(&self.login_id)
+            .is_some_and(|tx| tx.receiver_count() <= 1)
+        {
             map.remove(&self.login_id);
         }
     }
@@ -133,7 +147,10 @@ mod tests {
         let b = w.watch("B");
         w.wake("A", "approved");
         assert_eq!(a.decided().await, "approved");
-        assert!(!b.rx.has_changed().unwrap(), "B's waiter was woken by A's decision");
+        assert!(
+            !b.rx.has_changed().unwrap(),
+            "B's waiter was woken by A's decision"
+        );
         assert_eq!(*b.rx.borrow(), None);
     }
 

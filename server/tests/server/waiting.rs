@@ -15,8 +15,17 @@ use crate::storage::PgDb;
 
 /// The answer of `GET …/wait?timeout=…` for `login_id`.
 async fn wait(env: &Env, terminal: &(String, String), login_id: &str, timeout_s: u64) -> Value {
-    let url = format!("{}/v1/terminal/logins/{login_id}/wait?timeout={timeout_s}", env.base);
-    let r = env.http.get(&url).header("authorization", basic(&terminal.0, &terminal.1)).send().await.unwrap();
+    let url = format!(
+        "{}/v1/terminal/logins/{login_id}/wait?timeout={timeout_s}",
+        env.base
+    );
+    let r = env
+        .http
+        .get(&url)
+        .header("authorization", basic(&terminal.0, &terminal.1))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     r.json().await.unwrap()
 }
@@ -24,10 +33,19 @@ async fn wait(env: &Env, terminal: &(String, String), login_id: &str, timeout_s:
 /// The `data:` lines of a whole `events` stream.
 async fn events(env: &Env, terminal: &(String, String), login_id: &str) -> Vec<String> {
     let url = format!("{}/v1/terminal/logins/{login_id}/events", env.base);
-    let r = env.http.get(&url).header("authorization", basic(&terminal.0, &terminal.1)).send().await.unwrap();
+    let r = env
+        .http
+        .get(&url)
+        .header("authorization", basic(&terminal.0, &terminal.1))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let body = r.text().await.unwrap();
-    body.lines().filter_map(|l| l.strip_prefix("data: ")).map(str::to_owned).collect()
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Until `env` has `n` waiters registered on `login_id` (bounded).
@@ -38,7 +56,10 @@ async fn until_waiting(env: &Env, login_id: &str, n: usize) {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("{} waiters on {login_id}, expected {n}", env.app().waiters.waiting_on(login_id));
+    panic!(
+        "{} waiters on {login_id}, expected {n}",
+        env.app().waiters.waiting_on(login_id)
+    );
 }
 
 async fn pg_env(db: &PgDb, f: impl FnOnce(&mut ServeConfig)) -> Env {
@@ -65,11 +86,19 @@ async fn a_waiter_is_woken_by_its_own_logins_decision_only(env: &Env) {
         assert_eq!(d.0, StatusCode::OK, "{}", d.1);
         // A's waiter was answered and left; B's still waits
         until_waiting(env, a.id(), 0).await;
-        assert_eq!(env.app().waiters.waiting_on(b.id()), 1, "B's waiter was answered by A's decision");
+        assert_eq!(
+            env.app().waiters.waiting_on(b.id()),
+            1,
+            "B's waiter was answered by A's decision"
+        );
         let d = env.decide(&phone, &b, Decision::Deny, 0).await;
         assert_eq!(d.0, StatusCode::OK, "{}", d.1);
     };
-    let (va, vb, ()) = tokio::join!(wait(env, &w.terminal, a.id(), 60), wait(env, &w.terminal, b.id(), 60), script);
+    let (va, vb, ()) = tokio::join!(
+        wait(env, &w.terminal, a.id(), 60),
+        wait(env, &w.terminal, b.id(), 60),
+        script
+    );
     assert_eq!(va["status"], "approved");
     assert_eq!(vb["status"], "denied");
     assert_eq!(env.app().waiters.waited(), 0, "answered waiters unregister");
@@ -95,8 +124,17 @@ async fn every_waiter_of_a_login_gets_its_decision(env: &Env) {
     assert_eq!(v1["status"], "approved");
     assert_eq!(v2["status"], "approved");
     // (pending first unless the decision landed between its registration and its read)
-    assert_eq!(sse.last().map(String::as_str), Some(r#"{"status":"approved"}"#), "{sse:?}");
-    assert!(sse[..sse.len() - 1].iter().all(|e| e == r#"{"status":"pending"}"#), "{sse:?}");
+    assert_eq!(
+        sse.last().map(String::as_str),
+        Some(r#"{"status":"approved"}"#),
+        "{sse:?}"
+    );
+    assert!(
+        sse[..sse.len() - 1]
+            .iter()
+            .all(|e| e == r#"{"status":"pending"}"#),
+        "{sse:?}"
+    );
 }
 
 /// A login decided before the terminal starts waiting is answered at once.
@@ -107,8 +145,14 @@ async fn a_decision_before_the_wait_is_answered_at_once(env: &Env) {
     let d = env.decide(&phone, &l, Decision::Approve, l.number()).await;
     assert_eq!(d.0, StatusCode::OK, "{}", d.1);
     // a 60 s long-poll that returned is the proof it did not wait for a wake
-    assert_eq!(wait(env, &w.terminal, l.id(), 60).await["status"], "approved");
-    assert_eq!(events(env, &w.terminal, l.id()).await, [r#"{"status":"approved"}"#]);
+    assert_eq!(
+        wait(env, &w.terminal, l.id(), 60).await["status"],
+        "approved"
+    );
+    assert_eq!(
+        events(env, &w.terminal, l.id()).await,
+        [r#"{"status":"approved"}"#]
+    );
 }
 
 /// Nobody decides: waiters get `expired` when the login expires (a 3 s
@@ -116,7 +160,10 @@ async fn a_decision_before_the_wait_is_answered_at_once(env: &Env) {
 async fn waiters_get_expired_at_the_logins_expiry(env: &Env) {
     let w = env.world().await;
     let l = env.start_login(&w.terminal).await;
-    let (v, sse) = tokio::join!(wait(env, &w.terminal, l.id(), 60), events(env, &w.terminal, l.id()));
+    let (v, sse) = tokio::join!(
+        wait(env, &w.terminal, l.id(), 60),
+        events(env, &w.terminal, l.id())
+    );
     assert_eq!(v["status"], "expired");
     assert_eq!(sse, [r#"{"status":"pending"}"#, r#"{"status":"expired"}"#]);
 }
@@ -147,7 +194,9 @@ async fn sqlite_waiters_get_expired_at_the_logins_expiry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_waiting_rules() {
-    let Some(db) = PgDb::create().await else { return };
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
     a_waiter_is_woken_by_its_own_logins_decision_only(&pg_env(&db, |_| {}).await).await;
     db.reset().await;
     every_waiter_of_a_login_gets_its_decision(&pg_env(&db, |_| {}).await).await;
@@ -162,11 +211,16 @@ async fn postgres_waiting_rules() {
 /// A, the phone decides on replica B; A's periodic re-check wakes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_decision_on_another_replica_wakes_the_waiter() {
-    let Some(db) = PgDb::create().await else { return };
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
     // Replicas share the database, the KEK and the public origin.
     let origin = "http://127.0.0.1:9".to_owned();
     let o = origin.clone();
-    let a = pg_env(&db, move |c| c.public_origin = Some(shomei_core::Origin::parse(&o).unwrap())).await;
+    let a = pg_env(&db, move |c| {
+        c.public_origin = Some(shomei_core::Origin::parse(&o).unwrap())
+    })
+    .await;
     let kek = std::fs::read(a._dir.path().join("kek")).unwrap();
     let url = db.url();
     let b = Env::with_config(move |c| {
