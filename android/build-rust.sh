@@ -4,7 +4,9 @@
 #
 # Needs: Android NDK (ANDROID_NDK_HOME), `cargo install cargo-ndk`, and
 #   rustup target add aarch64-linux-android armv7-linux-androideabi x86_64-linux-android
-# Env: PROFILE=release|debug (default release).
+# Env: PROFILE=mobile|release|dev (default mobile: the size-optimized profile in the workspace
+# Cargo.toml — opt-level "s" with the scanning crates at 3, fat LTO, one codegen unit,
+# stripped, panic = "unwind"; docs/scanning.md has its measured size and frame time).
 #
 # 16 KB pages: Android 15+ devices may use 16 KB memory pages and refuse libraries whose
 # LOAD segments are aligned for 4 KB; NDKs before r28 link with 4 KB by default. The linker
@@ -14,13 +16,10 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
-profile="${PROFILE:-release}"
+profile="${PROFILE:-mobile}"
 
 command -v cargo-ndk >/dev/null || { echo "cargo-ndk not found: cargo install cargo-ndk" >&2; exit 1; }
 [[ -n "${ANDROID_NDK_HOME:-}" ]] || { echo "ANDROID_NDK_HOME is not set" >&2; exit 1; }
-
-release_flag=()
-[[ "$profile" == "release" ]] && release_flag=(--release)
 
 cd "$repo"
 page_flags="-C link-arg=-Wl,-z,max-page-size=16384"
@@ -33,7 +32,7 @@ cargo ndk \
   -t arm64-v8a -t armeabi-v7a -t x86_64 \
   -P 28 \
   -o "$here/app/src/main/jniLibs" \
-  build -p shomei-mobile "${release_flag[@]}"
+  build -p shomei-mobile --profile "$profile"
 
 "$here/check-page-size.sh" "$here"/app/src/main/jniLibs/*/libshomei_mobile.so
 

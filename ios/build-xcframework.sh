@@ -4,25 +4,27 @@
 #
 # Needs macOS with Xcode and:
 #   rustup target add aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios
-# Env: PROFILE=release|debug (default release).
+# Env: PROFILE=mobile|release|dev (default mobile: the size-optimized profile in the workspace
+# Cargo.toml, see docs/scanning.md "Library size").
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
-profile="${PROFILE:-release}"
+profile="${PROFILE:-mobile}"
+# cargo's output directory for a profile (`dev` builds into `debug`)
+out_dir="$profile"
+[[ "$profile" == "dev" ]] && out_dir=debug
 target_dir="${CARGO_TARGET_DIR:-$repo/target}"
 gen="$here/Generated"
 lib=libshomei_mobile.a
 
 [[ "$(uname -s)" == "Darwin" ]] || { echo "build-xcframework.sh needs macOS + Xcode" >&2; exit 1; }
 
-flag=()
-[[ "$profile" == "release" ]] && flag=(--release)
 
 cd "$repo"
 export IPHONEOS_DEPLOYMENT_TARGET=16.0
 for t in aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios; do
-  cargo build -p shomei-mobile --target "$t" "${flag[@]}"
+  cargo build -p shomei-mobile --target "$t" --profile "$profile"
 done
 
 # Swift + C header + modulemap, generated from the host build's metadata (identical across
@@ -39,12 +41,12 @@ cp "$swift_out/ShomeiMobileFFI.modulemap" "$gen/headers/module.modulemap"
 
 # One fat simulator library (arm64 + x86_64): an XCFramework allows one slice per platform.
 lipo -create \
-  "$target_dir/aarch64-apple-ios-sim/$profile/$lib" \
-  "$target_dir/x86_64-apple-ios/$profile/$lib" \
+  "$target_dir/aarch64-apple-ios-sim/$out_dir/$lib" \
+  "$target_dir/x86_64-apple-ios/$out_dir/$lib" \
   -output "$gen/sim/$lib"
 
 xcodebuild -create-xcframework \
-  -library "$target_dir/aarch64-apple-ios/$profile/$lib" -headers "$gen/headers" \
+  -library "$target_dir/aarch64-apple-ios/$out_dir/$lib" -headers "$gen/headers" \
   -library "$gen/sim/$lib" -headers "$gen/headers" \
   -output "$gen/ShomeiMobileFFI.xcframework"
 

@@ -11,6 +11,10 @@ Peers: zxing-cpp (PyPI `zxing-cpp`) always; zbar when the Debian `zbarimg`
 tool is installed (run per file, so its time includes process start and is
 reported separately, not comparable).
 
+Sets named `count/...` are BoofCV-style: N.txt holds the hand-marked corners
+of every code (four `x y` lines per code, `#` comments, `SETS` separators)
+and no text; a hit is a distinct decoded text, at most one per marked code.
+
 Usage: scan_zxing_peer.py [--repeat N] NAME=DIR [NAME=DIR ...]
 """
 
@@ -44,8 +48,26 @@ def load_set(directory):
     return items
 
 
-def zxing_cpp(items, repeat):
+def marked_codes(text):
+    """Number of codes in a BoofCV corner file: coordinates / 8 (four x y
+    points per code, one per line or all on one line after `SETS`)."""
+    numbers = 0
+    for line in text.splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        for part in line.split():
+            try:
+                float(part)
+                numbers += 1
+            except ValueError:
+                pass
+    return numbers // 8
+
+
+def zxing_cpp(items, repeat, counting=False):
     hits = 0
+    codes = 0
+    anything = 0
     times = []
     for _path, grey, expected in items:
         best = None
@@ -57,9 +79,18 @@ def zxing_cpp(items, repeat):
             best = dt if best is None else min(best, dt)
             found = [r.text for r in results]
         times.append(best)
-        if expected in found:
+        if found:
+            anything += 1
+        if counting:
+            n = marked_codes(expected)
+            codes += n
+            hits += min(len(set(found)), n)
+        elif expected in found:
             hits += 1
-    return {"images": len(items), "hits": hits, "median_ms": 1000 * statistics.median(times) if times else None}
+    out = {"images": len(items), "hits": hits, "any": anything, "median_ms": 1000 * statistics.median(times) if times else None}
+    if counting:
+        out["codes"] = codes
+    return out
 
 
 def zbar(items):
@@ -102,8 +133,9 @@ def main(argv):
     report = {"zxing_cpp_version": version, "zbar": shutil.which("zbarimg") is not None, "sets": {}}
     for name, directory in sets:
         items = load_set(directory)
-        entry = {"zxing_cpp": zxing_cpp(items, repeat)}
-        zb = zbar(items)
+        counting = name.startswith("count/")
+        entry = {"zxing_cpp": zxing_cpp(items, repeat, counting)}
+        zb = None if counting else zbar(items)
         if zb is not None:
             entry["zbar"] = zb
         report["sets"][name] = entry

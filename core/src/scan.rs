@@ -40,22 +40,21 @@
 //! including malformed look-alikes of our URL — are foreign; other codes in the
 //! same frame never hide ours, because the scan keeps going after a foreign hit.
 //!
+//! # Finder candidates: early stop and gate
+//!
+//! Before any decoder, [`finder`] looks for finder-pattern candidates at the
+//! working, half and quarter size (and the full-resolution centre of a
+//! reduced frame). Once every candidate lies inside a code already read, no
+//! later pass can find another code and the scan stops
+//! ([`ScanConfig::early_stop`], on). With [`ScanConfig::finder_gate`] (off by
+//! default, see its docs) a frame in which no three candidates could form a
+//! code ends as [`ScanOutcome::NothingFound`] before any decoder runs.
+//!
 //! # Measured
 //!
-//! `cargo bench -p shomei-core --bench scan`, same run, exact-text hits
-//! (docs/scanning.md has the full tables, conditions and how to reproduce):
-//!
-//! | decoder | 144 real photos (ZXing blackbox qrcode-1…4) | 80 degraded synthetic frames |
-//! |---|---|---|
-//! | rqrr only | 82 | 46 |
-//! | rxing only | 131 | 61 |
-//! | rqrr + rxing | 132 | 61 |
-//! | this module (default passes) | 135 | 80 |
-//! | zxing-cpp 3.1.1 (peer) | 130 | 79 |
-//!
-//! Median time per frame with a code (loaded 2-core VM): 21 ms at 1280×720
-//! and at 1920×1080 (zxing-cpp 10 / 28 ms); a frame with no code runs every
-//! pass, ≈156–166 ms.
+//! `cargo bench -p shomei-core --bench scan` measures decode rates and time
+//! per frame against zxing-cpp in the same run; the figures live in
+//! docs/scanning.md only.
 
 use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -70,6 +69,8 @@ use rxing::qrcode::cpp_port::QrReader;
 use rxing::{BarcodeFormat, BinaryBitmap, DecodeHints, Luma8LuminanceSource, Reader};
 
 use crate::payload::Payload;
+
+mod finder;
 
 /// Largest frame accepted, in pixels (a 64-megapixel sensor); anything bigger
 /// is not a camera preview frame and would only burn memory.
@@ -125,6 +126,9 @@ pub enum Prep {
     LocalMean,
     /// The working image reduced to half size: blur shrinks with it.
     Half,
+    /// The working image reduced to a quarter size: large, soft codes and
+    /// photographed screens (the pixel grid averages out).
+    Quarter,
     /// The central half (each axis) of the frame at full resolution, for codes
     /// held far from the camera in a large frame.
     CenterFull,
@@ -155,6 +159,15 @@ pub struct ScanConfig {
     pub working_side: Option<u32>,
     /// No new pass starts after this much time has been spent on the frame.
     pub budget: Duration,
+    /// End a frame in which no three finder-pattern candidates could form a
+    /// code before the first decoder runs (see the module docs). Off by
+    /// default: measured, it makes frames without a code several times
+    /// faster but loses a few hard codes the passes read (docs/scanning.md).
+    pub finder_gate: bool,
+    /// Look for finder-pattern candidates first and stop once every one lies
+    /// inside a code already read (no later pass could find another code).
+    /// Measured without a lost read; on by default.
+    pub early_stop: bool,
 }
 
 impl Default for ScanConfig {
@@ -172,6 +185,8 @@ impl Default for ScanConfig {
             ],
             working_side: Some(1280),
             budget: Duration::from_millis(250),
+            finder_gate: false,
+            early_stop: true,
         }
     }
 }
@@ -183,6 +198,8 @@ impl ScanConfig {
             passes: vec![pass(Decoder::Rqrr, Prep::Working)],
             working_side: None,
             budget: Duration::from_secs(3600),
+            finder_gate: false,
+            early_stop: false,
         }
     }
 
@@ -195,6 +212,8 @@ impl ScanConfig {
             ],
             working_side: None,
             budget: Duration::from_secs(3600),
+            finder_gate: false,
+            early_stop: false,
         }
     }
 
@@ -208,6 +227,8 @@ impl ScanConfig {
             ],
             working_side: None,
             budget: Duration::from_secs(3600),
+            finder_gate: false,
+            early_stop: false,
         }
     }
 }
@@ -245,7 +266,30 @@ pub fn scan_frame_with(
     row_stride: u32,
     config: &ScanConfig,
 ) -> Result<ScanOutcome, ScanError> {
+    scan_frame_traced(luma, width, height, row_stride, config).map(|(outcome, _)| outcome)
+}
+
+/// What a scan did to reach its outcome (for tests and the benchmark: the
+/// gate's effect is otherwise only visible as time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScanTrace {
+    /// Finder-pattern candidates that could belong to a code (0 with the gate
+    /// off, or when the gate ended the scan).
+    pub candidates: usize,
+    /// Decoder passes that ran.
+    pub passes_run: usize,
+}
+
+/// [`scan_frame_with`], also reporting what the scan did.
+pub fn scan_frame_traced(
+    luma: &[u8],
+    width: u32,
+    height: u32,
+    row_stride: u32,
+    config: &ScanConfig,
+) -> Result<(ScanOutcome, ScanTrace), ScanError> {
     let start = Instant::now();
+    let mut trace = ScanTrace::default();
     let full = pack_frame(luma, width, height, row_stride)?;
     let working = match config.working_side {
         Some(side) if width.max(height) > side => {
@@ -261,30 +305,64 @@ pub fn scan_frame_with(
         working,
         cache: Vec::new(),
     };
+    let mut stop_when_read = false;
+    let candidates = if config.finder_gate || config.early_stop {
+        let gate = preps.finder_candidates();
+        if config.finder_gate && gate.in_codes.is_empty() {
+            return Ok((ScanOutcome::NothingFound, trace));
+        }
+        trace.candidates = gate.in_codes.len();
+        // The early stop waits for every candidate, not only those in
+        // triples: a code whose third pattern the gate missed still holds
+        // two unread candidates. A busy scene kept only its strongest
+        // candidates, so it never stops early.
+        stop_when_read = config.early_stop && !gate.busy;
+        Some(gate.all)
+    } else {
+        None
+    };
     let mut foreign = BTreeSet::new();
+    let mut read_areas: Vec<Area> = Vec::new();
     for (i, p) in config.passes.iter().enumerate() {
         if i > 0 && start.elapsed() >= config.budget {
             break;
         }
+        let all_read = candidates.as_ref().is_some_and(|c| {
+            stop_when_read
+                && !read_areas.is_empty()
+                && c.iter()
+                    .all(|c| read_areas.iter().any(|a| a.contains(c.x, c.y)))
+        });
+        if all_read {
+            // Every finder pattern in the frame belongs to a code already read.
+            break;
+        }
+        let to_working = preps.to_working(p.prep);
         let img = preps.get(p.prep);
         let Some(img) = img else { continue };
-        for mut text in decode_contained(p.decoder, img) {
+        trace.passes_run += 1;
+        for (mut text, points) in decode_contained(p.decoder, img) {
             match Payload::parse_ignoring_expiry(&text) {
                 Ok(payload) => {
                     zeroize::Zeroize::zeroize(&mut text);
-                    return Ok(ScanOutcome::Shomei(payload));
+                    return Ok((ScanOutcome::Shomei(payload), trace));
                 }
                 Err(_) => {
+                    if let Some(area) = Area::around(points.iter().map(|&(x, y)| to_working(x, y)))
+                    {
+                        read_areas.push(area);
+                    }
                     foreign.insert(text);
                 }
             }
         }
     }
-    if foreign.is_empty() {
-        Ok(ScanOutcome::NothingFound)
+    let outcome = if foreign.is_empty() {
+        ScanOutcome::NothingFound
     } else {
-        Ok(ScanOutcome::ForeignOnly(foreign.into_iter().collect()))
-    }
+        ScanOutcome::ForeignOnly(foreign.into_iter().collect())
+    };
+    Ok((outcome, trace))
 }
 
 /// Checks the frame geometry against the buffer and copies the pixels into a
@@ -326,6 +404,16 @@ fn pack_frame(
     Ok(GrayImage::from_raw(width, height, packed).expect("packed buffer has width*height bytes"))
 }
 
+/// What the finder gate saw, in working-image coordinates.
+struct Gate {
+    /// Candidates of which three could form a code (none: no code can be read).
+    in_codes: Vec<finder::Candidate>,
+    /// Every candidate, at every scale.
+    all: Vec<finder::Candidate>,
+    /// More candidates than were kept at some scale.
+    busy: bool,
+}
+
 /// Lazily built pass inputs, so a frame decoded by the first pass pays for no
 /// preprocessing.
 struct Preps {
@@ -335,6 +423,67 @@ struct Preps {
 }
 
 impl Preps {
+    /// Finder-pattern candidates that could belong to a code, in
+    /// working-image coordinates: in the working image, at half and quarter
+    /// size (blur shrinks with the image) and, when the frame was reduced, in
+    /// the centre at full resolution (a far code).
+    fn finder_candidates(&mut self) -> Gate {
+        // Every scale, not just the first with a triple: the early stop needs
+        // every code the frame may hold (a blurred one may only show at half
+        // size beside a sharp one).
+        let (found, mut busy) = finder::candidates(&self.working);
+        let mut in_codes = finder::in_code_triples(&found);
+        let mut all = found;
+        for prep in [Prep::Half, Prep::Quarter, Prep::CenterFull] {
+            let map = self.to_working(prep);
+            if let Some(img) = self.get(prep) {
+                let (found, b) = finder::candidates(img);
+                busy |= b;
+                let to_working = |c: finder::Candidate| {
+                    let (x, y) = map(c.x, c.y);
+                    finder::Candidate {
+                        x,
+                        y,
+                        module: c.module,
+                    }
+                };
+                in_codes.extend(finder::in_code_triples(&found).into_iter().map(to_working));
+                all.extend(found.into_iter().map(to_working));
+            }
+        }
+        Gate {
+            in_codes,
+            all,
+            busy,
+        }
+    }
+
+    /// Maps a point of `prep`'s image to working-image coordinates.
+    fn to_working(&self, prep: Prep) -> impl Fn(f32, f32) -> (f32, f32) + use<> {
+        let (ww, wh) = self.working.dimensions();
+        let (fw, fh) = self.full.dimensions();
+        let (sx, sy, ox, oy) = match prep {
+            Prep::Working | Prep::Inverted | Prep::LocalMean => (1.0, 1.0, 0.0, 0.0),
+            Prep::Half => (
+                ww as f32 / (ww / 2).max(1) as f32,
+                wh as f32 / (wh / 2).max(1) as f32,
+                0.0,
+                0.0,
+            ),
+            Prep::Quarter => (
+                ww as f32 / (ww / 4).max(1) as f32,
+                wh as f32 / (wh / 4).max(1) as f32,
+                0.0,
+                0.0,
+            ),
+            Prep::CenterFull => {
+                let (sx, sy) = (ww as f32 / fw as f32, wh as f32 / fh as f32);
+                (sx, sy, (fw / 4) as f32 * sx, (fh / 4) as f32 * sy)
+            }
+        };
+        move |x, y| (x * sx + ox, y * sy + oy)
+    }
+
     fn get(&mut self, prep: Prep) -> Option<&GrayImage> {
         if prep == Prep::Working {
             return Some(&self.working);
@@ -364,6 +513,21 @@ impl Preps {
                 let (ww, wh) = w.dimensions();
                 (ww >= 64 && wh >= 64).then(|| area_resize(w, ww / 2, wh / 2))
             }
+            Prep::Quarter => {
+                let (ww, wh) = w.dimensions();
+                if ww < 128 || wh < 128 {
+                    return None;
+                }
+                // From the half-size image when it is already built (a quarter of the reads).
+                let half = self
+                    .cache
+                    .iter()
+                    .find_map(|(p, img)| (*p == Prep::Half).then_some(img.as_ref()).flatten());
+                Some(match half {
+                    Some(h) => area_resize(h, ww / 4, wh / 4),
+                    None => area_resize(w, ww / 4, wh / 4),
+                })
+            }
             Prep::CenterFull => {
                 let (fw, fh) = self.full.dimensions();
                 // Only worth it when the working image lost resolution.
@@ -377,18 +541,64 @@ impl Preps {
     }
 }
 
+/// Where a decoded code lies in the working image: the box around the points
+/// its decoder reported (finder centres or corners), grown by a fifth of its
+/// size so that it covers the code's finder patterns either way.
+struct Area {
+    x0: f32,
+    y0: f32,
+    x1: f32,
+    y1: f32,
+}
+
+impl Area {
+    fn around(points: impl Iterator<Item = (f32, f32)>) -> Option<Area> {
+        let mut a = Area {
+            x0: f32::MAX,
+            y0: f32::MAX,
+            x1: f32::MIN,
+            y1: f32::MIN,
+        };
+        let mut n = 0;
+        for (x, y) in points {
+            a.x0 = a.x0.min(x);
+            a.y0 = a.y0.min(y);
+            a.x1 = a.x1.max(x);
+            a.y1 = a.y1.max(y);
+            n += 1;
+        }
+        if n < 3 {
+            return None;
+        }
+        let m = 0.2 * (a.x1 - a.x0).max(a.y1 - a.y0) + 4.0;
+        Some(Area {
+            x0: a.x0 - m,
+            y0: a.y0 - m,
+            x1: a.x1 + m,
+            y1: a.y1 + m,
+        })
+    }
+
+    fn contains(&self, x: f32, y: f32) -> bool {
+        (self.x0..=self.x1).contains(&x) && (self.y0..=self.y1).contains(&y)
+    }
+}
+
+/// A decoded text and the points its decoder located it by.
+type Decoded = (String, Vec<(f32, f32)>);
+
 /// Runs one decoder with panics contained; a panic means "nothing found".
-fn decode_contained(decoder: Decoder, img: &GrayImage) -> Vec<String> {
+fn decode_contained(decoder: Decoder, img: &GrayImage) -> Vec<Decoded> {
     contained(|| decode(decoder, img))
 }
 
 /// The decoders only read the image they are given and build fresh state per
 /// call, so nothing observable is left half-updated when one unwinds.
-fn contained(f: impl FnOnce() -> Vec<String>) -> Vec<String> {
+fn contained<T>(f: impl FnOnce() -> Vec<T>) -> Vec<T> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_default()
 }
 
-fn decode(decoder: Decoder, img: &GrayImage) -> Vec<String> {
+fn decode(decoder: Decoder, img: &GrayImage) -> Vec<Decoded> {
     let (w, h) = img.dimensions();
     match decoder {
         Decoder::Rqrr => {
@@ -399,7 +609,10 @@ fn decode(decoder: Decoder, img: &GrayImage) -> Vec<String> {
             prepared
                 .detect_grids()
                 .into_iter()
-                .filter_map(|g| g.decode().ok().map(|(_, text)| text))
+                .filter_map(|g| {
+                    let points = g.bounds.iter().map(|p| (p.x as f32, p.y as f32)).collect();
+                    g.decode().ok().map(|(_, text)| (text, points))
+                })
                 .collect()
         }
         Decoder::RxingCpp | Decoder::RxingJavaMulti | Decoder::RxingJava => {
@@ -422,7 +635,16 @@ fn decode(decoder: Decoder, img: &GrayImage) -> Vec<String> {
                     .map(|r| vec![r]),
             };
             found
-                .map(|rs| rs.iter().map(|r| r.getText().to_owned()).collect())
+                .map(|rs| {
+                    rs.iter()
+                        .map(|r| {
+                            (
+                                r.getText().to_owned(),
+                                r.getPoints().iter().map(|p| (p.x, p.y)).collect(),
+                            )
+                        })
+                        .collect()
+                })
                 .unwrap_or_default()
         }
     }
@@ -510,7 +732,7 @@ mod tests {
     fn decoder_panic_counts_as_nothing_found() {
         // rqrr 0.10 asserts in `detect_grids` on a ZXing blackbox photo
         // (rqrr issue #54); whatever panics inside a pass must not reach the app.
-        let texts = contained(|| panic!("decoder bug"));
+        let texts: Vec<Decoded> = contained(|| panic!("decoder bug"));
         assert!(texts.is_empty());
     }
 

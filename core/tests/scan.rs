@@ -13,8 +13,13 @@ use image::{GrayImage, Luma};
 use proptest::prelude::*;
 use std::time::Duration;
 
-use shomei_core::scan::{ScanConfig, ScanError, ScanOutcome, scan_frame, scan_frame_with, scan_image};
-use shomei_core::{EnrollmentId, EnrollmentPayload, LoginId, LoginPayload, Origin, Payload, QrSecret};
+use shomei_core::scan::{
+    ScanConfig, ScanError, ScanOutcome, ScanTrace, scan_frame, scan_frame_traced, scan_frame_with,
+    scan_image,
+};
+use shomei_core::{
+    EnrollmentId, EnrollmentPayload, LoginId, LoginPayload, Origin, Payload, QrSecret,
+};
 
 const FOREIGN_TEXT: &str = "https://www.mhlw.go.jp/stf/seisakunitsuite/bunya/0000106.html";
 
@@ -43,12 +48,22 @@ fn far_future() -> u64 {
 /// depend on how loaded the test machine is. (The budget itself is checked by
 /// `zero_budget_runs_only_the_first_pass`.)
 fn unbounded() -> ScanConfig {
-    ScanConfig { budget: Duration::MAX, ..ScanConfig::default() }
+    ScanConfig {
+        budget: Duration::MAX,
+        ..ScanConfig::default()
+    }
 }
 
 /// Scans a tightly packed image through the camera entry point.
 fn scan(img: &GrayImage) -> ScanOutcome {
-    scan_frame_with(img.as_raw(), img.width(), img.height(), img.width(), &unbounded()).expect("well-formed frame")
+    scan_frame_with(
+        img.as_raw(),
+        img.width(),
+        img.height(),
+        img.width(),
+        &unbounded(),
+    )
+    .expect("well-formed frame")
 }
 
 fn assert_reads(img: &GrayImage, expected: &LoginPayload, what: &str) {
@@ -148,8 +163,18 @@ fn zero_budget_runs_only_the_first_pass() {
     // The dark-mode code needs the inverted pass, which comes after the first;
     // with no time budget left after the first pass, the scan stops there.
     let p = login(far_future());
-    let img = place(640, 480, 18, &invert(&scale(&render(&p.to_url(), 4), 0.8)), 120, 60);
-    let hurried = ScanConfig { budget: Duration::ZERO, ..ScanConfig::default() };
+    let img = place(
+        640,
+        480,
+        18,
+        &invert(&scale(&render(&p.to_url(), 4), 0.8)),
+        120,
+        60,
+    );
+    let hurried = ScanConfig {
+        budget: Duration::ZERO,
+        ..ScanConfig::default()
+    };
     let out = scan_frame_with(img.as_raw(), 640, 480, 640, &hurried).unwrap();
     assert_eq!(out, ScanOutcome::NothingFound);
 }
@@ -204,7 +229,10 @@ fn ours_is_returned_when_a_foreign_code_shares_the_frame() {
 #[test]
 fn foreign_code_alone_is_reported_with_its_text() {
     let img = centered(640, 480, &render(FOREIGN_TEXT, 5));
-    assert_eq!(scan(&img), ScanOutcome::ForeignOnly(vec![FOREIGN_TEXT.to_owned()]));
+    assert_eq!(
+        scan(&img),
+        ScanOutcome::ForeignOnly(vec![FOREIGN_TEXT.to_owned()])
+    );
 }
 
 #[test]
@@ -213,7 +241,10 @@ fn malformed_shomei_lookalike_is_foreign() {
     let url = login(far_future()).to_url();
     let broken = &url[..url.len() - 2];
     let img = centered(640, 480, &render(broken, 4));
-    assert_eq!(scan(&img), ScanOutcome::ForeignOnly(vec![broken.to_owned()]));
+    assert_eq!(
+        scan(&img),
+        ScanOutcome::ForeignOnly(vec![broken.to_owned()])
+    );
 }
 
 #[test]
@@ -232,7 +263,10 @@ fn scan_image_reads_a_packed_grey_image() {
 }
 
 fn assert_bad_frame(r: Result<ScanOutcome, ScanError>, what: &str) {
-    assert!(matches!(r, Err(ScanError::BadFrame(_))), "{what}: expected BadFrame, got {r:?}");
+    assert!(
+        matches!(r, Err(ScanError::BadFrame(_))),
+        "{what}: expected BadFrame, got {r:?}"
+    );
 }
 
 #[test]
@@ -255,8 +289,14 @@ fn buffer_shorter_than_geometry_is_a_bad_frame() {
 
 #[test]
 fn absurd_dimensions_are_a_bad_frame_not_an_allocation() {
-    assert_bad_frame(scan_frame(&[0; 64], u32::MAX, u32::MAX, u32::MAX), "u32::MAX");
-    assert_bad_frame(scan_frame(&[0; 64], 100_000, 100_000, 100_000), "10 gigapixels");
+    assert_bad_frame(
+        scan_frame(&[0; 64], u32::MAX, u32::MAX, u32::MAX),
+        "u32::MAX",
+    );
+    assert_bad_frame(
+        scan_frame(&[0; 64], 100_000, 100_000, 100_000),
+        "10 gigapixels",
+    );
 }
 
 /// Frames built to look like codes (finder-pattern squares, broken grids,
@@ -321,12 +361,20 @@ fn crafted_frames() -> Vec<GrayImage> {
     }
     frames.push(many);
     // Stripes, checkerboard, all black, one pixel, one row, one column.
-    frames.push(GrayImage::from_fn(300, 300, |x, _| Luma([if x % 2 == 0 { 0 } else { 255 }])));
-    frames.push(GrayImage::from_fn(300, 300, |x, y| Luma([if (x / 3 + y / 3) % 2 == 0 { 0 } else { 255 }])));
+    frames.push(GrayImage::from_fn(300, 300, |x, _| {
+        Luma([if x % 2 == 0 { 0 } else { 255 }])
+    }));
+    frames.push(GrayImage::from_fn(300, 300, |x, y| {
+        Luma([if (x / 3 + y / 3) % 2 == 0 { 0 } else { 255 }])
+    }));
     frames.push(GrayImage::from_pixel(200, 200, Luma([0])));
     frames.push(GrayImage::from_pixel(1, 1, Luma([0])));
-    frames.push(GrayImage::from_fn(500, 1, |x, _| Luma([(x * 37 % 256) as u8])));
-    frames.push(GrayImage::from_fn(1, 500, |_, y| Luma([(y * 91 % 256) as u8])));
+    frames.push(GrayImage::from_fn(500, 1, |x, _| {
+        Luma([(x * 37 % 256) as u8])
+    }));
+    frames.push(GrayImage::from_fn(1, 500, |_, y| {
+        Luma([(y * 91 % 256) as u8])
+    }));
     frames
 }
 
@@ -334,7 +382,10 @@ fn crafted_frames() -> Vec<GrayImage> {
 fn crafted_frames_never_panic_and_find_no_payload() {
     for (i, img) in crafted_frames().iter().enumerate() {
         let out = scan_image(img).unwrap_or_else(|e| panic!("frame {i}: {e}"));
-        assert!(!matches!(out, ScanOutcome::Shomei(_)), "frame {i} produced a payload");
+        assert!(
+            !matches!(out, ScanOutcome::Shomei(_)),
+            "frame {i} produced a payload"
+        );
     }
 }
 
@@ -356,5 +407,195 @@ proptest! {
         } else {
             prop_assert!(r.is_ok());
         }
+    }
+}
+
+// --- The finder-pattern gate ---------------------------------------------------
+//
+// Most frames hold no code; the gate ends them before any decoder runs, and
+// ends a frame early once every code it can see has been read. Its effect is
+// otherwise only time, so these tests read the scan's trace (how many passes
+// ran) — never the clock.
+
+/// `gate` on: the finder gate and the early stop; off: neither.
+fn traced(img: &GrayImage, gate: bool) -> (ScanOutcome, ScanTrace) {
+    let config = ScanConfig {
+        finder_gate: gate,
+        early_stop: gate,
+        ..unbounded()
+    };
+    scan_frame_traced(
+        img.as_raw(),
+        img.width(),
+        img.height(),
+        img.width(),
+        &config,
+    )
+    .expect("well-formed frame")
+}
+
+/// A monitor showing text (random 3×5 pixel-font glyphs), no code: rows and
+/// columns full of short dark and light runs.
+fn text_page(w: u32, h: u32, px: u32, seed: u64) -> GrayImage {
+    let mut rng = degrade::Rng::new(seed);
+    let mut img = GrayImage::from_pixel(w, h, Luma([215]));
+    let (gw, gh) = (4 * px, 8 * px);
+    let mut y = gh;
+    while y + 2 * gh < h {
+        let mut x = gw;
+        while x + 2 * gw < w {
+            let bits = rng.next_u64();
+            for gy in 0..5 {
+                for gx in 0..3 {
+                    if bits >> (gy * 3 + gx) & 1 == 1 {
+                        for yy in 0..px {
+                            for xx in 0..px {
+                                img.put_pixel(x + gx * px + xx, y + gy * px + yy, Luma([30]));
+                            }
+                        }
+                    }
+                }
+            }
+            x += gw;
+        }
+        y += gh + 2 * px;
+    }
+    noise(&blur(&img, 0.7), 4.0, seed)
+}
+
+/// A soft, noisy scene with large edges (an office behind the monitor).
+fn office_scene(seed: u64) -> GrayImage {
+    let scene = GrayImage::from_fn(1280, 720, |x, y| {
+        let v = 90.0
+            + 60.0 * ((x as f32 / 97.0).sin() * (y as f32 / 131.0).cos())
+            + if (x / 300 + y / 200) % 2 == 0 {
+                30.0
+            } else {
+                0.0
+            };
+        Luma([v.clamp(0.0, 255.0) as u8])
+    });
+    noise(&scene, 5.0, seed)
+}
+
+#[test]
+fn frame_without_finder_patterns_ends_at_the_gate_with_nothing_found() {
+    let frames = [
+        ("flat grey", GrayImage::from_pixel(1280, 720, Luma([128]))),
+        ("office scene", office_scene(1)),
+        ("office scene, other noise", office_scene(2)),
+    ];
+    for (what, img) in &frames {
+        let (out, trace) = traced(img, true);
+        assert_eq!(out, ScanOutcome::NothingFound, "{what}");
+        assert_eq!(
+            trace.passes_run, 0,
+            "{what}: the gate should have ended the scan, {trace:?}"
+        );
+        // Without the gate the same frame goes through every pass: the gate,
+        // not the frame, is what saved them.
+        let (out, trace) = traced(img, false);
+        assert_eq!(out, ScanOutcome::NothingFound, "{what} without the gate");
+        assert!(trace.passes_run >= 6, "{what} without the gate: {trace:?}");
+    }
+}
+
+#[test]
+fn a_page_of_text_yields_no_read_through_the_gate() {
+    // Text makes finder-pattern look-alikes that the geometry does not
+    // always rule out (then the passes run: a cost in time the benchmark
+    // measures); whatever ran, nothing is read.
+    for (px, seed) in [(2, 3), (3, 4)] {
+        let (out, trace) = traced(&text_page(1280, 720, px, seed), true);
+        assert_eq!(out, ScanOutcome::NothingFound, "{px} px font: {trace:?}");
+    }
+}
+
+#[test]
+fn default_scan_stops_after_the_pass_that_read_every_candidate() {
+    let img = centered(640, 480, &render(FOREIGN_TEXT, 5));
+    let (out, trace) = scan_frame_traced(img.as_raw(), 640, 480, 640, &unbounded()).unwrap();
+    assert_eq!(out, ScanOutcome::ForeignOnly(vec![FOREIGN_TEXT.to_owned()]));
+    assert_eq!(trace.passes_run, 1, "{trace:?}");
+}
+
+#[test]
+fn code_is_still_read_through_the_gate_by_the_first_pass() {
+    let p = login(far_future());
+    let img = code_frame(&p, 300.0);
+    let (out, trace) = traced(&img, true);
+    assert_eq!(out, ScanOutcome::Shomei(Payload::Login(p)));
+    assert!(trace.candidates >= 3, "{trace:?}");
+    assert_eq!(trace.passes_run, 1, "{trace:?}");
+}
+
+#[test]
+fn foreign_code_ends_the_scan_once_every_candidate_is_read() {
+    let img = centered(640, 480, &render(FOREIGN_TEXT, 5));
+    let (out, trace) = traced(&img, true);
+    assert_eq!(out, ScanOutcome::ForeignOnly(vec![FOREIGN_TEXT.to_owned()]));
+    assert_eq!(
+        trace.passes_run, 1,
+        "its three finder patterns are inside the code read: {trace:?}"
+    );
+    let (out, trace) = traced(&img, false);
+    assert_eq!(out, ScanOutcome::ForeignOnly(vec![FOREIGN_TEXT.to_owned()]));
+    assert!(
+        trace.passes_run >= 6,
+        "without the gate every pass runs: {trace:?}"
+    );
+}
+
+#[test]
+fn ours_beside_a_foreign_code_is_still_read_through_the_gate() {
+    // The foreign code is read first; ours holds unread candidates, so the scan goes on.
+    let p = login(far_future());
+    let ours = scale(&render(&p.to_url(), 4), 0.75);
+    let foreign = scale(&render(FOREIGN_TEXT, 4), 0.9);
+    let mut frame = place(1000, 480, 255, &foreign, 20, 40);
+    image::imageops::overlay(&mut frame, &ours, 520, 60);
+    let (out, _) = traced(&frame, true);
+    assert_eq!(out, ScanOutcome::Shomei(Payload::Login(p)));
+}
+
+#[test]
+fn rendered_codes_of_every_size_are_decoded_from_pixels_through_the_gate() {
+    // Versions 1 to 40 (finder centres 14 to 170 modules apart), 2 to 5 px
+    // per module, dark-on-light and light-on-dark.
+    for (i, version) in [1i16, 2, 4, 7, 10, 15, 20, 27, 33, 40]
+        .into_iter()
+        .enumerate()
+    {
+        let text = format!("version {version}");
+        let code = qrcode::QrCode::with_version(
+            text.as_bytes(),
+            qrcode::Version::Normal(version),
+            qrcode::EcLevel::M,
+        )
+        .expect("fits");
+        let px = 2 + (i as u32 % 4);
+        let img: GrayImage = code
+            .render::<Luma<u8>>()
+            .quiet_zone(true)
+            .module_dimensions(px, px)
+            .build();
+        let img = if i % 3 == 2 { invert(&img) } else { img };
+        let bg = if i % 3 == 2 { 0 } else { 255 };
+        let (w, h) = (img.width().max(640), img.height().max(480));
+        let frame = place(
+            w,
+            h,
+            bg,
+            &img,
+            i64::from(w - img.width()) / 2,
+            i64::from(h - img.height()) / 2,
+        );
+        let (out, trace) = traced(&frame, true);
+        assert_eq!(
+            out,
+            ScanOutcome::ForeignOnly(vec![text.clone()]),
+            "version {version} at {px} px/module, {trace:?}"
+        );
+        assert!(trace.candidates >= 3, "version {version}: {trace:?}");
     }
 }

@@ -1,0 +1,500 @@
+//! Finder-pattern candidates: a cheap look for the three 1:1:3:1:1 squares
+//! every QR code has in its corners, before any decoder runs.
+//!
+//! Why: most camera frames hold no code (the phone is still being aimed), and
+//! a frame without a code used to run every decoder pass, many times slower
+//! than zxing-cpp (docs/scanning.md). Every decoder we run needs three finder
+//! patterns to locate a code, so a frame in which no three candidates could
+//! form one — in either polarity, at any of the scales the passes use — ends
+//! here. The same candidates also tell the scanner when every code in the
+//! frame has been read (each candidate lies inside a decoded code), so it
+//! stops after the first pass that reads them all instead of running the rest
+//! for a code that is not there.
+//!
+//! The detector follows ZXing's: a block-local threshold (8×8 blocks, each
+//! compared with the mean of the 5×5 blocks around it, flat blocks taken as
+//! background), a scan of every row for five runs in the ratio 1:1:3:1:1 within
+//! half a module (+½ px, zxing-cpp's tolerance), and the same check down the
+//! column through the centre. Both polarities count, so light-on-dark codes are
+//! seen too. It is deliberately more permissive than the decoders — a false
+//! candidate costs only time, a missed one would cost a read.
+
+use image::GrayImage;
+
+/// Pixels per side of a threshold block.
+const BLOCK: usize = 8;
+/// Blocks whose max−min is at most this are flat. Half of zxing's
+/// MIN_DYNAMIC_RANGE (24): over- and under-exposed codes have less contrast
+/// than that and our local-mean pass still reads them; the dead zone below,
+/// not this, is what keeps sensor noise out.
+const MIN_DYNAMIC_RANGE: i32 = 12;
+/// Dead zone around the threshold, in grey levels: a sixth of the local
+/// range, at least about two standard deviations of phone sensor noise, at
+/// most a tenth of a printed code's contrast.
+const MIN_DEAD_ZONE: i32 = 8;
+const MAX_DEAD_ZONE: i32 = 12;
+/// A finder pattern is crossed by several rows; a candidate seen on fewer is
+/// noise.
+const MIN_ROWS: u32 = 2;
+/// At most this many candidates are kept, those seen on the most rows (a
+/// real finder pattern is crossed by about three modules' worth of rows; a
+/// page of text makes hundreds of one-row look-alikes).
+pub(crate) const MAX_CANDIDATES: usize = 64;
+
+/// One finder-pattern candidate, in the coordinates of the image searched.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Candidate {
+    pub x: f32,
+    pub y: f32,
+    /// Estimated module size in pixels.
+    pub module: f32,
+}
+
+/// The candidates in `img` seen on at least [`MIN_ROWS`] rows, at most
+/// [`MAX_CANDIDATES`] of them (those seen on the most rows); the flag says
+/// whether more were left out (a busy scene).
+pub(crate) fn candidates(img: &GrayImage) -> (Vec<Candidate>, bool) {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let mut out: Vec<Candidate> = Vec::new();
+    let mut rows: Vec<u32> = Vec::new();
+    if w < 7 || h < 7 {
+        return (out, false);
+    }
+    let bin = Binarized::new(img);
+    let mut runs = [0usize; 5];
+    let mut starts = [0usize; 5];
+    'rows: for y in 0..h {
+        let row = &bin.dark[y * w..(y + 1) * w];
+        // Run-length scan; `runs` holds the last five complete runs.
+        let mut n = 0usize;
+        let mut color = row[0];
+        let mut start = 0usize;
+        for x in 1..=w {
+            if x < w && row[x] == color {
+                continue;
+            }
+            // run [start, x) of `color` complete
+            runs.copy_within(1.., 0);
+            starts.copy_within(1.., 0);
+            runs[4] = x - start;
+            starts[4] = start;
+            n += 1;
+            if n >= 5 && is_finder_ratio(&runs) {
+                let cx = starts[2] as f32 + runs[2] as f32 / 2.0;
+                let xi = cx as usize;
+                let module_h = runs.iter().sum::<usize>() as f32 / 7.0;
+                if let Some(module_v) = bin.vertical_check(xi, y, module_h) {
+                    let vc = bin.vertical_centre(xi, y);
+                    let c = Candidate {
+                        x: cx,
+                        y: vc,
+                        module: (module_h + module_v) / 2.0,
+                    };
+                    match out.iter().position(|o| near(o, &c)) {
+                        Some(i) => rows[i] += 1,
+                        None => {
+                            out.push(c);
+                            rows.push(1);
+                            // Far more than any frame of codes has: a busy
+                            // scene; the strongest so far are kept below.
+                            if out.len() > 16 * MAX_CANDIDATES {
+                                break 'rows;
+                            }
+                        }
+                    }
+                }
+            }
+            if x < w {
+                color = row[x];
+                start = x;
+            }
+        }
+    }
+    let mut kept: Vec<(Candidate, u32)> = out
+        .into_iter()
+        .zip(rows)
+        .filter(|(_, n)| *n >= MIN_ROWS)
+        .collect();
+    let busy = kept.len() > MAX_CANDIDATES;
+    if busy {
+        kept.sort_by(|a, b| b.1.cmp(&a.1));
+        kept.truncate(MAX_CANDIDATES);
+    }
+    (kept.into_iter().map(|(c, _)| c).collect(), busy)
+}
+
+/// Whether three candidates could be the finder patterns of one code, by QR
+/// geometry alone (nothing here is fitted to images): similar module sizes
+/// (within 2.5×, a strong perspective), the two sides from the corner
+/// pattern between 7 and 250 modules long (a version-1 code's centres are 14
+/// modules apart, a version-40 code's 170) and within 3× of each other, and
+/// the corner angle between 40° and 140°.
+fn could_be_code(corner: &Candidate, b: &Candidate, c: &Candidate) -> bool {
+    let ms = [corner.module, b.module, c.module];
+    let (lo, hi) = (
+        ms.iter().copied().fold(f32::MAX, f32::min),
+        ms.iter().copied().fold(0.0, f32::max),
+    );
+    if hi > 2.5 * lo || lo <= 0.0 {
+        return false;
+    }
+    let m = (corner.module + b.module + c.module) / 3.0;
+    let (ux, uy) = (b.x - corner.x, b.y - corner.y);
+    let (vx, vy) = (c.x - corner.x, c.y - corner.y);
+    let (du, dv) = ((ux * ux + uy * uy).sqrt(), (vx * vx + vy * vy).sqrt());
+    let side = 7.0 * m..=250.0 * m;
+    if !side.contains(&du) || !side.contains(&dv) || du > 3.0 * dv || dv > 3.0 * du {
+        return false;
+    }
+    let cos = (ux * vx + uy * vy) / (du * dv);
+    cos.abs() <= 0.766 // cos 40°
+}
+
+/// The candidates that belong to at least one triple that [`could_be_code`]
+/// (each at most once); empty when no code can be in the image.
+pub(crate) fn in_code_triples(cands: &[Candidate]) -> Vec<Candidate> {
+    let n = cands.len();
+    let mut used = vec![false; n];
+    for a in 0..n {
+        for b in 0..n {
+            for c in b + 1..n {
+                if a == b || a == c {
+                    continue;
+                }
+                if could_be_code(&cands[a], &cands[b], &cands[c]) {
+                    used[a] = true;
+                    used[b] = true;
+                    used[c] = true;
+                }
+            }
+        }
+    }
+    cands
+        .iter()
+        .zip(used)
+        .filter(|(_, u)| *u)
+        .map(|(c, _)| *c)
+        .collect()
+}
+
+/// Two candidates closer than about three modules are the same finder pattern
+/// seen on different rows.
+fn near(a: &Candidate, b: &Candidate) -> bool {
+    let r = 3.5 * a.module.max(b.module);
+    (a.x - b.x).abs() <= r && (a.y - b.y).abs() <= r
+}
+
+/// 1:1:3:1:1 within half a module plus half a pixel per run.
+fn is_finder_ratio(runs: &[usize; 5]) -> bool {
+    let total: usize = runs.iter().sum();
+    if total < 7 {
+        return false;
+    }
+    let m = total as f32 / 7.0;
+    let tol = 0.5 * m + 0.5;
+    const P: [f32; 5] = [1.0, 1.0, 3.0, 1.0, 1.0];
+    runs.iter()
+        .zip(P)
+        .all(|(&r, p)| (r as f32 - p * m).abs() <= tol)
+}
+
+/// A block-thresholded copy of the image: `dark[i]` is 1 for dark pixels.
+struct Binarized {
+    w: usize,
+    h: usize,
+    dark: Vec<u8>,
+}
+
+impl Binarized {
+    fn new(img: &GrayImage) -> Binarized {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let raw = img.as_raw();
+        let (bw, bh) = (w.div_ceil(BLOCK), h.div_ceil(BLOCK));
+        // Per-block average (zxing's HybridBinarizer rules for flat blocks)
+        // and dynamic range.
+        let mut avg = vec![0i32; bw * bh];
+        let mut range = vec![0i32; bw * bh];
+        for by in 0..bh {
+            let (y0, y1) = (by * BLOCK, ((by + 1) * BLOCK).min(h));
+            for bx in 0..bw {
+                let (x0, x1) = (bx * BLOCK, ((bx + 1) * BLOCK).min(w));
+                let (mut sum, mut lo, mut hi) = (0i32, 255i32, 0i32);
+                for y in y0..y1 {
+                    for &v in &raw[y * w + x0..y * w + x1] {
+                        let v = i32::from(v);
+                        sum += v;
+                        lo = lo.min(v);
+                        hi = hi.max(v);
+                    }
+                }
+                let n = ((y1 - y0) * (x1 - x0)) as i32;
+                range[by * bw + bx] = hi - lo;
+                let mut a = sum / n;
+                if hi - lo <= MIN_DYNAMIC_RANGE {
+                    // Flat: background, unless the neighbours say this block is
+                    // the inside of something darker.
+                    a = lo / 2;
+                    if by > 0 && bx > 0 {
+                        let neighbours = (avg[(by - 1) * bw + bx]
+                            + 2 * avg[by * bw + bx - 1]
+                            + avg[(by - 1) * bw + bx - 1])
+                            / 4;
+                        if lo < neighbours {
+                            a = neighbours;
+                        }
+                    }
+                }
+                avg[by * bw + bx] = a;
+            }
+        }
+        // Threshold: mean of the 5×5 blocks around (clamped at the borders),
+        // with a dead zone of a sixth of the local range (at most 12 levels)
+        // in which a pixel keeps the colour of its left neighbour: sensor
+        // noise on a plain wall then stays one colour instead of flickering
+        // into runs that happen to look like 1:1:3:1:1.
+        let mut thr = vec![(0i32, 0i32); bw * bh];
+        for by in 0..bh {
+            let cy = by.clamp(2, bh.saturating_sub(3).max(2));
+            for bx in 0..bw {
+                let cx = bx.clamp(2, bw.saturating_sub(3).max(2));
+                let (mut s, mut n, mut r) = (0i32, 0i32, 0i32);
+                for yy in cy.saturating_sub(2)..(cy + 3).min(bh) {
+                    for xx in cx.saturating_sub(2)..(cx + 3).min(bw) {
+                        s += avg[yy * bw + xx];
+                        r = r.max(range[yy * bw + xx]);
+                        n += 1;
+                    }
+                }
+                let t = s / n.max(1);
+                thr[by * bw + bx] = (t, (r / 6).clamp(MIN_DEAD_ZONE, MAX_DEAD_ZONE));
+            }
+        }
+        let mut dark = vec![0u8; w * h];
+        for y in 0..h {
+            let row = &raw[y * w..(y + 1) * w];
+            let out = &mut dark[y * w..(y + 1) * w];
+            let tb = &thr[(y / BLOCK) * bw..(y / BLOCK + 1) * bw];
+            let mut prev = 0u8;
+            for (x, (&v, d)) in row.iter().zip(out.iter_mut()).enumerate() {
+                let (t, dz) = tb[x / BLOCK];
+                let v = i32::from(v);
+                prev = if v <= t - dz {
+                    1
+                } else if v > t + dz {
+                    0
+                } else {
+                    prev
+                };
+                *d = prev;
+            }
+        }
+        Binarized { w, h, dark }
+    }
+
+    fn at(&self, x: usize, y: usize) -> u8 {
+        self.dark[y * self.w + x]
+    }
+
+    /// The 1:1:3:1:1 check down the column through (`x`, `y`); returns the
+    /// vertical module size when it holds and roughly agrees with `module_h`
+    /// (a square seen at up to about 3:1 foreshortening).
+    fn vertical_check(&self, x: usize, y: usize, module_h: f32) -> Option<f32> {
+        let runs = self.vertical_runs(x, y, module_h)?;
+        if !is_finder_ratio(&runs) {
+            return None;
+        }
+        let module_v = runs.iter().sum::<usize>() as f32 / 7.0;
+        let ratio = module_v / module_h;
+        (1.0 / 3.0..=3.0).contains(&ratio).then_some(module_v)
+    }
+
+    /// Run lengths up and down from (`x`, `y`): outer-up, inner-up, centre,
+    /// inner-down, outer-down. No run may be longer than the whole pattern
+    /// seen horizontally could allow.
+    fn vertical_runs(&self, x: usize, y: usize, module_h: f32) -> Option<[usize; 5]> {
+        let max_run = (module_h * 3.0 * 3.0 + 2.0) as usize;
+        let c = self.at(x, y);
+        // up
+        let mut yy = y as isize;
+        let mut up = [0usize; 3]; // centre part, inner, outer
+        for (i, want) in [c, 1 - c, c].into_iter().enumerate() {
+            let mut len = 0;
+            while yy >= 0 && self.at(x, yy as usize) == want {
+                len += 1;
+                yy -= 1;
+                if len > max_run {
+                    return None;
+                }
+            }
+            up[i] = len;
+        }
+        let mut yy = y + 1;
+        let mut down = [0usize; 3];
+        for (i, want) in [c, 1 - c, c].into_iter().enumerate() {
+            let mut len = 0;
+            while yy < self.h && self.at(x, yy) == want {
+                len += 1;
+                yy += 1;
+                if len > max_run {
+                    return None;
+                }
+            }
+            down[i] = len;
+        }
+        let runs = [up[2], up[1], up[0] + down[0], down[1], down[2]];
+        runs.iter().all(|&r| r > 0).then_some(runs)
+    }
+
+    /// The centre of the middle run on the column through (`x`, `y`).
+    fn vertical_centre(&self, x: usize, y: usize) -> f32 {
+        let c = self.at(x, y);
+        let mut top = y;
+        while top > 0 && self.at(x, top - 1) == c {
+            top -= 1;
+        }
+        let mut bottom = y;
+        while bottom + 1 < self.h && self.at(x, bottom + 1) == c {
+            bottom += 1;
+        }
+        (top + bottom) as f32 / 2.0 + 0.5
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 7×7-module finder pattern with `m` px modules at (`x0`, `y0`),
+    /// dark-on-light, or inverted.
+    fn draw_finder(img: &mut GrayImage, x0: u32, y0: u32, m: u32, inverted: bool) {
+        for my in 0..7 {
+            for mx in 0..7 {
+                let ring = mx == 0 || my == 0 || mx == 6 || my == 6;
+                let core = (2..=4).contains(&mx) && (2..=4).contains(&my);
+                let dark = (ring || core) != inverted;
+                let v = if dark { 20 } else { 235 };
+                for y in 0..m {
+                    for x in 0..m {
+                        img.put_pixel(x0 + mx * m + x, y0 + my * m + y, image::Luma([v]));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_finder_pattern_is_a_candidate_at_its_centre() {
+        let mut img = GrayImage::from_pixel(200, 160, image::Luma([235]));
+        draw_finder(&mut img, 50, 40, 5, false);
+        let (c, _) = candidates(&img);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert!(
+            (c[0].x - 67.5).abs() <= 1.5 && (c[0].y - 57.5).abs() <= 1.5,
+            "{c:?}"
+        );
+        assert!((c[0].module - 5.0).abs() <= 1.0, "{c:?}");
+    }
+
+    #[test]
+    fn a_light_on_dark_finder_pattern_is_a_candidate() {
+        let mut img = GrayImage::from_pixel(200, 160, image::Luma([20]));
+        draw_finder(&mut img, 60, 30, 4, true);
+        assert_eq!(candidates(&img).0.len(), 1);
+    }
+
+    #[test]
+    fn flat_and_striped_frames_have_no_candidates() {
+        assert!(
+            candidates(&GrayImage::from_pixel(320, 240, image::Luma([128])))
+                .0
+                .is_empty()
+        );
+        // vertical stripes pass the row check but never the column check
+        let stripes = GrayImage::from_fn(320, 240, |x, _| {
+            image::Luma([if (x / 5) % 2 == 0 { 30 } else { 220 }])
+        });
+        assert!(candidates(&stripes).0.is_empty());
+    }
+
+    #[test]
+    fn a_noisy_office_scene_without_a_code_has_no_candidates() {
+        // Soft gradients, large edges and sensor noise (σ≈5), like the
+        // benchmark's empty camera frames.
+        let mut seed = 0x5eed_u64;
+        let mut gauss = move || {
+            let mut u = || {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((seed >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+            };
+            let (a, b) = (u(), u());
+            (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()
+        };
+        let img = GrayImage::from_fn(1280, 720, |x, y| {
+            let v = 90.0
+                + 60.0 * ((x as f64 / 97.0).sin() * (y as f64 / 131.0).cos())
+                + if (x / 300 + y / 200) % 2 == 0 {
+                    30.0
+                } else {
+                    0.0
+                }
+                + 5.0 * gauss();
+            image::Luma([v.clamp(0.0, 255.0) as u8])
+        });
+        let (c, _) = candidates(&img);
+        assert!(c.is_empty(), "{} candidates, e.g. {:?}", c.len(), c.first());
+    }
+
+    fn at(x: f32, y: f32) -> Candidate {
+        Candidate { x, y, module: 4.0 }
+    }
+
+    #[test]
+    fn three_patterns_in_an_l_could_be_a_code() {
+        // version 2: centres 18 modules apart
+        let l = [at(100.0, 100.0), at(172.0, 100.0), at(100.0, 172.0)];
+        assert_eq!(in_code_triples(&l).len(), 3);
+        // the same with a stray candidate far away: the stray is not kept
+        let mut more = l.to_vec();
+        more.push(at(900.0, 600.0));
+        assert_eq!(in_code_triples(&more), l.to_vec());
+    }
+
+    #[test]
+    fn two_patterns_or_three_in_a_line_cannot_be_a_code() {
+        assert!(in_code_triples(&[at(100.0, 100.0), at(172.0, 100.0)]).is_empty());
+        let line = [at(100.0, 100.0), at(172.0, 100.0), at(244.0, 100.0)];
+        assert!(in_code_triples(&line).is_empty());
+    }
+
+    #[test]
+    fn patterns_of_very_different_sizes_or_too_close_cannot_be_a_code() {
+        let sizes = [
+            at(100.0, 100.0),
+            Candidate {
+                module: 12.0,
+                ..at(172.0, 100.0)
+            },
+            at(100.0, 172.0),
+        ];
+        assert!(in_code_triples(&sizes).is_empty());
+        // 5 modules apart: closer than any code's finder patterns
+        let close = [at(100.0, 100.0), at(120.0, 100.0), at(100.0, 120.0)];
+        assert!(in_code_triples(&close).is_empty());
+    }
+
+    #[test]
+    fn tiny_images_have_no_candidates() {
+        assert!(
+            candidates(&GrayImage::from_pixel(1, 1, image::Luma([0])))
+                .0
+                .is_empty()
+        );
+        assert!(
+            candidates(&GrayImage::from_pixel(6, 300, image::Luma([0])))
+                .0
+                .is_empty()
+        );
+    }
+}
