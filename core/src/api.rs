@@ -368,6 +368,161 @@ pub struct EndAllResponse {
     pub ended: u32,
 }
 
+/// Most characters (Unicode scalar values) in a signHash/signDoc `label`.
+pub const LABEL_MAX_CHARS: usize = 80;
+
+/// Why a document label is refused (docs/protocol.md §9.2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LabelError {
+    /// The label's bytes are not UTF-8 (or hold an unpaired surrogate escape).
+    #[error("label is not valid UTF-8")]
+    NotUtf8,
+    /// An empty label: leave the field out instead.
+    #[error("label is empty (leave the field out instead)")]
+    Empty,
+    /// Longer than [`LABEL_MAX_CHARS`] characters.
+    #[error("label has {0} characters, at most {max} are allowed", max = LABEL_MAX_CHARS)]
+    TooLong(usize),
+    /// A control character (Unicode Cc), a line/paragraph separator or a
+    /// bidirectional formatting character, which could hide or reorder
+    /// what the practitioner reads.
+    #[error("label holds the forbidden character U+{0:04X} at character {1}")]
+    ForbiddenChar(u32, usize),
+}
+
+/// Checks a document label: 1..=[`LABEL_MAX_CHARS`] Unicode scalar values,
+/// none of them a control character (U+0000–U+001F, U+007F–U+009F), a
+/// line/paragraph separator (U+2028, U+2029) or a bidirectional formatting
+/// character (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069).
+/// Everything else (any script, spaces, emoji) is allowed as given; the
+/// server stores the label byte for byte.
+pub fn check_label(label: &str) -> Result<(), LabelError> {
+    let mut n = 0usize;
+    for (i, c) in label.chars().enumerate() {
+        n += 1;
+        let forbidden = c.is_control()
+            || matches!(
+                c,
+                '\u{2028}' | '\u{2029}' | '\u{061C}' | '\u{200E}' | '\u{200F}'
+            )
+            || ('\u{202A}'..='\u{202E}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c);
+        if forbidden {
+            return Err(LabelError::ForbiddenChar(c as u32, i));
+        }
+    }
+    if n == 0 {
+        return Err(LabelError::Empty);
+    }
+    if n > LABEL_MAX_CHARS {
+        return Err(LabelError::TooLong(n));
+    }
+    Ok(())
+}
+
+/// How a signature was made: signHash (a raw signature over the digest),
+/// or signDoc building an XAdES or CMS container around it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureFormat {
+    /// `signatures/signHash`: a raw signature.
+    Hash,
+    /// `signatures/signDoc` with `signature_format` "X".
+    Xades,
+    /// `signatures/signDoc` with `signature_format` "C".
+    Cms,
+}
+
+impl SignatureFormat {
+    /// The wire text (`hash`, `xades`, `cms`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignatureFormat::Hash => "hash",
+            SignatureFormat::Xades => "xades",
+            SignatureFormat::Cms => "cms",
+        }
+    }
+
+    /// Inverse of [`SignatureFormat::as_str`].
+    pub fn parse(s: &str) -> Option<SignatureFormat> {
+        match s {
+            "hash" => Some(SignatureFormat::Hash),
+            "xades" => Some(SignatureFormat::Xades),
+            "cms" => Some(SignatureFormat::Cms),
+            _ => None,
+        }
+    }
+}
+
+/// serde helper: bytes as standard base64 with padding (as CSC sends hashes).
+pub mod b64std {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes bytes as standard base64.
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(v))
+    }
+
+    /// Deserializes standard base64.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        STANDARD.decode(s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// One signature made in the practitioner's name (`GET /v1/phone/signatures`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SignatureEntry {
+    /// Position in the server's signing log: unique, increasing in the
+    /// order signatures were recorded (the `since` / SSE `id` cursor).
+    pub seq: u64,
+    /// Signing time.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    #[serde(with = "time::serde::rfc3339")]
+    pub signed_at: OffsetDateTime,
+    /// The grant it was made under.
+    pub grant_id: Uuid,
+    /// Facility of the terminal that asked for it.
+    pub facility: NamedRef,
+    /// The terminal that asked for it.
+    pub terminal: NamedRef,
+    /// The signing credential (CSC `credentialID`).
+    pub credential_id: String,
+    /// Signature algorithm: `rsa-pkcs1-sha256` or `ecdsa-p256-sha256`.
+    pub algorithm: String,
+    /// signHash (`hash`) or signDoc (`xades`, `cms`).
+    pub format: SignatureFormat,
+    /// The SHA-256 digest that was signed, standard base64 (as the EHR sent it).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = r"^[A-Za-z0-9+/]{43}=$"))]
+    #[serde(with = "b64std")]
+    pub digest: Vec<u8>,
+    /// The EHR's document label, if it gave one.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 80))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+/// `GET /v1/phone/signatures` response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SignatureList {
+    /// Newest first (paging), or oldest first (with `since`).
+    pub signatures: Vec<SignatureEntry>,
+    /// Follow from here: `since=watermark` (or SSE `Last-Event-ID`) returns
+    /// exactly the signatures this walk does not show.
+    pub watermark: u64,
+    /// Paging only: pass as `cursor` for the next (older) page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// With `since`: more signatures are waiting; ask again at once with `since=watermark`.
+    #[serde(default)]
+    pub more: bool,
+}
+
 macro_rules! error_codes {
     ($( $(#[$doc:meta])* $variant:ident = $text:literal, $status:literal, $title:literal; )*) => {
         /// Stable error codes of problem documents (docs/api.md). Clients match on
@@ -486,6 +641,12 @@ error_codes! {
     MethodNotAllowed = "method_not_allowed", 405, "Method not allowed";
     /// Missing or wrong `Content-Type` for the body.
     UnsupportedMediaType = "unsupported_media_type", 415, "Unsupported media type";
+    /// signHash/signDoc `label` not UTF-8, empty, too long, or holding a forbidden character.
+    LabelInvalid = "label_invalid", 400, "Label invalid";
+    /// Signing-log `cursor` or `since` malformed.
+    CursorInvalid = "cursor_invalid", 400, "Cursor invalid";
+    /// No grant of this practitioner has that id.
+    GrantUnknown = "grant_unknown", 404, "Grant unknown";
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -565,6 +726,51 @@ mod tests {
                 section.contains(&needle),
                 "status of {c} differs from docs/api.md"
             );
+        }
+    }
+
+    #[test]
+    fn signing_log_example_of_protocol_md_is_what_the_types_say() {
+        let doc = include_str!("../../docs/protocol.md");
+        let section = doc
+            .split("<!-- signing-log-example")
+            .nth(1)
+            .expect("protocol.md has the signing-log example");
+        let json = section
+            .split("```json\n")
+            .nth(1)
+            .and_then(|s| s.split("\n```").next())
+            .expect("a JSON block");
+        let list: SignatureList = serde_json::from_str(json).unwrap();
+        assert_eq!(list.signatures.len(), 2);
+        assert_eq!(list.signatures[0].format, SignatureFormat::Hash);
+        assert_eq!(list.signatures[1].format, SignatureFormat::Xades);
+        assert_eq!(list.signatures[1].label, None);
+        assert_eq!(list.signatures[0].digest.len(), 32);
+        check_label(list.signatures[0].label.as_deref().unwrap()).unwrap();
+        // Exactly these fields, spelled so: re-serializing gives the same document.
+        let doc_value: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(serde_json::to_value(&list).unwrap(), doc_value);
+        // The cursor shown is the 16 bytes it is said to be.
+        let cursor = list.next_cursor.as_deref().unwrap();
+        let raw = b64u::decode(cursor).unwrap();
+        assert_eq!(raw.len(), 16);
+        assert_eq!(i64::from_be_bytes(raw[..8].try_into().unwrap()), 1187);
+        assert_eq!(i64::from_be_bytes(raw[8..].try_into().unwrap()), 1185);
+        // The refusal shown is a problem document with its code.
+        let problem = section.split("```json\n").nth(2).and_then(|s| s.split("\n```").next()).unwrap();
+        let p: Problem = serde_json::from_str(problem).unwrap();
+        assert_eq!((p.code, p.status), (ErrorCode::GrantUnknown, 404));
+    }
+
+    #[test]
+    fn labels_allow_any_script_and_refuse_hidden_characters() {
+        assert_eq!(check_label("処方箋 No.0002 ヤマダ 💊"), Ok(()));
+        assert_eq!(check_label(&"x".repeat(LABEL_MAX_CHARS)), Ok(()));
+        assert_eq!(check_label(&"x".repeat(LABEL_MAX_CHARS + 1)), Err(LabelError::TooLong(81)));
+        assert_eq!(check_label(""), Err(LabelError::Empty));
+        for (s, c) in [("a\tb", 0x09), ("\u{85}", 0x85), ("a\u{2029}", 0x2029), ("\u{200F}", 0x200F), ("\u{2067}", 0x2067), ("\u{61C}", 0x61C)] {
+            assert!(matches!(check_label(s), Err(LabelError::ForbiddenChar(x, _)) if x == c), "{s:?}");
         }
     }
 

@@ -311,6 +311,7 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         // The waiting endpoints are long by design and have their own bounds.
         .merge(terminal::waiting_routes())
+        .merge(phone::waiting_routes())
         .merge(bounded)
         .fallback(not_found)
         .layer(axum::middleware::map_response(problems_for_rejections))

@@ -152,6 +152,8 @@ limits and the byte-level protocol: docs/api.md, docs/protocol.md."
         super::phone::grants,
         super::phone::end_all,
         super::phone::end_one,
+        super::phone::signatures,
+        super::phone::signature_events,
         super::terminal::device_authorization,
         super::terminal::token,
         super::terminal::qr_png,

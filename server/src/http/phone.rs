@@ -1,18 +1,23 @@
-//! `/v1/phone/*`: enrollment, login context and decision, own grants.
+//! `/v1/phone/*`: enrollment, login context and decision, own grants,
+//! the signing log (paged, polled with `since`, or followed over SSE).
 //! Enrollment attempts are budgeted per client address, authenticated
 //! calls per device (`rate_limited` beyond).
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use shomei_core::api::{Problem, DecisionRequest, DecisionResponse, EndAllResponse, EnrollRequest, EnrollResponse, GrantList, LoginContext, LoginContextRequest};
+use shomei_core::api::{DecisionRequest, DecisionResponse, EndAllResponse, EnrollRequest, EnrollResponse, GrantList, LoginContext, LoginContextRequest, Problem, SignatureList};
 
 use super::{ApiJson, ApiResult, HttpState, bearer, no_store};
 use crate::service::Error;
+use crate::service::signing_log::SignatureQuery;
 use shomei_core::ids::LoginId;
 use crate::store::Device;
 
@@ -23,6 +28,19 @@ pub(super) fn routes() -> Router<HttpState> {
         .route("/v1/phone/logins/{login_id}/decision", post(decision))
         .route("/v1/phone/grants", get(grants).delete(end_all))
         .route("/v1/phone/grants/{grant_id}", delete(end_one))
+        .route("/v1/phone/signatures", get(signatures))
+}
+
+/// How long one signing-log SSE stream lasts before the server ends it
+/// (`event: end`); the phone reconnects with `Last-Event-ID`. Bounds what
+/// a forgotten connection holds, and re-authenticates the phone regularly.
+pub const FOLLOW_STREAM_MAX: Duration = Duration::from_secs(600);
+/// SSE keep-alive comment interval (below common proxy idle timeouts).
+pub const FOLLOW_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// The long-lived phone routes (outside the request timeout).
+pub(super) fn waiting_routes() -> Router<HttpState> {
+    Router::new().route("/v1/phone/signatures/events", get(signature_events))
 }
 
 /// The calling phone: no `Authorization: Bearer` at all is `unauthorized`
@@ -153,4 +171,102 @@ pub(super) async fn end_one(State(s): State<HttpState>, headers: HeaderMap, Path
 pub(super) async fn end_all(State(s): State<HttpState>, headers: HeaderMap) -> ApiResult<Json<EndAllResponse>> {
     let d = device(&s, &headers).await?;
     Ok(Json(EndAllResponse { ended: s.app.phone_end_all(&d).await? }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/phone/signatures",
+    tag = "phone",
+    params(SignatureQuery),
+    security(("device_token" = [])),
+    responses(
+        (status = 200, description = "The practitioner's signing log: a page newest first, or with `since` the signatures recorded after it, oldest first (`Cache-Control: no-store`; docs/protocol.md §9)", body = SignatureList),
+        (status = 400, description = "`cursor_invalid` (cursor or since malformed, foreign or beyond the log; both given) or `bad_request` (limit, from)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`device_revoked`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`grant_unknown`: no grant of this practitioner has that id", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited` (calls per device; `Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn signatures(State(s): State<HttpState>, headers: HeaderMap, Query(q): Query<SignatureQuery>) -> ApiResult<Response> {
+    let d = device(&s, &headers).await?;
+    let list: SignatureList = s.app.phone_signatures(&d, &q).await?;
+    // What was signed in the practitioner's name: no cache keeps it.
+    Ok(no_store(Json(list).into_response()))
+}
+
+/// One SSE step: the events to send.
+type Step = Vec<Result<Event, Infallible>>;
+
+#[utoipa::path(
+    get,
+    path = "/v1/phone/signatures/events",
+    tag = "phone",
+    params(
+        ("grant" = Option<String>, Query, description = "Only this grant's signatures"),
+        ("since" = Option<String>, Query, description = "Start after this seq (default: now); `Last-Event-ID` wins"),
+        ("Last-Event-ID" = Option<String>, Header, description = "The last `seq` received, on reconnect"),
+    ),
+    security(("device_token" = [])),
+    responses(
+        (status = 200, description = "Server-Sent Events: `ready` (id = starting seq), `signature` (id = seq, data = SignatureEntry), `end` (after 10 minutes: reconnect with Last-Event-ID), `error` (data = problem; the stream ends)", body = String, content_type = "text/event-stream"),
+        (status = 400, description = "`cursor_invalid` (since / Last-Event-ID)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`device_revoked`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`grant_unknown`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited` (calls per device; `Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn signature_events(State(s): State<HttpState>, headers: HeaderMap, Query(q): Query<SignatureQuery>) -> ApiResult<Response> {
+    let d = device(&s, &headers).await?;
+    // Subscribe before the first read so that no commit slips between.
+    let wake = s.app.signatures_recorded();
+    let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let (grant, since) = s.app.follow_start(&d, &q, last.as_deref()).await?;
+    let deadline = tokio::time::Instant::now() + FOLLOW_STREAM_MAX;
+    let ready = Event::default()
+        .event("ready")
+        .id(since.to_string())
+        .retry(Duration::from_secs(3))
+        .data(serde_json::json!({ "watermark": since }).to_string());
+    let app = s.app.clone();
+    let state = (Some(ready), since, wake, false);
+    let stream = futures::stream::unfold(state, move |(first, after, mut wake, done)| {
+        let app = app.clone();
+        let (device_id, practitioner_id, grant) = (d.id.clone(), d.practitioner_id.clone(), grant.clone());
+        async move {
+            if done {
+                return None;
+            }
+            if let Some(ready) = first {
+                let step: Step = vec![Ok(ready)];
+                return Some((step, (None, after, wake, false)));
+            }
+            let next = app.next_signatures(&device_id, &practitioner_id, grant.as_deref(), after, &mut wake, deadline).await;
+            let step: Step = match next {
+                Ok(entries) if entries.is_empty() => {
+                    let end = Event::default().event("end").data(r#"{"reason":"reconnect"}"#);
+                    vec![Ok(end)]
+                }
+                Ok(entries) => {
+                    let top = entries.last().map_or(after, |e| e.seq as i64);
+                    let events = entries
+                        .iter()
+                        .map(|e| {
+                            let data = serde_json::to_string(e).unwrap_or_default();
+                            Ok(Event::default().event("signature").id(e.seq.to_string()).data(data))
+                        })
+                        .collect();
+                    return Some((events, (None, top, wake, false)));
+                }
+                Err(e) => {
+                    let p = Problem::new(e.code(), e.public_detail());
+                    let ev = Event::default().event("error").data(serde_json::to_string(&p).unwrap_or_default());
+                    vec![Ok(ev)]
+                }
+            };
+            Some((step, (None, after, wake, true)))
+        }
+    });
+    let stream = futures::StreamExt::flat_map(stream, futures::stream::iter);
+    let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(FOLLOW_KEEP_ALIVE));
+    Ok(no_store(sse.into_response()))
 }

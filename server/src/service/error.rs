@@ -92,6 +92,16 @@ pub enum Error {
     MethodNotAllowed(String),
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
+    /// signHash/signDoc `label` refused (the variant says why).
+    #[error("label invalid: {0}")]
+    LabelInvalid(#[from] shomei_core::api::LabelError),
+    /// Signing-log `cursor` / `since` malformed.
+    #[error("cursor invalid: {0}")]
+    CursorInvalid(String),
+    /// No grant of the asking practitioner has this id (unknown and
+    /// foreign grants alike: the answer does not tell them apart).
+    #[error("no grant of yours has id {0:?}")]
+    GrantUnknown(String),
     #[error("storage failed")]
     Store(#[from] StoreError),
     #[error("signing failed: {0}")]
@@ -165,6 +175,9 @@ impl Error {
             RateLimited { .. } => ErrorCode::RateLimited,
             MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
             UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            LabelInvalid(_) => ErrorCode::LabelInvalid,
+            CursorInvalid(_) => ErrorCode::CursorInvalid,
+            GrantUnknown(_) => ErrorCode::GrantUnknown,
             Store(StoreError::Duplicate(_)) => ErrorCode::Conflict,
             Store(_) | Signing(_) | Internal(_) => ErrorCode::Internal,
         }

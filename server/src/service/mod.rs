@@ -12,6 +12,7 @@ pub mod limits;
 pub mod login;
 pub mod signature;
 pub mod signed_document;
+pub mod signing_log;
 pub mod sweep;
 pub mod waiters;
 

@@ -32,11 +32,16 @@ type Reply = oneshot::Sender<std::result::Result<RecordOutcome, String>>;
 /// Handle to the audit group-commit writer.
 pub(crate) struct SignatureLog {
     tx: mpsc::Sender<(SignatureRecord, Reply)>,
+    /// Bumped after each committed batch: wakes the phones following the
+    /// signing log (`signing_log`).
+    recorded: tokio::sync::watch::Sender<u64>,
 }
 
 impl SignatureLog {
     pub(crate) fn spawn(store: Arc<dyn Store>) -> Self {
         let (tx, mut rx) = mpsc::channel::<(SignatureRecord, Reply)>(4096);
+        let (recorded, _) = tokio::sync::watch::channel(0u64);
+        let wake = recorded.clone();
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut batch = vec![first];
@@ -49,6 +54,7 @@ impl SignatureLog {
                 let (records, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
                 match store.record_signatures(&records).await {
                     Ok(outcomes) => {
+                        wake.send_modify(|n| *n = n.wrapping_add(1));
                         for (reply, o) in replies.into_iter().zip(outcomes) {
                             let _ = reply.send(Ok(o));
                         }
@@ -62,7 +68,11 @@ impl SignatureLog {
                 }
             }
         });
-        SignatureLog { tx }
+        SignatureLog { tx, recorded }
+    }
+
+    pub(super) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.recorded.subscribe()
     }
 
     pub(super) async fn record(&self, r: SignatureRecord) -> Result<RecordOutcome> {
@@ -148,6 +158,11 @@ pub struct SignHashRequest {
     #[serde(rename = "hashAlgorithmOID", default)]
     pub hash_algorithm_oid: Option<String>,
     pub sign_algo: String,
+    /// Shomei extension: the EHR's short document label, shown on the
+    /// practitioner's phone (docs/protocol.md §9.2).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 80)]
+    pub label: Option<super::signing_log::RawLabel>,
 }
 
 /// CSC `signatures/signHash` response.
@@ -199,6 +214,7 @@ impl App {
 
     /// CSC `signatures/signHash`: sign, record in the audit log, then return.
     pub async fn csc_sign_hash(&self, grant: &Grant, terminal: &Terminal, req: SignHashRequest) -> Result<SignHashResponse> {
+        let label = super::signing_log::label_from_request(req.label.as_ref())?;
         let c = self.grant_credential(grant, &req.credential_id).await?;
         check_can_sign(&c, self.clock.now_ms())?;
         if req.hashes.is_empty() || req.hashes.len() > MAX_HASHES {
@@ -256,6 +272,7 @@ impl App {
             sign_algo: alg.as_str().to_owned(),
             now_ms: now,
             signature_formats: Vec::new(),
+            label,
         };
         match self.signature_log.record(record).await? {
             RecordOutcome::Recorded(made) => {

@@ -35,6 +35,11 @@ pub struct SignDocRequest {
     /// CSC's whole-document form; refused (the document stays at the clinic).
     #[serde(default)]
     pub documents: Option<serde_json::Value>,
+    /// Shomei extension: the EHR's short document label, shown on the
+    /// practitioner's phone (docs/protocol.md §9.2).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 80)]
+    pub label: Option<super::signing_log::RawLabel>,
 }
 
 /// One CSC `documentDigests` entry: digests signed alike.
@@ -213,6 +218,7 @@ impl App {
         terminal: &Terminal,
         req: SignDocRequest,
     ) -> Result<SignDocResponse> {
+        let label = super::signing_log::label_from_request(req.label.as_ref())?;
         let c = self.grant_credential(grant, &req.credential_id).await?;
         if req.documents.is_some() {
             return Err(Error::BadRequest("documents are not accepted: send documentDigests (the document stays at the clinic)".into()));
@@ -314,6 +320,7 @@ impl App {
             hashes: jobs.into_iter().map(|j| j.digest).collect(),
             sign_algo: alg.as_str().to_owned(),
             now_ms: signing_ms,
+            label,
         };
         match self.signature_log.record(record).await? {
             RecordOutcome::Recorded(_) => Ok(SignDocResponse {

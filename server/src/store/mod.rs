@@ -330,6 +330,49 @@ pub struct SignatureRecord {
     /// signDoc: the signature format of each hash ("X" XAdES, "C" CMS),
     /// in order, whose signing time is `now_ms`; empty for signHash.
     pub signature_formats: Vec<String>,
+    /// The EHR's document label for the call (already validated), kept
+    /// with each signature and in its audit entry.
+    pub label: Option<String>,
+}
+
+/// One signed digest as the practitioner's phone lists it (table
+/// `signatures`, migration 0005), with the names of the terminal and
+/// facility that asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureEntry {
+    /// The sequence number of its `signature.create` audit entry: unique,
+    /// and increasing in commit order (the follow cursor).
+    pub seq: i64,
+    pub grant_id: String,
+    pub practitioner_id: String,
+    pub terminal_id: String,
+    pub terminal_name: String,
+    pub facility_id: String,
+    pub facility_name: String,
+    pub credential_id: String,
+    /// Signing time (Unix ms).
+    pub at_ms: i64,
+    /// `rsa-pkcs1-sha256` | `ecdsa-p256-sha256`.
+    pub sign_algo: String,
+    /// `hash` (signHash), `xades` or `cms` (signDoc).
+    pub format: String,
+    /// The SHA-256 digest that was signed.
+    pub digest: Vec<u8>,
+    pub label: Option<String>,
+}
+
+/// One page of a newest-first walk over signatures (`seq` descending:
+/// the order they were recorded in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignaturePage {
+    /// Only signatures with `seq <= watermark`: the walk shows the log as
+    /// it was when it began, so rows committed meanwhile never shift it
+    /// (they are what following `since = watermark` returns).
+    pub watermark: i64,
+    /// Only `seq` below this; `None` for the first page.
+    pub before_seq: Option<i64>,
+    /// At most this many rows.
+    pub limit: i64,
 }
 
 /// Why a signature record was refused.
@@ -479,6 +522,22 @@ pub trait Store: Send + Sync + 'static {
     /// usable and under its cap and the credential is not revoked, and one
     /// audit entry per signed hash is appended.
     async fn record_signatures(&self, records: &[SignatureRecord]) -> StoreResult<Vec<RecordOutcome>>;
+
+    /// The highest signature `seq` of a practitioner (0 when none): where
+    /// a newest-first walk stops and following begins.
+    async fn signature_watermark(&self, practitioner_id: &str) -> StoreResult<i64>;
+    /// One page of a grant's signatures, newest first (index
+    /// `signatures_grant_seq`).
+    async fn grant_signatures(&self, grant_id: &str, page: SignaturePage) -> StoreResult<Vec<SignatureEntry>>;
+    /// One page of a practitioner's signatures made at or after `from_ms`,
+    /// newest first, across all their grants (index
+    /// `signatures_practitioner_seq`; `signatures_practitioner_time` finds
+    /// the first `seq` of the range, so the last page stops there instead
+    /// of scanning older days).
+    async fn practitioner_signatures(&self, practitioner_id: &str, from_ms: i64, page: SignaturePage) -> StoreResult<Vec<SignatureEntry>>;
+    /// A practitioner's signatures (of one grant, if given) with `seq >
+    /// after_seq`, oldest first, at most `limit` (index `signatures_practitioner_seq`).
+    async fn signatures_since(&self, practitioner_id: &str, grant_id: Option<&str>, after_seq: i64, limit: i64) -> StoreResult<Vec<SignatureEntry>>;
 
     /// An audit entry with no other state change.
     async fn append_audit(&self, at_ms: i64, audit: &AuditEvent) -> StoreResult<()>;

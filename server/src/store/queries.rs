@@ -23,7 +23,8 @@ macro_rules! store_impl {
             }
         }
 
-        async fn audit_tx(conn: &mut Conn, at_ms: i64, ev: &AuditEvent) -> StoreResult<()> {
+        /// Appends one audit entry; returns its sequence number.
+        async fn audit_tx(conn: &mut Conn, at_ms: i64, ev: &AuditEvent) -> StoreResult<i64> {
             let last = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *conn).await?;
             let (prev_seq, prev_hash) = match last {
                 Some(r) => (r.try_get::<i64, _>("seq")?, hash32(r.try_get::<Vec<u8>, _>("hash")?)?),
@@ -36,7 +37,7 @@ macro_rules! store_impl {
                 .bind(seq).bind(at_ms).bind(&ev.actor).bind(&ev.action).bind(&ev.subject).bind(&details)
                 .bind(&prev_hash[..]).bind(&hash[..])
                 .execute(&mut *conn).await?;
-            Ok(())
+            Ok(seq)
         }
 
         /// Audit rows per INSERT statement (8 parameters each; well under
@@ -47,15 +48,18 @@ macro_rules! store_impl {
         /// one read of the chain's head and multi-row INSERTs: the group
         /// commit of signature records costs a few round trips, not four
         /// per record (which is what bounded it on PostgreSQL).
-        async fn audit_batch_tx(conn: &mut Conn, entries: &[(i64, AuditEvent)]) -> StoreResult<()> {
-            if entries.is_empty() {
-                return Ok(());
-            }
+        /// Returns the sequence number the chain had before them (entry `k`
+        /// of `entries` gets that plus `k + 1`).
+        async fn audit_batch_tx(conn: &mut Conn, entries: &[(i64, AuditEvent)]) -> StoreResult<i64> {
             let last = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *conn).await?;
             let (mut seq, mut prev_hash) = match last {
                 Some(r) => (r.try_get::<i64, _>("seq")?, hash32(r.try_get::<Vec<u8>, _>("hash")?)?),
                 None => (0, GENESIS),
             };
+            let head = seq;
+            if entries.is_empty() {
+                return Ok(head);
+            }
             for chunk in entries.chunks(AUDIT_ROWS_PER_INSERT) {
                 let mut sql = String::from("INSERT INTO audit (seq, at_ms, actor, action, subject, details, prev_hash, hash) VALUES ");
                 let mut rows = Vec::with_capacity(chunk.len());
@@ -75,6 +79,40 @@ macro_rules! store_impl {
                 for (seq, at_ms, ev, details, prev, hash) in rows {
                     q = q.bind(seq).bind(at_ms).bind(ev.actor.clone()).bind(ev.action.clone()).bind(ev.subject.clone()).bind(details)
                         .bind(prev.to_vec()).bind(hash.to_vec());
+                }
+                q.execute(&mut *conn).await?;
+            }
+            Ok(head)
+        }
+
+        /// Signing-log rows per INSERT (10 parameters each).
+        const SIGNATURE_ROWS_PER_INSERT: usize = 500;
+
+        /// One signed digest for the `signatures` table, before its audit seq is known.
+        struct SignatureRow<'a> {
+            rec: &'a SignatureRecord,
+            practitioner_id: String,
+            format: &'static str,
+            digest: &'a [u8],
+        }
+
+        /// Inserts the signing-log rows; row `k` shares the audit entry `first_seq + k`.
+        async fn signature_rows_tx(conn: &mut Conn, first_seq: i64, rows: &[SignatureRow<'_>]) -> StoreResult<()> {
+            let mut seq = first_seq;
+            for chunk in rows.chunks(SIGNATURE_ROWS_PER_INSERT) {
+                let mut sql = String::from("INSERT INTO signatures (seq, grant_id, practitioner_id, terminal_id, credential_id, at_ms, sign_algo, format, digest, label) VALUES ");
+                for i in 0..chunk.len() {
+                    if i > 0 {
+                        sql.push(',');
+                    }
+                    let k = i * 10;
+                    sql.push_str(&format!("(${},${},${},${},${},${},${},${},${},${})", k + 1, k + 2, k + 3, k + 4, k + 5, k + 6, k + 7, k + 8, k + 9, k + 10));
+                }
+                let mut q = sqlx::query(&sql);
+                for r in chunk {
+                    q = q.bind(seq).bind(&r.rec.grant_id).bind(&r.practitioner_id).bind(&r.rec.terminal_id).bind(&r.rec.credential_id)
+                        .bind(r.rec.now_ms).bind(&r.rec.sign_algo).bind(r.format).bind(r.digest).bind(&r.rec.label);
+                    seq += 1;
                 }
                 q.execute(&mut *conn).await?;
             }
@@ -152,6 +190,29 @@ macro_rules! store_impl {
                 revoked_reason: r.try_get("revoked_reason")?,
             })
         }
+
+        fn signature_row(r: &$row) -> StoreResult<SignatureEntry> {
+            Ok(SignatureEntry {
+                seq: r.try_get("seq")?, grant_id: r.try_get("grant_id")?, practitioner_id: r.try_get("practitioner_id")?,
+                terminal_id: r.try_get("terminal_id")?, terminal_name: r.try_get("terminal_name")?,
+                facility_id: r.try_get("facility_id")?, facility_name: r.try_get("facility_name")?,
+                credential_id: r.try_get("credential_id")?, at_ms: r.try_get("at_ms")?, sign_algo: r.try_get("sign_algo")?,
+                format: r.try_get("format")?, digest: r.try_get("digest")?, label: r.try_get("label")?,
+            })
+        }
+
+        /// The signature columns plus the terminal's and facility's names.
+        const SIGNATURE_SELECT: &str = "SELECT s.seq, s.grant_id, s.practitioner_id, s.terminal_id, s.credential_id, s.at_ms, \
+            s.sign_algo, s.format, s.digest, s.label, t.name AS terminal_name, t.facility_id, f.name AS facility_name \
+            FROM signatures s JOIN terminals t ON t.id = s.terminal_id JOIN facilities f ON f.id = t.facility_id";
+
+        /// The page's bounds: at or below the watermark, below the cursor.
+        const SIGNATURE_PAGE: &str = "s.seq <= $2 AND s.seq < $3";
+
+        /// How far signing times may run behind recording order (a signDoc
+        /// time is whole seconds, taken before signing; replicas' clocks).
+        /// Only bounds the day view's index scan; the `at_ms` filter stays exact.
+        const SIGNATURE_TIME_SKEW_MS: i64 = 60_000;
 
         fn audit_row(r: &$row) -> StoreResult<AuditEntry> {
             Ok(ChainedEntry {
@@ -599,6 +660,8 @@ macro_rules! store_impl {
                 // The batch's audit entries, chained after the last stored one
                 // and inserted together (same rows as one append each).
                 let mut entries: Vec<(i64, AuditEvent)> = Vec::new();
+                // The signing-log row of each entry, in the same order.
+                let mut rows: Vec<SignatureRow<'_>> = Vec::new();
                 for rec in records {
                     let n = rec.hashes.len() as i64;
                     // Under the writer lock: a revocation committed before this
@@ -610,7 +673,7 @@ macro_rules! store_impl {
                          AND (signature_cap IS NULL OR signatures_made + $1 <= signature_cap) \
                          AND (idle_timeout_s IS NULL OR last_used_ms + idle_timeout_s * 1000 > $2) \
                          AND NOT EXISTS (SELECT 1 FROM credentials WHERE id = $5 AND revoked_ms IS NOT NULL) \
-                         RETURNING signatures_made",
+                         RETURNING signatures_made, practitioner_id",
                     )
                     .bind(n).bind(rec.now_ms).bind(&rec.grant_id).bind(&rec.terminal_id).bind(&rec.credential_id)
                     .fetch_optional(&mut *w.tx).await?;
@@ -621,12 +684,23 @@ macro_rules! store_impl {
                         continue;
                     };
                     let made: i64 = row.try_get("signatures_made")?;
+                    let practitioner_id: String = row.try_get("practitioner_id")?;
                     for (i, h) in rec.hashes.iter().enumerate() {
                         let mut details = serde_json::json!({ "grant": rec.grant_id, "hash": hex::encode(h), "sign_algo": rec.sign_algo });
+                        let format = match rec.signature_formats.get(i).map(String::as_str) {
+                            None => "hash",
+                            Some("X") => "xades",
+                            Some("C") => "cms",
+                            Some(o) => return Err(StoreError::Corrupt(format!("signature format {o:?}"))),
+                        };
                         if let Some(format) = rec.signature_formats.get(i) {
                             details["format"] = serde_json::json!(format);
                             details["signing_time"] = serde_json::json!(rfc3339_ms(rec.now_ms));
                         }
+                        if let Some(label) = &rec.label {
+                            details["label"] = serde_json::json!(label);
+                        }
+                        rows.push(SignatureRow { rec, practitioner_id: practitioner_id.clone(), format, digest: h });
                         let ev = AuditEvent::new(
                             format!("terminal:{}", rec.terminal_id),
                             "signature.create",
@@ -637,9 +711,45 @@ macro_rules! store_impl {
                     }
                     out.push(RecordOutcome::Recorded(made));
                 }
-                audit_batch_tx(&mut *w.tx, &entries).await?;
+                let head = audit_batch_tx(&mut *w.tx, &entries).await?;
+                signature_rows_tx(&mut *w.tx, head + 1, &rows).await?;
                 w.commit().await?;
                 Ok(out)
+            }
+
+            async fn signature_watermark(&self, practitioner_id: &str) -> StoreResult<i64> {
+                let r = sqlx::query("SELECT seq FROM signatures WHERE practitioner_id = $1 ORDER BY seq DESC LIMIT 1")
+                    .bind(practitioner_id).fetch_optional(&self.pool).await?;
+                Ok(match r { Some(r) => r.try_get("seq")?, None => 0 })
+            }
+
+            async fn grant_signatures(&self, grant_id: &str, page: SignaturePage) -> StoreResult<Vec<SignatureEntry>> {
+                let sql = format!("{SIGNATURE_SELECT} WHERE s.grant_id = $1 AND {SIGNATURE_PAGE} ORDER BY s.seq DESC LIMIT $4");
+                let rows = sqlx::query(&sql).bind(grant_id).bind(page.watermark).bind(page.before_seq.unwrap_or(i64::MAX)).bind(page.limit)
+                    .fetch_all(&self.pool).await?;
+                rows.iter().map(signature_row).collect()
+            }
+
+            async fn practitioner_signatures(&self, practitioner_id: &str, from_ms: i64, page: SignaturePage) -> StoreResult<Vec<SignatureEntry>> {
+                // If times never run more than the skew behind recording
+                // order, every signature at or after `from_ms` was recorded
+                // after any one made before `from_ms - skew`: take the latest
+                // such one (one index seek) as the scan's lower bound.
+                let before = sqlx::query("SELECT seq FROM signatures WHERE practitioner_id = $1 AND at_ms < $2 ORDER BY practitioner_id DESC, at_ms DESC LIMIT 1")
+                    .bind(practitioner_id).bind(from_ms.saturating_sub(SIGNATURE_TIME_SKEW_MS)).fetch_optional(&self.pool).await?;
+                let first_seq: i64 = match before { Some(r) => r.try_get::<i64, _>("seq")? + 1, None => 0 };
+                let sql = format!("{SIGNATURE_SELECT} WHERE s.practitioner_id = $1 AND {SIGNATURE_PAGE} AND s.seq >= $5 AND s.at_ms >= $6 ORDER BY s.seq DESC LIMIT $4");
+                let rows = sqlx::query(&sql).bind(practitioner_id).bind(page.watermark).bind(page.before_seq.unwrap_or(i64::MAX)).bind(page.limit)
+                    .bind(first_seq).bind(from_ms)
+                    .fetch_all(&self.pool).await?;
+                rows.iter().map(signature_row).collect()
+            }
+
+            async fn signatures_since(&self, practitioner_id: &str, grant_id: Option<&str>, after_seq: i64, limit: i64) -> StoreResult<Vec<SignatureEntry>> {
+                let sql = format!("{SIGNATURE_SELECT} WHERE s.practitioner_id = $1 AND ($2 IS NULL OR s.grant_id = $2) AND s.seq > $3 ORDER BY s.seq LIMIT $4");
+                let rows = sqlx::query(&sql).bind(practitioner_id).bind(grant_id).bind(after_seq).bind(limit)
+                    .fetch_all(&self.pool).await?;
+                rows.iter().map(signature_row).collect()
             }
 
             async fn append_audit(&self, at_ms: i64, audit: &AuditEvent) -> StoreResult<()> {

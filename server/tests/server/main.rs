@@ -5,6 +5,7 @@
 //! - `attestation`: the Android Key Attestation and App Attest verifiers on
 //!   real captured data (tests/data/attestation), refusals and property tests;
 //! - `cli`: the `shomei` binary (serve on port 0, admin --json, bad config);
+//! - `signing_log`: the phone's signing log over HTTP (issue 14);
 //! - `http`: the real server on 127.0.0.1:0 driven over HTTP by reqwest,
 //!   with a software P-256 key as the phone, one test per rejection rule;
 //! - `waiting`: terminals waiting on a login (long-poll, SSE) on SQLite and
@@ -20,5 +21,6 @@ mod hardening;
 mod http;
 mod openapi;
 mod signdoc;
+mod signing_log;
 mod storage;
 mod waiting;

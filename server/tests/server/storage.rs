@@ -242,7 +242,7 @@ async fn signature_records_respect_cap_and_revocation(s: Arc<dyn Store>) {
     s.complete_enrollment("e1", &device("d1", 1), true, 50, &ev("device.enroll", "d1")).await.unwrap();
     s.create_login(&login("l1", 1), &ev("login.start", "l1")).await.unwrap();
     approve(&*s, "l1", "d1", grant("g1", "l1", "d1", Some(3))).await;
-    let rec = |n: usize| SignatureRecord { grant_id: "g1".into(), credential_id: "c1".into(), terminal_id: "t1".into(), hashes: vec![vec![1; 32]; n], sign_algo: "rsa".into(), now_ms: 500, signature_formats: Vec::new() };
+    let rec = |n: usize| SignatureRecord { grant_id: "g1".into(), credential_id: "c1".into(), terminal_id: "t1".into(), hashes: vec![vec![1; 32]; n], sign_algo: "rsa".into(), now_ms: 500, signature_formats: Vec::new(), label: None };
     // One batch (group commit): 2 fit, the next 2 would pass the cap, then 1 fits.
     let out = s.record_signatures(&[rec(2), rec(2), rec(1)]).await.unwrap();
     assert_eq!(out, vec![RecordOutcome::Recorded(2), RecordOutcome::GrantUnusable, RecordOutcome::Recorded(3)]);
@@ -267,7 +267,7 @@ async fn revoked_credential_records_no_signature(s: Arc<dyn Store>) {
     s.create_credential(&c, &ev("credential.create", "c1")).await.unwrap();
     let rec = SignatureRecord {
         grant_id: "g1".into(), credential_id: "c1".into(), terminal_id: "t1".into(), hashes: vec![vec![1; 32], vec![2; 32]],
-        sign_algo: "rsa".into(), now_ms: 500, signature_formats: vec!["X".into(), "C".into()],
+        sign_algo: "rsa".into(), now_ms: 500, signature_formats: vec!["X".into(), "C".into()], label: None,
     };
     assert_eq!(s.record_signatures(&[rec.clone()]).await.unwrap(), vec![RecordOutcome::Recorded(2)]);
     let details: Vec<serde_json::Value> = audit_all(&*s).await.iter().filter(|e| e.action == "signature.create").map(|e| serde_json::from_str(&e.details).unwrap()).collect();
@@ -298,7 +298,7 @@ async fn group_commit_chains_every_signature_of_a_batch(s: Arc<dyn Store>) {
     let before = audit_all(&*s).await.len();
     let rec = |first: u8, n: usize| SignatureRecord {
         grant_id: "g1".into(), credential_id: "c1".into(), terminal_id: "t1".into(),
-        hashes: (0..n).map(|i| vec![first.wrapping_add(i as u8); 32]).collect(), sign_algo: "rsa".into(), now_ms: 500, signature_formats: Vec::new(),
+        hashes: (0..n).map(|i| vec![first.wrapping_add(i as u8); 32]).collect(), sign_algo: "rsa".into(), now_ms: 500, signature_formats: Vec::new(), label: None,
     };
     let mut wrong_terminal = rec(9, 1);
     wrong_terminal.terminal_id = "t2".into();
@@ -403,6 +403,140 @@ async fn wrong_confirmation_codes_end_the_grant_at_the_limit(s: Arc<dyn Store>) 
     verify(audit_all(&*s).await.iter()).unwrap();
 }
 
+/// p1 with grants g1 (terminal t1) and g2 (terminal t2, facility f2); p2 with g3 on t1.
+async fn signing_log_fixture(s: &dyn Store) {
+    seed(s).await;
+    let f2 = Facility { id: "f2".into(), name: "Pharmacy".into(), created_ms: 4 };
+    s.create_facility(&f2, &ev("facility.create", "f2")).await.unwrap();
+    let t2 = Terminal { id: "t2".into(), facility_id: "f2".into(), name: "Counter".into(), secret_hash: vec![2; 32], created_ms: 5, revoked_ms: None };
+    s.create_terminal(&t2, &ev("terminal.create", "t2")).await.unwrap();
+    let p2 = Practitioner { id: "p2".into(), display_name: "Dr Two".into(), role: "doctor".into(), facility_ids: vec!["f1".into()], created_ms: 6 };
+    s.create_practitioner(&p2, &ev("practitioner.create", "p2")).await.unwrap();
+    s.create_enrollment(&enrollment("e1"), &ev("enrollment.create", "e1")).await.unwrap();
+    s.complete_enrollment("e1", &device("d1", 1), true, 50, &ev("device.enroll", "d1")).await.unwrap();
+    let mut e2 = enrollment("e2");
+    e2.practitioner_id = "p2".into();
+    s.create_enrollment(&e2, &ev("enrollment.create", "e2")).await.unwrap();
+    let mut d2 = device("d2", 2);
+    d2.practitioner_id = "p2".into();
+    s.complete_enrollment("e2", &d2, true, 50, &ev("device.enroll", "d2")).await.unwrap();
+    for (l, code, g, dev, term, pid) in [("l1", 1, "g1", "d1", "t1", "p1"), ("l2", 2, "g2", "d1", "t2", "p1"), ("l3", 3, "g3", "d2", "t1", "p2")] {
+        let mut lg = login(l, code);
+        lg.terminal_id = term.into();
+        s.create_login(&lg, &ev("login.start", l)).await.unwrap();
+        let mut gr = grant(g, l, dev, None);
+        gr.terminal_id = term.into();
+        gr.practitioner_id = pid.into();
+        approve(s, l, dev, gr).await;
+    }
+}
+
+fn signed(grant: &str, terminal: &str, at: i64, digests: &[u8], formats: &[&str], label: Option<&str>) -> SignatureRecord {
+    SignatureRecord {
+        grant_id: grant.into(), credential_id: format!("c-{grant}"), terminal_id: terminal.into(),
+        hashes: digests.iter().map(|d| vec![*d; 32]).collect(), sign_algo: "rsa-pkcs1-sha256".into(), now_ms: at,
+        signature_formats: formats.iter().map(|f| f.to_string()).collect(), label: label.map(str::to_owned),
+    }
+}
+
+async fn walk(s: &dyn Store, grant: Option<&str>, from_ms: i64, watermark: i64, limit: i64) -> Vec<SignatureEntry> {
+    let mut out = Vec::new();
+    let mut before = None;
+    loop {
+        let page = SignaturePage { watermark, before_seq: before, limit };
+        let rows = match grant {
+            Some(g) => s.grant_signatures(g, page).await.unwrap(),
+            None => s.practitioner_signatures("p1", from_ms, page).await.unwrap(),
+        };
+        assert!(rows.len() as i64 <= limit);
+        let Some(last) = rows.last() else { return out };
+        before = Some(last.seq);
+        out.extend(rows);
+    }
+}
+
+async fn signing_log_rows_share_their_audit_entry_and_keep_label_and_format(s: Arc<dyn Store>) {
+    signing_log_fixture(&*s).await;
+    let out = s.record_signatures(&[
+        signed("g1", "t1", 1_000, &[1], &[], Some("処方箋 #1")),
+        signed("g2", "t2", 1_001, &[2, 3], &["X", "C"], None),
+        signed("g3", "t1", 1_002, &[4], &[], Some("other")),
+    ]).await.unwrap();
+    assert!(out.iter().all(|o| matches!(o, RecordOutcome::Recorded(_))), "{out:?}");
+    let audit: Vec<AuditEntry> = audit_all(&*s).await.into_iter().filter(|e| e.action == "signature.create").collect();
+    let mine = s.signatures_since("p1", None, 0, 100).await.unwrap();
+    assert_eq!(mine.len(), 3, "p2's signature is not p1's");
+    for (row, entry) in mine.iter().zip(&audit) {
+        assert_eq!(row.seq, entry.seq, "the row carries its audit entry's seq");
+        let d: serde_json::Value = serde_json::from_str(&entry.details).unwrap();
+        assert_eq!(d["hash"], hex::encode(&row.digest));
+        assert_eq!(d.get("label").and_then(|l| l.as_str()), row.label.as_deref());
+    }
+    assert_eq!(mine[0].label.as_deref(), Some("処方箋 #1"));
+    assert_eq!((mine[0].format.as_str(), mine[0].terminal_name.as_str(), mine[0].facility_name.as_str()), ("hash", "EHR", "Clinic"));
+    assert_eq!((mine[1].format.as_str(), mine[2].format.as_str()), ("xades", "cms"));
+    assert_eq!((mine[1].terminal_id.as_str(), mine[1].facility_name.as_str()), ("t2", "Pharmacy"));
+    assert_eq!(mine[1].digest, vec![2; 32]);
+    let theirs = s.signatures_since("p2", None, 0, 100).await.unwrap();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].label.as_deref(), Some("other"));
+    // A refused record leaves no row (and no audit entry).
+    s.revoke_grant("g1", "ended", 1_100, &ev("grant.revoke", "g1")).await.unwrap();
+    assert_eq!(s.record_signatures(&[signed("g1", "t1", 1_200, &[9], &[], None)]).await.unwrap(), vec![RecordOutcome::GrantUnusable]);
+    assert_eq!(s.signatures_since("p1", None, 0, 100).await.unwrap().len(), 3);
+    // The ended grant's signatures stay listed.
+    assert_eq!(walk(&*s, Some("g1"), 0, s.signature_watermark("p1").await.unwrap(), 10).await.len(), 1);
+    verify(audit_all(&*s).await.iter()).unwrap();
+}
+
+async fn signing_log_walk_is_stable_under_inserts_and_following_sees_the_rest(s: Arc<dyn Store>) {
+    signing_log_fixture(&*s).await;
+    // One from long before "today", then 23 on g1 and 10 on g2, several per
+    // batch, some sharing a millisecond.
+    s.record_signatures(&[signed("g1", "t1", 1_000, &[250], &[], None)]).await.unwrap();
+    for i in 0..10u8 {
+        let at = 100_000 + (i as i64 / 2);
+        let recs = [signed("g1", "t1", at, &[i * 3, i * 3 + 1], &[], None), signed("g2", "t2", at, &[200 + i], &[], None)];
+        s.record_signatures(&recs).await.unwrap();
+    }
+    s.record_signatures(&[signed("g1", "t1", 100_010, &[100, 101, 102], &[], None)]).await.unwrap();
+    let w = s.signature_watermark("p1").await.unwrap();
+    assert_eq!(s.signature_watermark("nobody").await.unwrap(), 0);
+    // Page 1 of g1, then signatures arrive, then the rest of the walk.
+    let first = s.grant_signatures("g1", SignaturePage { watermark: w, before_seq: None, limit: 4 }).await.unwrap();
+    assert_eq!(first.len(), 4);
+    s.record_signatures(&[signed("g1", "t1", 100_011, &[150, 151], &[], None), signed("g2", "t2", 99_000, &[152], &[], None)]).await.unwrap();
+    let last = first.last().unwrap();
+    let mut all = first.clone();
+    let mut before = Some(last.seq);
+    loop {
+        let rows = s.grant_signatures("g1", SignaturePage { watermark: w, before_seq: before, limit: 4 }).await.unwrap();
+        let Some(l) = rows.last() else { break };
+        before = Some(l.seq);
+        all.extend(rows);
+    }
+    assert_eq!(all.len(), 24, "the walk shows exactly what existed at its watermark");
+    let keys: Vec<i64> = all.iter().map(|r| r.seq).collect();
+    assert!(keys.windows(2).all(|k| k[0] > k[1]), "strictly newest first, no repeats: {keys:?}");
+    assert!(all.iter().all(|r| r.grant_id == "g1" && r.seq <= w));
+    // Following from the watermark returns exactly the rest, in recording order —
+    // including the late one stamped before everything else.
+    let rest = s.signatures_since("p1", None, w, 100).await.unwrap();
+    assert_eq!(rest.iter().map(|r| r.digest[0]).collect::<Vec<_>>(), vec![150, 151, 152]);
+    let rest_g2 = s.signatures_since("p1", Some("g2"), w, 100).await.unwrap();
+    assert_eq!(rest_g2.len(), 1);
+    assert_eq!(s.signatures_since("p1", None, w, 2).await.unwrap().len(), 2, "limit holds");
+    // The day view across grants: everything of p1 from 100_003 on, newest first.
+    let w2 = s.signature_watermark("p1").await.unwrap();
+    let day = walk(&*s, None, 100_003, w2, 5).await;
+    let direct: usize = s.signatures_since("p1", None, 0, 1000).await.unwrap().iter().filter(|r| r.at_ms >= 100_003).count();
+    assert_eq!(day.len(), direct);
+    assert!(day.iter().all(|r| r.at_ms >= 100_003 && r.practitioner_id == "p1"));
+    assert!(day.iter().any(|r| r.grant_id == "g2") && day.iter().any(|r| r.grant_id == "g1"));
+    assert!(!day.iter().any(|r| r.digest[0] == 250 || r.digest[0] == 152), "older than from: not today");
+    assert_eq!(walk(&*s, None, 0, w2, 7).await.len(), 24 + 10 + 3, "from the epoch: everything of p1");
+}
+
 async fn settings_keep_the_first_value(s: Arc<dyn Store>) {
     assert_eq!(s.put_setting_if_absent("k", b"one").await.unwrap(), b"one");
     assert_eq!(s.put_setting_if_absent("k", b"two").await.unwrap(), b"one");
@@ -435,6 +569,8 @@ const CASES: &[(&str, Case)] = cases![
     recheck_wakes_the_waiters_of_logins_decided_in_the_store,
     decision_evidence_is_stored_with_its_decision_only,
     wrong_confirmation_codes_end_the_grant_at_the_limit,
+    signing_log_rows_share_their_audit_entry_and_keep_label_and_format,
+    signing_log_walk_is_stable_under_inserts_and_following_sees_the_rest,
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -516,6 +652,53 @@ async fn audit_tampering_on_postgres_is_detected_at_the_edited_seq() {
     sqlx::query("UPDATE audit SET actor = 'mallory' WHERE seq = 2").execute(store.pool()).await.unwrap();
     let entries = audit_all(&store).await;
     assert_eq!(verify(entries.iter()).unwrap_err().seq(), 2);
+    store.pool().close().await;
+    db.drop_db().await;
+}
+
+/// The backfill half of migration 0005 (the statement after its "copy them"
+/// comment): signatures recorded only in the audit log come back as rows.
+fn backfill_sql(migration: &str) -> &str {
+    migration.split("-- Signatures made before this migration are in the audit log only: copy them.").nth(1).expect("backfill statement")
+}
+
+async fn backfilled_rows_match_recorded_ones(s: &dyn Store, run: impl std::future::Future<Output = ()>) {
+    run.await;
+    let backfilled = s.signatures_since("p1", None, 0, 100).await.unwrap();
+    assert_eq!(backfilled.len(), 3);
+    assert_eq!(backfilled.iter().map(|r| (r.format.as_str(), r.digest[0], r.terminal_id.as_str())).collect::<Vec<_>>(), vec![("hash", 1, "t1"), ("xades", 2, "t2"), ("cms", 3, "t2")]);
+    assert!(backfilled.iter().all(|r| r.label.is_none() && r.sign_algo == "rsa-pkcs1-sha256" && r.at_ms >= 1_000));
+}
+
+async fn record_then_forget_rows(s: &dyn Store) {
+    signing_log_fixture(s).await;
+    s.record_signatures(&[signed("g1", "t1", 1_000, &[1], &[], Some("dropped by the backfill")), signed("g2", "t2", 1_001, &[2, 3], &["X", "C"], None)]).await.unwrap();
+}
+
+#[tokio::test]
+async fn migration_0005_backfills_signatures_from_the_audit_log_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = shomei_server::store::sqlite::SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+    record_then_forget_rows(&store).await;
+    let sql = backfill_sql(include_str!("../../migrations/sqlite/0005_signature_log.sql"));
+    backfilled_rows_match_recorded_ones(&store, async {
+        sqlx::query("DELETE FROM signatures").execute(store.pool()).await.unwrap();
+        sqlx::query(sql).execute(store.pool()).await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn migration_0005_backfills_signatures_from_the_audit_log_on_postgres() {
+    let Some(db) = PgDb::create().await else { return };
+    let store = shomei_server::store::postgres::PgStore::connect(&db.url()).await.unwrap();
+    record_then_forget_rows(&store).await;
+    let sql = backfill_sql(include_str!("../../migrations/postgres/0005_signature_log.sql"));
+    backfilled_rows_match_recorded_ones(&store, async {
+        sqlx::query("DELETE FROM signatures").execute(store.pool()).await.unwrap();
+        sqlx::query(sql).execute(store.pool()).await.unwrap();
+    })
+    .await;
     store.pool().close().await;
     db.drop_db().await;
 }
