@@ -32,3 +32,5 @@ mod relay;
 mod anchor;
 #[path = "e2e/secrets.rs"]
 mod secrets;
+#[path = "e2e/ehr_script.rs"]
+mod ehr_script;
