@@ -16,28 +16,84 @@ use crate::store::{Grant, Terminal};
 /// Header carrying the terminal's Basic credentials next to the grant.
 pub const TERMINAL_AUTH_HEADER: &str = "shomei-terminal-authorization";
 
-/// CSC `info` response.
+/// CSC `info` response (CSC API v2.0.0.2 §11.1): what this server really
+/// does, so a generic CSC client configures itself from it.
+/// `server/tests/server/csc_info.rs` calls every method, algorithm and
+/// format listed here and fails if the server refuses one.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CscInfo {
+    /// `2.0.0.2`.
     #[schema(value_type = String)]
     pub specs: &'static str,
     #[schema(value_type = String)]
     pub name: &'static str,
-    #[schema(value_type = String)]
-    pub logo: &'static str,
+    /// A `data:` URI (SVG): the logo needs no extra request and no route.
+    pub logo: String,
+    /// ISO 3166-1 alpha-2.
     #[schema(value_type = String)]
     pub region: &'static str,
+    /// BCP 47 language of `description`.
     #[schema(value_type = String)]
     pub lang: &'static str,
     #[schema(value_type = String)]
     pub description: &'static str,
-    /// `["oauth2code"]`: an OAuth 2.0 access token (from the RFC 8628 device grant) authorizes the service.
+    /// `["external"]`: the service is authorized by an OAuth 2.0 access
+    /// token the terminal obtains with the RFC 8628 device grant (approved on
+    /// the practitioner's phone), a flow CSC's `oauth2code`/`oauth2client`
+    /// do not describe; `oauth2Issuer` names the authorization server.
     #[schema(value_type = Vec<String>)]
     pub auth_type: &'static [&'static str],
+    /// The RFC 8414 issuer; its metadata is at
+    /// `/.well-known/oauth-authorization-server`.
+    pub oauth2_issuer: String,
+    /// `false`: every method answers synchronously.
+    pub asynchronous_operation_mode: bool,
+    /// The CSC methods this server implements, under `/csc/v2/`.
     #[schema(value_type = Vec<String>)]
     pub methods: &'static [&'static str],
+    /// `false`: signDoc returns no `validationInfo`.
+    pub validation_info: bool,
+    pub sign_algorithms: SignAlgorithms,
+    /// signDoc formats; `envelope_properties[i]` belongs to `formats[i]`.
+    #[serde(rename = "signature_formats")]
+    pub signature_formats: SignatureFormats,
+    /// signDoc `conformance_level`s (no time-stamping authority: B-B only).
+    #[serde(rename = "conformance_levels")]
+    #[schema(value_type = Vec<String>)]
+    pub conformance_levels: &'static [&'static str],
 }
+
+/// CSC `info.signAlgorithms`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SignAlgorithms {
+    /// `signAlgo` OIDs accepted by signHash and signDoc (each also needs a
+    /// credential whose key it fits; `credentials/info` lists a key's own).
+    #[schema(value_type = Vec<String>)]
+    pub algos: &'static [&'static str],
+}
+
+/// CSC `info.signature_formats`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SignatureFormats {
+    /// `C` (CAdES/CMS detached) and `X` (XAdES, e-prescription profile).
+    #[schema(value_type = Vec<String>)]
+    pub formats: &'static [&'static str],
+    #[schema(value_type = Vec<Vec<String>>)]
+    pub envelope_properties: &'static [&'static [&'static str]],
+}
+
+/// The implemented CSC methods; kept beside [`routes`] so the two change together.
+pub const METHODS: &[&str] = &[
+    "info",
+    "credentials/list",
+    "credentials/info",
+    "signatures/signHash",
+    "signatures/signDoc",
+];
+
+/// Shomei's mark: 証 (proof) on the service's blue.
+const LOGO_SVG: &str = "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 64 64'><rect width='64' height='64' rx='12' fill='#1f4e79'/><text x='32' y='44' font-size='34' text-anchor='middle' fill='#fff' font-family='sans-serif'>\u{8a3c}</text></svg>";
 
 pub(super) fn routes() -> Router<HttpState> {
     Router::new()
@@ -61,16 +117,32 @@ async fn auth(s: &HttpState, headers: &HeaderMap) -> ApiResult<(Grant, Terminal)
     tag = "csc",
     responses((status = 200, description = "CSC service information (no authentication; any body is ignored)", body = CscInfo))
 )]
-pub(super) async fn info() -> Json<CscInfo> {
+pub(super) async fn info(State(s): State<HttpState>) -> Json<CscInfo> {
+    use crate::signing::oid;
+    use base64::Engine as _;
     Json(CscInfo {
         specs: "2.0.0.2",
         name: "Shomei",
-        logo: "",
+        logo: format!(
+            "data:image/svg+xml;base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(LOGO_SVG)
+        ),
         region: "JP",
         lang: "ja-JP",
         description: "Remote signing unlocked daily by smartphone biometrics",
-        auth_type: &["oauth2code"],
-        methods: &["credentials/list", "credentials/info", "signatures/signHash", "signatures/signDoc"],
+        auth_type: &["external"],
+        oauth2_issuer: s.app.origin.as_str().trim_end_matches('/').to_owned(),
+        asynchronous_operation_mode: false,
+        methods: METHODS,
+        validation_info: false,
+        sign_algorithms: SignAlgorithms {
+            algos: &[oid::SHA256_WITH_RSA, oid::RSA_ENCRYPTION, oid::ECDSA_WITH_SHA256],
+        },
+        signature_formats: SignatureFormats {
+            formats: &["C", "X"],
+            envelope_properties: &[&["Detached"], &["Detached"]],
+        },
+        conformance_levels: &["Ades-B-B"],
     })
 }
 

@@ -156,6 +156,7 @@ limits and the byte-level protocol: docs/api.md, docs/protocol.md."
         super::phone::signature_events,
         super::terminal::device_authorization,
         super::terminal::token,
+        super::terminal::metadata,
         super::terminal::qr_png,
         super::terminal::qr_svg,
         super::terminal::events,

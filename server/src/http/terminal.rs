@@ -36,6 +36,7 @@ pub(super) fn routes() -> Router<HttpState> {
     Router::new()
         .route("/oauth/device_authorization", post(device_authorization))
         .route("/oauth/token", post(token))
+        .route("/.well-known/oauth-authorization-server", get(metadata))
         .route("/v1/terminal/logins/{login_id}/qr.png", get(qr_png))
         .route("/v1/terminal/logins/{login_id}/qr.svg", get(qr_svg))
 }
@@ -44,6 +45,45 @@ pub(super) fn waiting_routes() -> Router<HttpState> {
     Router::new()
         .route("/v1/terminal/logins/{login_id}/events", get(events))
         .route("/v1/terminal/logins/{login_id}/wait", get(wait))
+}
+
+/// RFC 8414 authorization server metadata: lets an off-the-shelf OAuth
+/// client (and a CSC client following `info.oauth2Issuer`) find the device
+/// grant's endpoints instead of hard-coding Shomei's paths.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AuthorizationServerMetadata {
+    /// The server's public origin; this document is at
+    /// `{issuer}/.well-known/oauth-authorization-server`.
+    pub issuer: String,
+    pub device_authorization_endpoint: String,
+    pub token_endpoint: String,
+    /// Only `urn:ietf:params:oauth:grant-type:device_code`.
+    #[schema(value_type = Vec<String>)]
+    pub grant_types_supported: &'static [&'static str],
+    /// Empty: there is no authorization endpoint (the phone approves).
+    #[schema(value_type = Vec<String>)]
+    pub response_types_supported: &'static [&'static str],
+    /// The terminal's client secret in HTTP Basic or in the form.
+    #[schema(value_type = Vec<String>)]
+    pub token_endpoint_auth_methods_supported: &'static [&'static str],
+}
+
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server",
+    tag = "terminal",
+    responses((status = 200, description = "RFC 8414 authorization server metadata (no authentication)", body = AuthorizationServerMetadata))
+)]
+pub(super) async fn metadata(State(s): State<HttpState>) -> Json<AuthorizationServerMetadata> {
+    let issuer = s.app.origin.as_str().trim_end_matches('/').to_owned();
+    Json(AuthorizationServerMetadata {
+        device_authorization_endpoint: format!("{issuer}/oauth/device_authorization"),
+        token_endpoint: format!("{issuer}/oauth/token"),
+        issuer,
+        grant_types_supported: &[DEVICE_CODE_GRANT],
+        response_types_supported: &[],
+        token_endpoint_auth_methods_supported: &["client_secret_basic", "client_secret_post"],
+    })
 }
 
 fn oauth_error(e: TokenError) -> Response {

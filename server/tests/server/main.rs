@@ -16,6 +16,7 @@ mod attestation_corpus;
 mod anchor;
 mod cli;
 mod confirmation;
+mod csc_info;
 mod common;
 mod hardening;
 mod http;
