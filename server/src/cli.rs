@@ -307,6 +307,15 @@ pub struct ServeArgs {
     /// Write the base URL here once listening.
     #[arg(long, env = "SHOMEI_READY_FILE")]
     pub ready_file: Option<PathBuf>,
+    /// Log line format on stderr: text (default) or json (one object per line).
+    #[arg(long, env = "SHOMEI_LOG_FORMAT", value_enum)]
+    pub log_format: Option<crate::config::LogFormat>,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, env = "SHOMEI_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1; must not be readable by group/other).
+    #[arg(long, env = "SHOMEI_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -320,6 +329,9 @@ impl ServeArgs {
             demo: self.demo,
             config: self.config,
             ready_file: self.ready_file,
+            log_format: self.log_format,
+            tls_cert: self.tls_cert,
+            tls_key: self.tls_key,
         })
     }
 }

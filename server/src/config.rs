@@ -37,6 +37,29 @@ pub enum ConfigError {
     Policy(String),
     #[error("audit: {0}")]
     Audit(String),
+    #[error("TLS needs both a certificate and a key: {0} is given without {1}")]
+    TlsPair(&'static str, &'static str),
+}
+
+/// How `serve` writes its log lines (stderr).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (tracing's default formatter).
+    #[default]
+    Text,
+    /// One JSON object per line (tracing-subscriber's JSON formatter), for log shippers.
+    Json,
+}
+
+/// `--tls-cert` / `--tls-key`: PEM files the listeners serve HTTPS with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first (PEM).
+    pub cert: PathBuf,
+    /// The leaf's private key (PEM: PKCS#8, PKCS#1 or SEC1); must not be
+    /// readable by group or other.
+    pub key: PathBuf,
 }
 
 /// The TOML file (every key optional).
@@ -52,6 +75,10 @@ pub struct FileConfig {
     pub policy: Option<Policy>,
     #[serde(default)]
     pub audit: Option<AuditConfig>,
+    /// `text` (default) or `json`.
+    pub log_format: Option<LogFormat>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 /// `[audit]`: signed checkpoints of the audit chain, kept outside the database.
@@ -95,6 +122,9 @@ pub struct Overrides {
     pub demo: bool,
     pub config: Option<PathBuf>,
     pub ready_file: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The effective configuration.
@@ -111,6 +141,9 @@ pub struct ServeConfig {
     pub ready_file: Option<PathBuf>,
     pub policy: Policy,
     pub audit: AuditConfig,
+    pub log_format: LogFormat,
+    /// HTTPS on both listeners when set; plain HTTP otherwise.
+    pub tls: Option<TlsFiles>,
 }
 
 impl ServeConfig {
@@ -157,7 +190,15 @@ impl ServeConfig {
         if audit.checkpoint_interval_s > 7 * 24 * 3600 {
             return Err(ConfigError::Audit("checkpoint_interval_s must be 0 (off) ..= 604800".into()));
         }
+        let tls = match (o.tls_cert.or(file.tls_cert), o.tls_key.or(file.tls_key)) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => return Err(ConfigError::TlsPair("tls_cert", "tls_key")),
+            (None, Some(_)) => return Err(ConfigError::TlsPair("tls_key", "tls_cert")),
+        };
         Ok(ServeConfig {
+            log_format: o.log_format.or(file.log_format).unwrap_or_default(),
+            tls,
             data_dir,
             listen,
             admin_listen,

@@ -2,13 +2,34 @@
 
 use clap::Parser;
 use shomei_server::cli::{Cli, Command};
+use shomei_server::config::LogFormat;
+
+/// Log lines on stderr, filtered by `SHOMEI_LOG` (default `info`); `json`:
+/// one JSON object per line (tracing-subscriber's JSON formatter). Either
+/// way only what the code logs is written, and no code logs a secret.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SHOMEI_LOG").unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("SHOMEI_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    // `serve` resolves its configuration first: the log format may come from the config file.
+    let (serve, command) = match cli.command {
+        Command::Serve(args) => match args.resolve() {
+            Ok(c) => (Some(c), None),
+            Err(e) => {
+                eprintln!("error: configuration: {e}");
+                return std::process::ExitCode::from(2);
+            }
+        },
+        other => (None, Some(other)),
+    };
+    init_logging(serve.as_ref().map_or(LogFormat::Text, |c| c.log_format));
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -16,16 +37,8 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match cli.command {
-        Command::Serve(args) => {
-            let cfg = match args.resolve() {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: configuration: {e}");
-                    return std::process::ExitCode::from(2);
-                }
-            };
-            rt.block_on(async {
+    if let Some(cfg) = serve {
+        return rt.block_on(async {
                 let running = match shomei_server::run::start(cfg).await {
                     Ok(r) => r,
                     Err(e) => {
@@ -33,7 +46,7 @@ fn main() -> std::process::ExitCode {
                         return std::process::ExitCode::FAILURE;
                     }
                 };
-                println!("listening on http://{}", running.addr);
+                println!("listening on {}", running.base_url);
                 println!("admin API listening on http://{}", running.admin_addr);
                 if let Some(d) = &running.demo {
                     print_demo(&running.base_url, d);
@@ -48,8 +61,10 @@ fn main() -> std::process::ExitCode {
                         std::process::ExitCode::FAILURE
                     }
                 }
-            })
-        }
+        });
+    }
+    match command.expect("serve returned above") {
+        Command::Serve(_) => unreachable!("serve returned above"),
         Command::Attestation(shomei_server::cli::AttestationCmd::Verify(args)) => match shomei_server::cli::attestation_verify(&args) {
             Ok(out) => {
                 println!("{out}");

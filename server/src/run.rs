@@ -56,6 +56,8 @@ pub enum ServeError {
     Serve(std::io::Error),
     #[error("configuration: {0}")]
     Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// A started server.
@@ -317,6 +319,8 @@ fn spawn_checkpoints(app: &Arc<App>, every: std::time::Duration) {
 pub async fn start(cfg: ServeConfig) -> Result<Running, ServeError> {
     // Again here: embedders (and tests) may build a ServeConfig by hand.
     crate::config::validate_policy(&cfg.policy)?;
+    // First: a bad certificate or key must leave nothing created or started.
+    let tls = cfg.tls.as_ref().map(crate::tls::server_config).transpose()?;
     open_data_dir(&cfg.data_dir)?;
     let kek = match std::env::var("SHOMEI_KEK") {
         Ok(v) if !v.trim().is_empty() => Kek::from_base64(v.trim())?,
@@ -352,13 +356,16 @@ pub async fn start(cfg: ServeConfig) -> Result<Running, ServeError> {
             source,
         })?;
     let admin_base_url = format!("http://{admin_addr}");
-    let base_url = format!("http://{addr}");
+    // With --tls-cert the public listener speaks HTTPS; the operator
+    // listener stays plain HTTP on loopback (docs/operations.md).
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let base_url = format!("{scheme}://{addr}");
     let origin = match &cfg.public_origin {
         Some(o) => o.clone(),
         None => {
             let host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
             let host = if addr.is_ipv6() && !addr.ip().is_unspecified() { format!("[{host}]") } else { host };
-            Origin::parse(&format!("http://{host}:{}", addr.port())).map_err(|e| ServeError::Origin(e.to_string()))?
+            Origin::parse(&format!("{scheme}://{host}:{}", addr.port())).map_err(|e| ServeError::Origin(e.to_string()))?
         }
     };
     let backend = Arc::new(SoftwareBackend::new(kek.clone()));
@@ -399,9 +406,20 @@ pub async fn start(cfg: ServeConfig) -> Result<Running, ServeError> {
         // TCP_NODELAY: an SSE event is a small write after earlier small
         // writes; with Nagle's algorithm it waits for the peer's (delayed)
         // ACK of the previous one instead of leaving at once.
-        let public = axum::serve(listener.tap_io(no_delay), public).with_graceful_shutdown(stopped(all_rx));
+        let public: std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>> = match tls {
+            Some(config) => {
+                // (TCP_NODELAY is set before each handshake, in TlsListener)
+                let tls_listener = crate::tls::TlsListener::new(listener, config)?;
+                Box::pin(
+                    axum::serve(tls_listener.tap_io(|_: &mut tokio_rustls::server::TlsStream<_>| {}), public)
+                        .with_graceful_shutdown(stopped(all_rx))
+                        .into_future(),
+                )
+            }
+            None => Box::pin(axum::serve(listener.tap_io(no_delay), public).with_graceful_shutdown(stopped(all_rx)).into_future()),
+        };
         let admin = axum::serve(admin_listener.tap_io(no_delay), admin).with_graceful_shutdown(stopped(admin_stop));
-        let (a, b) = tokio::join!(public.into_future(), admin.into_future());
+        let (a, b) = tokio::join!(public, admin.into_future());
         a.and(b)
     });
     let url = app.origin.as_str().to_owned();

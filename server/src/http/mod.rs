@@ -272,19 +272,81 @@ impl HttpState {
     get,
     path = "/healthz",
     tag = "service",
-    responses((status = 200, description = "The store answers", body = openapi::Health))
+    responses((status = 200, description = "Live: the process answers HTTP (the store is not asked; that is /readyz)", body = openapi::Health))
 )]
-async fn healthz(
-    axum::extract::State(s): axum::extract::State<HttpState>,
-) -> ApiResult<Json<openapi::Health>> {
-    s.app
-        .store
-        .ping()
-        .await
-        .map_err(|_| Error::Internal("store unavailable".into()))?;
-    Ok(Json(openapi::Health {
+async fn healthz() -> Json<openapi::Health> {
+    Json(openapi::Health {
         status: "ok".to_owned(),
-    }))
+    })
+}
+
+/// How long `/readyz` waits for the store before answering 503.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "service",
+    responses(
+        (status = 200, description = "Ready: the store answered and has every migration of this binary applied", body = openapi::Ready),
+        (status = 503, description = "`unavailable`: the store does not answer (within 2 s) or migrations are missing", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn readyz(
+    axum::extract::State(s): axum::extract::State<HttpState>,
+) -> ApiResult<Json<openapi::Ready>> {
+    let store = s.app.store.as_ref();
+    match tokio::time::timeout(READY_TIMEOUT, store.pending_migrations()).await {
+        Ok(Ok(pending)) if pending.is_empty() => Ok(Json(openapi::Ready {
+            status: "ready".to_owned(),
+            store: store.backend().to_owned(),
+        })),
+        Ok(Ok(pending)) => Err(Error::NotReady(format!("migrations not applied: {pending:?}")).into()),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: the store failed");
+            Err(Error::NotReady("the store does not answer (see server log)".into()).into())
+        }
+        Err(_) => Err(Error::NotReady(format!("the store did not answer within {} s", READY_TIMEOUT.as_secs())).into()),
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "service",
+    responses((
+        status = 200,
+        description = "Prometheus text format 0.0.4 (OpenMetrics 1.0 text when `Accept` names application/openmetrics-text); docs/operations.md lists the series",
+        body = openapi::MetricsText,
+        content_type = "text/plain"
+    ))
+)]
+async fn metrics_text(
+    axum::extract::State(s): axum::extract::State<HttpState>,
+    headers: HeaderMap,
+) -> Response {
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    let body = s.app.metrics.encode(s.app.waiters.waiting(), s.app.waiters.waited(), openmetrics);
+    let ct = if openmetrics { crate::metrics::OPENMETRICS_TEXT } else { crate::metrics::PROMETHEUS_TEXT };
+    ([(header::CONTENT_TYPE, HeaderValue::from_static(ct))], body).into_response()
+}
+
+/// Counts each answered request in the listener's metrics, by route
+/// template (axum's `MatchedPath`, never the raw path) and final status.
+async fn count_request(
+    axum::extract::State((metrics, listener)): axum::extract::State<(Arc<crate::metrics::Metrics>, crate::metrics::Listener)>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let method = req.method().clone();
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let r = next.run(req).await;
+    metrics.request(listener, &method, route.as_deref(), r.status().as_u16(), started.elapsed());
+    r
 }
 
 async fn not_found() -> ApiError {
@@ -294,8 +356,10 @@ async fn not_found() -> ApiError {
 /// The public HTTP service (phones, terminals, CSC signing; `/demo` only
 /// when `state.demo` is set, i.e. with `--demo`).
 pub fn router(state: HttpState) -> Router {
+    let metrics = state.app.metrics.clone();
     let mut bounded = Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi::openapi_public))
         .merge(verification::routes())
         .merge(phone::routes())
@@ -315,14 +379,20 @@ pub fn router(state: HttpState) -> Router {
         .merge(bounded)
         .fallback(not_found)
         .layer(axum::middleware::map_response(problems_for_rejections))
+        .layer(axum::middleware::from_fn_with_state((metrics, crate::metrics::Listener::Public), count_request))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
 
 /// The operator API (`/admin/v1/*`), served only on the admin listener.
 pub fn admin_router(state: HttpState) -> Router {
+    let metrics = state.app.metrics.clone();
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        // Operator listener only: the series name routes, volumes and
+        // outcomes an outsider has no business reading (docs/operations.md).
+        .route("/metrics", get(metrics_text))
         .route("/openapi.json", get(openapi::openapi_admin))
         .merge(admin::routes(state.clone()))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -331,6 +401,7 @@ pub fn admin_router(state: HttpState) -> Router {
         ))
         .fallback(not_found)
         .layer(axum::middleware::map_response(problems_for_rejections))
+        .layer(axum::middleware::from_fn_with_state((metrics, crate::metrics::Listener::Admin), count_request))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }

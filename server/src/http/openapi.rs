@@ -29,12 +29,23 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-/// `GET /healthz` body.
+/// `GET /healthz` body (liveness: the process answers).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    /// Always `ok` (a store failure is a 500 problem).
+    /// Always `ok`.
     #[schema(pattern = "^ok$")]
     pub status: String,
+}
+
+/// `GET /readyz` body (readiness: the store answers, the schema is current).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ready {
+    /// Always `ready` (not ready is a 503 `unavailable` problem).
+    #[schema(pattern = "^ready$")]
+    pub status: String,
+    /// The store backend: `sqlite` or `postgres`.
+    #[schema(pattern = "^(sqlite|postgres)$")]
+    pub store: String,
 }
 
 /// The outcome of a login as the terminal sees it (`wait`, and the data of
@@ -128,6 +139,11 @@ impl ToSchema for EventStream {
     }
 }
 string_body!(
+    /// Prometheus text exposition format (or OpenMetrics text).
+    MetricsText,
+    None::<&str>
+);
+string_body!(
     /// `application/x-ndjson`: one audit entry per line.
     AuditLines,
     None::<&str>
@@ -144,6 +160,7 @@ limits and the byte-level protocol: docs/api.md, docs/protocol.md."
     ),
     paths(
         super::healthz,
+        super::readyz,
         openapi_public,
         super::verification::page,
         super::phone::enroll,
@@ -173,7 +190,7 @@ limits and the byte-level protocol: docs/api.md, docs/protocol.md."
         (name = "phone", description = "The enrolled phone (device token; decisions signed by the device key)"),
         (name = "terminal", description = "EHR terminals: RFC 8628 device grant, QR, waiting"),
         (name = "csc", description = "Cloud Signature Consortium API v2 shaped signing (grant + terminal)"),
-        (name = "service", description = "Health and this document"),
+        (name = "service", description = "Health, readiness and this document"),
     )
 )]
 pub struct PublicApi;
@@ -188,6 +205,8 @@ Mirrors the `shomei admin` CLI one to one. docs/api.md has the prose."
     ),
     paths(
         super::healthz,
+        super::readyz,
+        super::metrics_text,
         openapi_admin,
         super::admin::list_facilities,
         super::admin::create_facility,
@@ -216,7 +235,7 @@ Mirrors the `shomei admin` CLI one to one. docs/api.md has the prose."
     modifiers(&Security, &CommonProblems),
     tags(
         (name = "admin", description = "Operator API (Bearer operator token)"),
-        (name = "service", description = "Health and this document"),
+        (name = "service", description = "Health, readiness, metrics and this document"),
     )
 )]
 pub struct AdminApi;

@@ -102,6 +102,10 @@ pub enum Error {
     /// foreign grants alike: the answer does not tell them apart).
     #[error("no grant of yours has id {0:?}")]
     GrantUnknown(String),
+    /// Not ready to serve (`/readyz`): the store does not answer or its
+    /// schema is behind this binary.
+    #[error("not ready: {0}")]
+    NotReady(String),
     #[error("storage failed")]
     Store(#[from] StoreError),
     #[error("signing failed: {0}")]
@@ -178,6 +182,7 @@ impl Error {
             LabelInvalid(_) => ErrorCode::LabelInvalid,
             CursorInvalid(_) => ErrorCode::CursorInvalid,
             GrantUnknown(_) => ErrorCode::GrantUnknown,
+            NotReady(_) => ErrorCode::Unavailable,
             Store(StoreError::Duplicate(_)) => ErrorCode::Conflict,
             Store(_) | Signing(_) | Internal(_) => ErrorCode::Internal,
         }

@@ -8,6 +8,7 @@ use shomei_core::approval::approval_bytes_from_secret_sha256;
 use shomei_core::{Decision, DevicePublicKey, LoginId, LoginPayload, QrSecret};
 
 use super::{App, Confirmation, Error, Result, b64u, ct_eq, new_uuid, random_bytes, rfc3339, sha256};
+use crate::metrics::LoginOutcome;
 use crate::store::{AuditEvent, DecideOutcome, DecisionEvidence, Device, Grant, Login, LoginDecision, LoginStatus, Terminal};
 
 /// RFC 8628 §3.2 response (plus `login_id` and `match_number`).
@@ -186,6 +187,7 @@ impl App {
         };
         let audit = AuditEvent::new(format!("terminal:{}", terminal.id), "login.start", id.clone(), serde_json::json!({ "expires_ms": expires_ms }));
         self.store.create_login(&row, &audit).await?;
+        self.metrics.login_started();
         let payload = LoginPayload { origin: self.origin.clone(), login_id, secret, expires_at: (expires_ms / 1000) as u64 };
         Ok(DeviceAuthorization {
             device_code: b64u(&device_code),
@@ -415,6 +417,14 @@ impl App {
             let outcome = self.store.decide_login(&deny(reason)).await?;
             if outcome == DecideOutcome::Done {
                 self.notify(&l.id, "denied");
+                self.metrics.logins_finished(
+                    match &refusal {
+                        None => LoginOutcome::Denied,
+                        Some((_, Error::NumberMismatch)) => LoginOutcome::NumberMismatch,
+                        Some(_) => LoginOutcome::NotAllowed,
+                    },
+                    1,
+                );
             }
             if let Some((_, e)) = refusal {
                 return Err(e);
@@ -456,6 +466,7 @@ impl App {
         match self.store.decide_login(&d).await? {
             DecideOutcome::Done => {
                 self.notify(&l.id, "approved");
+                self.metrics.logins_finished(LoginOutcome::Approved, 1);
                 let summary = self.grant_summary_for(&grant, &t).await?;
                 Ok(DecisionResponse { outcome: Outcome::Approved, grant: Some(summary), confirmation_code: code })
             }

@@ -132,6 +132,8 @@ pub struct App {
     pub(crate) signature_log: signature::SignatureLog,
     /// The audit key and where signed audit checkpoints go.
     pub checkpoints: audit::CheckpointSink,
+    /// What `GET /metrics` reports (this server's own registry).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl App {
@@ -143,7 +145,8 @@ impl App {
         kek: Arc<Kek>,
         backend: Arc<dyn SigningBackend>,
     ) -> Arc<App> {
-        let signature_log = signature::SignatureLog::spawn(store.clone());
+        let metrics = Arc::new(crate::metrics::Metrics::new(store.backend()));
+        let signature_log = signature::SignatureLog::spawn(store.clone(), metrics.clone());
         Arc::new(App {
             store,
             clock: Clock::default(),
@@ -155,6 +158,7 @@ impl App {
             limits: limits::RateLimits::default(),
             signature_log,
             checkpoints: audit::CheckpointSink::default(),
+            metrics,
         })
     }
 

@@ -38,7 +38,7 @@ pub(crate) struct SignatureLog {
 }
 
 impl SignatureLog {
-    pub(crate) fn spawn(store: Arc<dyn Store>) -> Self {
+    pub(crate) fn spawn(store: Arc<dyn Store>, metrics: Arc<crate::metrics::Metrics>) -> Self {
         let (tx, mut rx) = mpsc::channel::<(SignatureRecord, Reply)>(4096);
         let (recorded, _) = tokio::sync::watch::channel(0u64);
         let wake = recorded.clone();
@@ -52,7 +52,10 @@ impl SignatureLog {
                     }
                 }
                 let (records, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-                match store.record_signatures(&records).await {
+                let started = std::time::Instant::now();
+                let committed = store.record_signatures(&records).await;
+                metrics.audit_commit(records.len(), started.elapsed(), committed.is_ok());
+                match committed {
                     Ok(outcomes) => {
                         wake.send_modify(|n| *n = n.wrapping_add(1));
                         for (reply, o) in replies.into_iter().zip(outcomes) {
@@ -280,6 +283,7 @@ impl App {
                     // That used the grant up: it has ended, and nothing stays held for it.
                     self.backend.release_grant(&grant.id);
                 }
+                self.metrics.signatures(crate::metrics::SignatureKind::Hash, signatures.len() as u64);
                 Ok(SignHashResponse { signatures: signatures.iter().map(|s| STANDARD.encode(s)).collect() })
             }
             outcome => Err(self.unrecorded(grant, outcome, now).await),

@@ -322,11 +322,17 @@ impl App {
             now_ms: signing_ms,
             label,
         };
+        let kinds: Vec<_> = record.signature_formats.iter().filter_map(|f| crate::metrics::SignatureKind::from_format(f)).collect();
         match self.signature_log.record(record).await? {
-            RecordOutcome::Recorded(_) => Ok(SignDocResponse {
+            RecordOutcome::Recorded(_) => {
+                for kind in kinds {
+                    self.metrics.signatures(kind, 1);
+                }
+                Ok(SignDocResponse {
                 document_with_signature: Vec::new(),
                 signature_object: objects.iter().map(|o| STANDARD.encode(o)).collect(),
-            }),
+                })
+            }
             outcome => Err(self.unrecorded(grant, outcome, signing_ms).await),
         }
     }

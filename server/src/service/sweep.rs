@@ -20,9 +20,14 @@ impl App {
     pub async fn sweep(&self) -> Result<SweepReport> {
         self.limits.forget_idle();
         let now = self.clock.now_ms();
-        Ok(self
+        let report = self
             .store
             .sweep_expired(now.saturating_sub(KEEP_EXPIRED_MS), SWEEP_BATCH, now)
-            .await?)
+            .await?;
+        // Only never-decided logins are swept: each one expired.
+        if !report.logins.is_empty() {
+            self.metrics.logins_finished(crate::metrics::LoginOutcome::Expired, report.logins.len() as u64);
+        }
+        Ok(report)
     }
 }

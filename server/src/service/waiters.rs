@@ -76,6 +76,16 @@ impl Waiters {
         self.by_login.lock().expect("waiters lock").len()
     }
 
+    /// Waiting connections over all logins (metrics).
+    pub fn waiting(&self) -> usize {
+        self.by_login
+            .lock()
+            .expect("waiters lock")
+            .values()
+            .map(|tx| tx.receiver_count())
+            .sum()
+    }
+
     /// Waiters registered for `login_id` (tests, metrics).
     pub fn waiting_on(&self, login_id: &str) -> usize {
         self.by_login

@@ -403,6 +403,10 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> StoreResult<()>;
     /// Which backend this is (`sqlite` / `postgres`).
     fn backend(&self) -> &'static str;
+    /// Versions of this binary's migrations the database has not applied
+    /// successfully (`/readyz`; empty when the schema is current). One
+    /// query, so it also shows the store answers.
+    async fn pending_migrations(&self) -> StoreResult<Vec<i64>>;
 
     async fn get_setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
     /// Stores `value` unless the key exists; returns the stored value either way.

@@ -10,6 +10,9 @@ use super::{StoreError, StoreResult};
 /// Advisory lock key of the audit chain ("shomei" in ASCII, fits i64).
 const AUDIT_LOCK_KEY: i64 = 0x73686f6d6569;
 
+/// This backend's schema migrations, embedded at build time.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
 /// PostgreSQL-backed [`super::Store`].
 pub struct PgStore {
     pool: PgPool,
@@ -28,10 +31,16 @@ impl WriteTx {
 impl PgStore {
     const BACKEND: &'static str = "postgres";
 
+    /// The migrations this binary applies on open (readiness compares them
+    /// with the database's record).
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
+    }
+
     /// Connects and applies migrations.
     pub async fn connect(url: &str) -> StoreResult<Self> {
         let pool = PgPoolOptions::new().max_connections(16).connect(url).await?;
-        sqlx::migrate!("migrations/postgres").run(&pool).await?;
+        MIGRATOR.run(&pool).await?;
         Ok(PgStore { pool })
     }
 

@@ -253,6 +253,16 @@ macro_rules! store_impl {
                 Self::BACKEND
             }
 
+            async fn pending_migrations(&self) -> StoreResult<Vec<i64>> {
+                let rows = sqlx::query("SELECT version FROM _sqlx_migrations WHERE success = TRUE").fetch_all(&self.pool).await?;
+                let applied: std::collections::BTreeSet<i64> = rows.iter().map(|r| r.try_get::<i64, _>("version")).collect::<Result<_, _>>()?;
+                Ok(Self::migrator()
+                    .iter()
+                    .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
+                    .map(|m| m.version)
+                    .collect())
+            }
+
             async fn get_setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
                 let r = sqlx::query("SELECT value FROM settings WHERE key = $1").bind(key).fetch_optional(&self.pool).await?;
                 Ok(match r { Some(r) => Some(r.try_get("value")?), None => None })

@@ -16,6 +16,9 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use super::{StoreError, StoreResult};
 
+/// This backend's schema migrations, embedded at build time.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
 /// SQLite-backed [`super::Store`].
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -36,6 +39,12 @@ impl WriteTx<'_> {
 impl SqliteStore {
     const BACKEND: &'static str = "sqlite";
 
+    /// The migrations this binary applies on open (readiness compares them
+    /// with the database's record).
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
+    }
+
     /// Opens (creating if needed) the database file and applies migrations.
     pub async fn open(path: &Path) -> StoreResult<Self> {
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
@@ -49,7 +58,7 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
-        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        MIGRATOR.run(&pool).await?;
         Ok(SqliteStore { pool, writer: Mutex::new(()) })
     }
 

@@ -190,3 +190,58 @@ fn attestation_verify_exits_2_on_unusable_arguments() {
     let (code, _, _) = verify(&["--challenge-b64", "AAAA"]);
     assert_eq!(code, 2, "clap: --android or --apple is required");
 }
+
+/// The first line `serve` writes on stderr with `extra` flags (or config).
+fn first_log_line(dir: &std::path::Path, extra: &[&str]) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shomei"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .args(extra)
+        .env_remove("SHOMEI_OPERATOR_TOKEN")
+        .env_remove("SHOMEI_LOG_FORMAT")
+        .env("SHOMEI_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    line
+}
+
+#[test]
+fn log_format_json_writes_each_log_event_as_one_json_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = first_log_line(dir.path(), &["--log-format", "json"]);
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"));
+    assert_eq!(v["level"], "INFO", "{line}");
+    assert_eq!(v["fields"]["message"], "listening", "{line}");
+    assert_eq!(v["fields"]["backend"], "sqlite", "{line}");
+}
+
+#[test]
+fn log_format_comes_from_the_config_file_too() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("shomei.toml"), "log_format = \"json\"\n").unwrap();
+    let line = first_log_line(dir.path(), &[]);
+    assert!(serde_json::from_str::<Value>(&line).is_ok(), "not JSON: {line:?}");
+    // …and the flag wins over the file.
+    let line = first_log_line(dir.path(), &["--log-format", "text"]);
+    assert!(serde_json::from_str::<Value>(&line).is_err(), "still JSON: {line:?}");
+    assert!(line.contains("listening"), "{line:?}");
+}
+
+#[test]
+fn an_unknown_log_format_is_refused_before_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_shomei"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "xml", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("xml"));
+    assert!(!dir.path().join("data").exists());
+}

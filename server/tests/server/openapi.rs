@@ -78,7 +78,9 @@ fn routed() -> BTreeSet<(Listener, String, String)> {
             };
             let listener = match (*file, path.as_str()) {
                 ("admin.rs", _) => Listener::Admin,
-                ("mod.rs", "/healthz" | "/openapi.json") => Listener::Both,
+                ("mod.rs", "/healthz" | "/readyz" | "/openapi.json") => Listener::Both,
+                // Operator listener only (mod.rs's admin_router).
+                ("mod.rs", "/metrics") => Listener::Admin,
                 _ => Listener::Public,
             };
             // Method routers: `get(h)`, `post(h).layer(…)`, `get(a).post(b)`:
@@ -147,6 +149,7 @@ fn route_walk_finds_every_listener_and_method_form() {
         "/admin/v1/audit/verify".into()
     )));
     assert!(r.contains(&(Listener::Both, "get".into(), "/healthz".into())));
+    assert!(r.contains(&(Listener::Admin, "get".into(), "/metrics".into())));
     assert!(r.len() > 40, "only {} routes found", r.len());
 }
 
@@ -385,6 +388,6 @@ async fn each_listener_serves_its_own_document_and_every_operation_in_it_answers
     assert!(
         operations(&admin_doc())
             .iter()
-            .all(|(_, p)| p.starts_with("/admin/v1/") || p == "/healthz" || p == "/openapi.json")
+            .all(|(_, p)| p.starts_with("/admin/v1/") || ["/healthz", "/readyz", "/metrics", "/openapi.json"].contains(&p.as_str()))
     );
 }
