@@ -29,7 +29,26 @@ fn b64u_decode(s: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_day_logged_at_debug_leaks_no_secret() {
-    let server = Server::start_logging(Store::Sqlite, Vec::new(), None, "debug");
+    a_day_logged_at_debug(Vec::new()).await;
+}
+
+/// The same day with `--log-format json`: the JSON formatter writes the
+/// same fields (and span fields) as structured values — none may be a secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_logged_at_debug_as_json_leaks_no_secret() {
+    let log = a_day_logged_at_debug(vec!["--log-format".into(), "json".into()]).await;
+    let json_debug = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["level"] == "DEBUG" && v["fields"].is_object())
+        .count();
+    assert!(json_debug > 0, "no JSON debug line in the log:\n{log}");
+}
+
+/// Runs the day against a server started with `serve_args` at `debug`,
+/// searches its log for every secret, and returns the log.
+async fn a_day_logged_at_debug(serve_args: Vec<String>) -> String {
+    let server = Server::start_logging(Store::Sqlite, serve_args, None, "debug");
     let mut clinic = Clinic::open_with(server);
     let practitioner_id = clinic.practitioner_id.clone();
 
@@ -140,4 +159,5 @@ async fn a_day_logged_at_debug_leaks_no_secret() {
         lines.len(),
         secrets.len()
     );
+    log
 }
