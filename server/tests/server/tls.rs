@@ -148,6 +148,35 @@ async fn plain_http_to_the_tls_listener_gets_no_answer() {
 }
 
 #[tokio::test]
+async fn a_client_that_connects_and_says_nothing_holds_up_nobody() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, files) = certificate_in(certs.path());
+    let env = tls_env(&ca, files).await;
+    // Silent TCP connections: each one's handshake waits (up to 10 s) in its own task.
+    let addr = env.running.addr;
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    let r = env
+        .http
+        .get(format!("{}/readyz", env.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // Served while every silent handshake is still pending: their sockets
+    // are open (no EOF yet), so the request did not wait for them to time out.
+    for s in &silent {
+        let mut buf = [0u8; 1];
+        match s.try_read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("a silent connection was already answered or closed: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_client_that_does_not_trust_the_certificate_is_refused_by_the_client() {
     let certs = tempfile::tempdir().unwrap();
     let (ca, files) = certificate_in(certs.path());
