@@ -34,3 +34,5 @@ mod anchor;
 mod secrets;
 #[path = "e2e/ehr_script.rs"]
 mod ehr_script;
+#[path = "e2e/oauth_clients.rs"]
+mod oauth_clients;
