@@ -1,5 +1,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = shomei_server::attestation::fuzzing::android_chain(data);
+    let _ = shomei_attestation::fuzzing::android_chain(data);
 });

@@ -1,7 +1,7 @@
 //! shomei-server: the remote-signing service (enrollment, QR logins shaped
 //! as RFC 8628, daily grants, CSC v2 signHash, hash-chained audit) and the
 //! `shomei` operator CLI. See docs/api.md for the HTTP contract.
-pub mod attestation;
+pub use shomei_attestation as attestation;
 pub mod audit;
 pub mod signing;
 pub mod cms;

@@ -1,6 +1,7 @@
 //! Replays the committed attestation fuzz corpora (`fuzz/corpus/{key_description,
 //! android_chain,app_attest}/`) through the same checks the cargo-fuzz
-//! targets run (`shomei_server::attestation::fuzzing`), so every input a
+//! targets run (`shomei_attestation::fuzzing`, re-exported as
+//! `shomei_server::attestation::fuzzing`), so every input a
 //! fuzzer ever kept — seeds from the real device data in
 //! tests/data/attestation plus whatever `scripts/fuzz` added — is re-checked
 //! by plain `cargo test` on stable in every CI run. The seeds must still

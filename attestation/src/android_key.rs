@@ -42,7 +42,8 @@ const PURPOSE_SIGN: i64 = 2;
 const AUTH_TYPE_BIOMETRIC: i64 = 2;
 
 /// Where the key (or its attestation) lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SecurityLevel {
     Software,
@@ -71,7 +72,8 @@ impl SecurityLevel {
 }
 
 /// `VerifiedBootState`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum VerifiedBootState {
     Verified,
@@ -103,7 +105,8 @@ impl VerifiedBootState {
 }
 
 /// `RootOfTrust`: the device's boot state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RootOfTrust {
     /// Hex of the verified boot key digest.
     pub verified_boot_key: String,
@@ -112,14 +115,16 @@ pub struct RootOfTrust {
 }
 
 /// One package of `AttestationApplicationId`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PackageInfo {
     pub name: String,
     pub version: i64,
 }
 
 /// `AttestationApplicationId`: the app(s) sharing the calling uid, and their signers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApplicationId {
     pub packages: Vec<PackageInfo>,
     /// Hex SHA-256 digests of the signing certificates.
@@ -160,7 +165,8 @@ pub struct KeyDescription {
 }
 
 /// What a verified Android attestation says; kept with the device.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AndroidKeyFacts {
     pub attestation_version: i64,
     pub security_level: SecurityLevel,

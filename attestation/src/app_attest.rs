@@ -26,7 +26,8 @@ pub const AAGUID_PRODUCTION: &[u8; 16] = b"appattest\0\0\0\0\0\0\0";
 pub const AAGUID_DEVELOPMENT: &[u8; 16] = b"appattestdevelop";
 
 /// Which App Attest environment attested the key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Environment {
     Production,
@@ -71,7 +72,8 @@ impl AllowedApps {
 }
 
 /// What a verified App Attest object says; kept with the device.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppAttestFacts {
     /// The allowed app id the rpIdHash matched.
     pub app_id: String,

@@ -12,6 +12,13 @@
 //! to the public `attestation_invalid` code. [`evaluate`] applies the
 //! operator's [`policy::AttestationPolicy`] and returns the facts the device
 //! record keeps ([`DeviceAttestation`]).
+//!
+//! A crate of its own, apart from shomei-server, because these parsers read
+//! untrusted bytes from any phone that enrolls: the cargo-fuzz targets in
+//! `fuzz/` link this crate and shomei-core only (a small sanitizer build),
+//! not the HTTP server and its storage. The server re-exports it as
+//! `shomei_server::attestation`. The `openapi` feature derives the schemas
+//! of the device facts the server's API documents.
 
 pub mod android_key;
 pub mod app_attest;
@@ -46,7 +53,8 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Whether the device's key was proven.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AttestationStatus {
     /// A platform attestation verified under the policy.
@@ -57,7 +65,8 @@ pub enum AttestationStatus {
 
 /// The verified facts kept with a device (the device record's
 /// `attestation_facts`, `shomei admin device list`, evidence of decisions).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceAttestation {
     pub status: AttestationStatus,
     /// The policy mode that applied to the device's platform at enrollment.

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::chain::{StatusList, TrustAnchors};
 
 /// What the server does with a platform's attestation.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Refuse enrollment without a valid attestation (and refuse platforms that cannot attest).
