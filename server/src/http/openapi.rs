@@ -138,6 +138,46 @@ impl ToSchema for EventStream {
         Cow::Borrowed("EventStream")
     }
 }
+/// `text/event-stream` of `GET /v1/phone/signatures/events`: the schema of
+/// each event (OpenAPI 3.1 reads an event stream's `schema` per event, as
+/// schemathesis checks it): `ready` / `signature` / `end` / `error`, its `id`
+/// (the seq) and `retry`, JSON data (docs/api.md has each event's data).
+pub struct SignatureEventStream;
+impl PartialSchema for SignatureEventStream {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .property(
+                "event",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::new(Type::String))
+                    .pattern(Some("^(ready|signature|end|error)$")),
+            )
+            .property(
+                "id",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::new(Type::String))
+                    .pattern(Some("^[0-9]+$")),
+            )
+            .property(
+                "retry",
+                ObjectBuilder::new().schema_type(SchemaType::new(Type::Integer)),
+            )
+            .property(
+                "data",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::new(Type::String))
+                    .content_media_type("application/json"),
+            )
+            .required("event")
+            .required("data")
+            .into()
+    }
+}
+impl ToSchema for SignatureEventStream {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("SignatureEventStream")
+    }
+}
 string_body!(
     /// Prometheus text exposition format (or OpenMetrics text).
     MetricsText,

@@ -15,6 +15,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use shomei_core::api::{DecisionRequest, DecisionResponse, EndAllResponse, EnrollRequest, EnrollResponse, GrantList, LoginContext, LoginContextRequest, Problem, SignatureList};
 
+use super::openapi::SignatureEventStream;
 use super::{ApiJson, ApiResult, HttpState, bearer, no_store};
 use crate::service::Error;
 use crate::service::signing_log::SignatureQuery;
@@ -208,7 +209,7 @@ type Step = Vec<Result<Event, Infallible>>;
     ),
     security(("device_token" = [])),
     responses(
-        (status = 200, description = "Server-Sent Events: `ready` (id = starting seq), `signature` (id = seq, data = SignatureEntry), `end` (after 10 minutes: reconnect with Last-Event-ID), `error` (data = problem; the stream ends)", body = String, content_type = "text/event-stream"),
+        (status = 200, description = "Server-Sent Events: `ready` (id = starting seq), `signature` (id = seq, data = SignatureEntry), `end` (after 10 minutes: reconnect with Last-Event-ID), `error` (data = problem; the stream ends)", body = SignatureEventStream, content_type = "text/event-stream"),
         (status = 400, description = "`cursor_invalid` (since / Last-Event-ID)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`device_revoked`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`grant_unknown`", body = Problem, content_type = "application/problem+json"),

@@ -285,6 +285,78 @@ fn every_response_and_body_of_both_documents_has_a_resolvable_schema() {
     }
 }
 
+/// OpenAPI 3.1 (no `itemSchema`) reads the `schema` of a `text/event-stream`
+/// response as the schema of each event, an object with `event`, `data`,
+/// `id`, `retry` — as schemathesis checks live streams. A stream documented
+/// as `String` fails every event it sends (found by scripts/api-fuzz once it
+/// reached `GET /v1/phone/signatures/events` with a real device token).
+#[test]
+fn every_event_stream_documents_each_event_as_an_object_with_event_and_data() {
+    let mut streams = 0;
+    for doc in [public_doc(), admin_doc()] {
+        for (method, path) in operations(&doc) {
+            let responses = doc["paths"][&path][&method]["responses"]
+                .as_object()
+                .unwrap();
+            for (status, resp) in responses {
+                let Some(media) = resp["content"].get("text/event-stream") else {
+                    continue;
+                };
+                streams += 1;
+                let mut schema = &media["schema"];
+                if let Some(r) = schema["$ref"].as_str() {
+                    let name = r.strip_prefix("#/components/schemas/").unwrap();
+                    schema = &doc["components"]["schemas"][name];
+                }
+                let at = format!("{method} {path} {status}");
+                assert_eq!(schema["type"], "object", "{at}: an event is an object");
+                let required: Vec<&str> = schema["required"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{at}: no required fields"))
+                    .iter()
+                    .map(|v| v.as_str().unwrap())
+                    .collect();
+                assert!(
+                    required.contains(&"event") && required.contains(&"data"),
+                    "{at}: event and data required, got {required:?}"
+                );
+                assert_eq!(schema["properties"]["data"]["type"], "string", "{at}");
+                assert_eq!(schema["properties"]["event"]["type"], "string", "{at}");
+                for optional in ["id", "retry"] {
+                    if let Some(p) = schema["properties"].get(optional) {
+                        assert!(p["type"].is_string(), "{at}: {optional} has no type");
+                    }
+                }
+            }
+        }
+    }
+    // the login status stream (terminal) and the signing log stream (phone)
+    assert_eq!(streams, 2, "event-stream responses in the documents");
+}
+
+/// The names the signing log stream sends (server/src/http/phone.rs) are the
+/// ones its documented event schema allows.
+#[test]
+fn signing_log_stream_schema_names_every_event_the_handler_sends() {
+    let doc = public_doc();
+    let pattern =
+        doc["components"]["schemas"]["SignatureEventStream"]["properties"]["event"]["pattern"]
+            .as_str()
+            .expect("SignatureEventStream.event has a pattern");
+    let names: BTreeSet<&str> = pattern
+        .trim_start_matches("^(")
+        .trim_end_matches(")$")
+        .split('|')
+        .collect();
+    let source = include_str!("../../src/http/phone.rs");
+    let mut sent = BTreeSet::new();
+    for piece in source.split(".event(\"").skip(1) {
+        sent.insert(piece.split('"').next().unwrap());
+    }
+    assert!(!sent.is_empty(), "no .event(\"…\") in phone.rs");
+    assert_eq!(sent, names, "events sent vs events documented");
+}
+
 #[test]
 fn problem_schema_names_every_stable_error_code() {
     let doc = public_doc();
