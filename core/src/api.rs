@@ -327,6 +327,9 @@ pub struct DecisionResponse {
     pub confirmation_code: Option<String>,
 }
 
+/// The type of grant ids (a UUID), for crates that do not depend on `uuid`.
+pub type GrantIdType = Uuid;
+
 /// A signing grant, as shown to its practitioner.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -367,6 +370,9 @@ pub struct EndAllResponse {
     /// How many grants were ended.
     pub ended: u32,
 }
+
+/// Largest signing-log page (`limit`) the server accepts.
+pub const SIGNATURE_PAGE_MAX: u32 = 200;
 
 /// Most characters (Unicode scalar values) in a signHash/signDoc `label`.
 pub const LABEL_MAX_CHARS: usize = 80;
@@ -460,6 +466,11 @@ pub mod b64std {
     use base64::Engine as _;
     use base64::engine::general_purpose::STANDARD;
     use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Encodes bytes as standard base64 with padding.
+    pub fn encode(b: &[u8]) -> String {
+        STANDARD.encode(b)
+    }
 
     /// Serializes bytes as standard base64.
     pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::api::{
     self, DecisionRequest, DecisionResponse, EndAllResponse, EnrollRequest, EnrollResponse,
     ErrorCode, GrantList, GrantSummary, LoginContext, LoginContextRequest, Platform,
-    PractitionerInfo, Problem,
+    PractitionerInfo, Problem, SignatureList,
 };
 use crate::approval::{ApprovalMessage, Decision, DevicePublicKey, EnrollmentMessage};
 use crate::attestation::AttestationRequest;
@@ -326,6 +326,64 @@ impl Client {
         Ok(r.ended)
     }
 
+    /// One page of this practitioner's signing log (docs/protocol.md §9.1),
+    /// newest first: one grant's (`grant`) or the last 24 hours across all
+    /// grants. `cursor` is the previous page's `next_cursor`; `limit` 1..=200.
+    pub async fn signatures(
+        &self,
+        e: &Enrollment,
+        grant: Option<Uuid>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<SignatureList, ClientError> {
+        self.check_enrollment(e)?;
+        check_page_limit(limit)?;
+        let mut query = vec![("limit", limit.to_string())];
+        if let Some(g) = grant {
+            query.push(("grant", g.to_string()));
+        }
+        if let Some(c) = cursor {
+            query.push(("cursor", c.to_owned()));
+        }
+        let list = self.signature_list(e, &query).await?;
+        check_page(&list, grant, limit)?;
+        Ok(list)
+    }
+
+    /// The signatures recorded after `since` (a `watermark` or `seq` seen
+    /// before), oldest first: polling the signing log (§9.3). When `more`
+    /// is set, call again at once with `since = watermark`.
+    pub async fn signatures_since(
+        &self,
+        e: &Enrollment,
+        grant: Option<Uuid>,
+        since: u64,
+        limit: u32,
+    ) -> Result<SignatureList, ClientError> {
+        self.check_enrollment(e)?;
+        check_page_limit(limit)?;
+        let mut query = vec![("limit", limit.to_string()), ("since", since.to_string())];
+        if let Some(g) = grant {
+            query.push(("grant", g.to_string()));
+        }
+        let list = self.signature_list(e, &query).await?;
+        check_since_batch(&list, grant, since, limit)?;
+        Ok(list)
+    }
+
+    async fn signature_list(
+        &self,
+        e: &Enrollment,
+        query: &[(&str, String)],
+    ) -> Result<SignatureList, ClientError> {
+        let req = self
+            .http
+            .get(self.url("/v1/phone/signatures"))
+            .query(query)
+            .bearer_auth(&e.device_token);
+        self.send(req, StatusCode::OK).await
+    }
+
     async fn send<T: DeserializeOwned>(
         &self,
         req: reqwest::RequestBuilder,
@@ -350,6 +408,90 @@ impl Client {
         }
         Ok(())
     }
+}
+
+fn check_page_limit(limit: u32) -> Result<(), ClientError> {
+    if !(1..=api::SIGNATURE_PAGE_MAX).contains(&limit) {
+        return Err(ClientError::InvalidInput(format!(
+            "limit must be 1..={}",
+            api::SIGNATURE_PAGE_MAX
+        )));
+    }
+    Ok(())
+}
+
+/// What a signing-log page must be (docs/protocol.md §9.1): at most `limit`
+/// entries, newest first (`seq` strictly descending) at or below its
+/// `watermark`, of the asked grant only, with a `next_cursor` exactly when
+/// `more` is set. A server that breaks this would make the phone show a
+/// wrong or partial log, so the answer is refused as a protocol error.
+pub(crate) fn check_page(
+    list: &SignatureList,
+    grant: Option<Uuid>,
+    limit: u32,
+) -> Result<(), ClientError> {
+    let seqs: Vec<u64> = list.signatures.iter().map(|s| s.seq).collect();
+    if list.signatures.len() > limit as usize {
+        return Err(ClientError::Protocol(format!(
+            "signature page holds {} entries, more than the limit {limit}",
+            seqs.len()
+        )));
+    }
+    let descending = seqs.windows(2).all(|w| w[0] > w[1]);
+    if !descending || seqs.first().is_some_and(|&s| s > list.watermark) {
+        return Err(ClientError::Protocol(
+            "signature page is not newest first within its watermark".into(),
+        ));
+    }
+    if list.more != list.next_cursor.is_some() {
+        return Err(ClientError::Protocol(
+            "signature page: more and next_cursor disagree".into(),
+        ));
+    }
+    check_grant(list, grant)
+}
+
+/// What a `since` batch must be (§9.3): at most `limit` entries, all after
+/// `since`, oldest first (`seq` strictly ascending), of the asked grant
+/// only, no cursor, and a `watermark` that is the last `seq` returned
+/// (`since` when none) — the next poll resumes there, so a wrong one would
+/// skip or repeat signatures.
+pub(crate) fn check_since_batch(
+    list: &SignatureList,
+    grant: Option<Uuid>,
+    since: u64,
+    limit: u32,
+) -> Result<(), ClientError> {
+    let seqs: Vec<u64> = list.signatures.iter().map(|s| s.seq).collect();
+    let ascending = seqs.windows(2).all(|w| w[0] < w[1]);
+    if !ascending || seqs.first().is_some_and(|&s| s <= since) || seqs.len() > limit as usize {
+        return Err(ClientError::Protocol(
+            "signatures since a seq are not new, ascending and within the limit".into(),
+        ));
+    }
+    if list.watermark != seqs.last().copied().unwrap_or(since) {
+        return Err(ClientError::Protocol(
+            "watermark is not the last seq returned".into(),
+        ));
+    }
+    if list.next_cursor.is_some() {
+        return Err(ClientError::Protocol(
+            "a since batch carries no next_cursor".into(),
+        ));
+    }
+    check_grant(list, grant)
+}
+
+fn check_grant(list: &SignatureList, grant: Option<Uuid>) -> Result<(), ClientError> {
+    if let Some(g) = grant {
+        if let Some(other) = list.signatures.iter().find(|s| s.grant_id != g) {
+            return Err(ClientError::Protocol(format!(
+                "signature {} of another grant was returned",
+                other.seq
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn transport_error(e: reqwest::Error) -> ClientError {
@@ -411,5 +553,170 @@ fn code_for_status(status: StatusCode) -> ErrorCode {
         500 => ErrorCode::Internal,
         502..=504 => ErrorCode::Unavailable,
         _ => ErrorCode::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{NamedRef, SignatureEntry, SignatureFormat};
+
+    fn grant(n: u8) -> Uuid {
+        Uuid::from_bytes([n; 16])
+    }
+
+    fn entry(seq: u64, g: Uuid) -> SignatureEntry {
+        let named = |name: &str| NamedRef {
+            id: Uuid::from_bytes([3; 16]),
+            name: name.into(),
+        };
+        SignatureEntry {
+            seq,
+            signed_at: time::OffsetDateTime::UNIX_EPOCH,
+            grant_id: g,
+            facility: named("Sakura Clinic"),
+            terminal: named("Reception PC 1"),
+            credential_id: "cred".into(),
+            algorithm: "rsa-pkcs1-sha256".into(),
+            format: SignatureFormat::Hash,
+            digest: vec![7; 32],
+            label: None,
+        }
+    }
+
+    fn list(seqs: &[u64], watermark: u64, cursor: Option<&str>, more: bool) -> SignatureList {
+        SignatureList {
+            signatures: seqs.iter().map(|&s| entry(s, grant(1))).collect(),
+            watermark,
+            next_cursor: cursor.map(str::to_owned),
+            more,
+        }
+    }
+
+    fn protocol(r: Result<(), ClientError>) -> bool {
+        matches!(r, Err(ClientError::Protocol(_)))
+    }
+
+    #[test]
+    fn a_page_newest_first_within_its_watermark_is_accepted() {
+        assert_eq!(
+            check_page(&list(&[9, 7, 3], 9, Some("c"), true), Some(grant(1)), 3),
+            Ok(())
+        );
+        assert_eq!(
+            check_page(&list(&[5, 4], 12, None, false), None, 50),
+            Ok(())
+        );
+        assert_eq!(check_page(&list(&[], 0, None, false), None, 1), Ok(()));
+    }
+
+    #[test]
+    fn a_page_out_of_order_above_its_watermark_or_over_the_limit_is_a_protocol_error() {
+        assert!(
+            protocol(check_page(&list(&[3, 7], 9, None, false), None, 50)),
+            "ascending"
+        );
+        assert!(
+            protocol(check_page(&list(&[7, 7], 9, None, false), None, 50)),
+            "repeated seq"
+        );
+        assert!(
+            protocol(check_page(&list(&[10, 7], 9, None, false), None, 50)),
+            "above the watermark"
+        );
+        assert!(
+            protocol(check_page(&list(&[9, 8, 7], 9, None, false), None, 2)),
+            "over the limit"
+        );
+    }
+
+    #[test]
+    fn a_page_whose_more_and_cursor_disagree_is_a_protocol_error() {
+        assert!(protocol(check_page(&list(&[9], 9, None, true), None, 1)));
+        assert!(protocol(check_page(
+            &list(&[9], 9, Some("c"), false),
+            None,
+            1
+        )));
+    }
+
+    #[test]
+    fn a_page_holding_another_grants_signature_is_a_protocol_error() {
+        let mut l = list(&[9, 8], 9, None, false);
+        l.signatures[1].grant_id = grant(2);
+        assert!(protocol(check_page(&l, Some(grant(1)), 50)));
+        // The day view mixes grants by design.
+        assert_eq!(check_page(&l, None, 50), Ok(()));
+    }
+
+    #[test]
+    fn a_since_batch_is_new_ascending_and_ends_at_its_watermark() {
+        assert_eq!(
+            check_since_batch(&list(&[11, 12, 15], 15, None, true), Some(grant(1)), 10, 3),
+            Ok(())
+        );
+        assert_eq!(
+            check_since_batch(&list(&[], 10, None, false), None, 10, 50),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_since_batch_that_repeats_reorders_or_moves_the_watermark_wrongly_is_a_protocol_error() {
+        assert!(
+            protocol(check_since_batch(
+                &list(&[10, 12], 12, None, false),
+                None,
+                10,
+                50
+            )),
+            "seq not after since"
+        );
+        assert!(
+            protocol(check_since_batch(
+                &list(&[13, 12], 13, None, false),
+                None,
+                10,
+                50
+            )),
+            "descending"
+        );
+        assert!(
+            protocol(check_since_batch(
+                &list(&[11, 12], 14, None, false),
+                None,
+                10,
+                50
+            )),
+            "watermark past the batch"
+        );
+        assert!(
+            protocol(check_since_batch(&list(&[], 9, None, false), None, 10, 50)),
+            "empty batch moved the watermark"
+        );
+        assert!(
+            protocol(check_since_batch(
+                &list(&[11, 12], 12, None, false),
+                None,
+                10,
+                1
+            )),
+            "over the limit"
+        );
+        assert!(
+            protocol(check_since_batch(
+                &list(&[11], 11, Some("c"), false),
+                None,
+                10,
+                50
+            )),
+            "cursor on a batch"
+        );
+        let mut l = list(&[11], 11, None, false);
+        l.signatures[0].grant_id = grant(2);
+        assert!(
+            protocol(check_since_batch(&l, Some(grant(1)), 10, 50)),
+            "another grant"
+        );
     }
 }

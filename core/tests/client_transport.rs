@@ -729,3 +729,137 @@ async fn a_software_key_enrolls_without_attestation() {
     enrolled(&origin, &SoftwareKey::generate()).await;
     assert_eq!(*s.attestation.lock().await, None);
 }
+
+/// A signing-log answer with entries of these `seq`s (of grant [1; 16]).
+fn signature_list(seqs: &[u64], watermark: u64) -> serde_json::Value {
+    let entries: Vec<serde_json::Value> = seqs
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "seq": s, "signed_at": "2026-12-01T03:15:42Z", "grant_id": uuid::Uuid::from_bytes([1; 16]),
+                "facility": { "id": uuid::Uuid::from_bytes([2; 16]), "name": "Yamada Clinic" },
+                "terminal": { "id": uuid::Uuid::from_bytes([3; 16]), "name": "Exam room 2" },
+                "credential_id": "cred-7f3a", "algorithm": "rsa-pkcs1-sha256", "format": "hash",
+                "digest": "mnkWBSPE7wBQBkroMwQsVeDhwjUN2bvOYvma2IJMD/4=", "label": "処方箋 No.0002"
+            })
+        })
+        .collect();
+    serde_json::json!({ "signatures": entries, "watermark": watermark, "more": false })
+}
+
+#[tokio::test]
+async fn a_signing_log_page_is_read_with_its_query_and_device_token() {
+    let origin = serve(Router::new().route(
+        "/v1/phone/signatures",
+        get(
+            |h: HeaderMap, q: axum::extract::Query<Vec<(String, String)>>| async move {
+                let grant = uuid::Uuid::from_bytes([1; 16]).to_string();
+                let want = vec![
+                    ("limit".to_owned(), "2".to_owned()),
+                    ("grant".to_owned(), grant),
+                    ("cursor".to_owned(), "AAAA".to_owned()),
+                ];
+                if !authorized(&h) || q.0 != want {
+                    return problem(ErrorCode::BadRequest, &format!("{:?}", q.0));
+                }
+                Json(signature_list(&[9, 7], 9)).into_response()
+            },
+        ),
+    ))
+    .await;
+    let client = Client::new(origin.clone()).unwrap();
+    let page = client
+        .signatures(
+            &fake_enrollment(&origin),
+            Some(uuid::Uuid::from_bytes([1; 16])),
+            Some("AAAA"),
+            2,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        page.signatures.iter().map(|s| s.seq).collect::<Vec<_>>(),
+        [9, 7]
+    );
+    assert_eq!(page.signatures[0].label.as_deref(), Some("処方箋 No.0002"));
+    assert_eq!(page.signatures[0].digest.len(), 32);
+}
+
+#[tokio::test]
+async fn a_signing_log_out_of_order_is_a_protocol_error() {
+    let origin = serve(Router::new().route(
+        "/v1/phone/signatures",
+        get(|| async { Json(signature_list(&[7, 9], 9)) }),
+    ))
+    .await;
+    let client = Client::new(origin.clone()).unwrap();
+    let err = client
+        .signatures(&fake_enrollment(&origin), None, None, 50)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Protocol(_)), "{err:?}");
+    // The same entries are a valid `since` batch (oldest first), but not after 8.
+    let err = client
+        .signatures_since(&fake_enrollment(&origin), None, 8, 50)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Protocol(_)), "{err:?}");
+    let batch = client
+        .signatures_since(&fake_enrollment(&origin), None, 6, 50)
+        .await
+        .unwrap();
+    assert_eq!(batch.watermark, 9);
+}
+
+#[tokio::test]
+async fn a_foreign_grant_is_rejected_with_grant_unknown() {
+    let origin = serve(Router::new().route(
+        "/v1/phone/signatures",
+        get(|| async { problem(ErrorCode::GrantUnknown, "no grant of yours has that id") }),
+    ))
+    .await;
+    let client = Client::new(origin.clone()).unwrap();
+    let err = client
+        .signatures(
+            &fake_enrollment(&origin),
+            Some(uuid::Uuid::from_bytes([4; 16])),
+            None,
+            50,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Rejected {
+                status: 404,
+                code: ErrorCode::GrantUnknown,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_page_size_out_of_range_is_refused_before_any_request() {
+    let (origin, state) = fake_server().await;
+    let client = Client::new(origin.clone()).unwrap();
+    let e = fake_enrollment(&origin);
+    for limit in [0, 201] {
+        let err = client.signatures(&e, None, None, limit).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::InvalidInput(_)),
+            "{limit}: {err:?}"
+        );
+        let err = client
+            .signatures_since(&e, None, 0, limit)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ClientError::InvalidInput(_)),
+            "{limit}: {err:?}"
+        );
+    }
+    assert_eq!(state.requests.load(Ordering::SeqCst), 0);
+}

@@ -31,6 +31,7 @@ struct RootView: View {
 
 struct HomeView: View {
     @EnvironmentObject var model: AppModel
+    @Environment(\.scenePhase) private var scenePhase
 
     var body: some View {
         List {
@@ -46,11 +47,16 @@ struct HomeView: View {
             if model.enrollment != nil {
                 Section("有効な認証") {
                     if model.grants.isEmpty { Text("なし") }
+                    if let problem = model.signaturesProblem { Text(problem).font(.footnote) }
                     ForEach(model.grants, id: \.id) { g in
-                        VStack(alignment: .leading) {
+                        VStack(alignment: .leading, spacing: 6) {
                             Text("\(g.facilityName) / \(g.terminalName)").font(.headline)
                             Text("\(g.createdAt.formatted()) 〜 \(g.expiresAt.formatted())").font(.footnote)
                             Text("署名 \(g.signaturesMade) 回").font(.footnote)
+                            SignatureList(entries: model.signaturesUnder(g))
+                            // Borderless: in a List row only the button itself ends the grant.
+                            Button("この認証を終了", role: .destructive) { model.end(grant: g) }
+                                .buttonStyle(.borderless)
                         }
                         .swipeActions { Button("終了", role: .destructive) { model.end(grant: g) } }
                     }
@@ -62,7 +68,37 @@ struct HomeView: View {
             }
         }
         .navigationTitle("Shomei 署名認証")
-        .onAppear { model.refreshGrants() }
+        .onAppear {
+            model.refreshGrants()
+            model.startFollowingSignatures()
+        }
+        .onDisappear { model.stopFollowingSignatures() }
+        .onChange(of: scenePhase) { phase in
+            if phase == .active { model.startFollowingSignatures() } else { model.stopFollowingSignatures() }
+        }
+    }
+}
+
+/// Today's signatures under one grant (issue 14), newest first, times in the phone's zone.
+struct SignatureList: View {
+    let entries: [SignatureEntry]
+    static let shown = 50
+
+    var body: some View {
+        if entries.isEmpty {
+            Text("本日の署名はありません").font(.caption).foregroundStyle(.secondary)
+        } else {
+            ForEach(entries.prefix(Self.shown), id: \.seq) { e in
+                let line = AppModel.signatureLine(e)
+                VStack(alignment: .leading) {
+                    Text("\(line.time)  \(line.who)").font(.caption).bold()
+                    Text(line.what).font(.caption.monospaced())
+                }
+            }
+            if entries.count > Self.shown {
+                Text("ほか \(entries.count - Self.shown) 件").font(.caption).foregroundStyle(.secondary)
+            }
+        }
     }
 }
 

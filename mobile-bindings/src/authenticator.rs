@@ -66,6 +66,48 @@ pub struct Grant {
     pub signature_cap: Option<u32>,
 }
 
+/// How a signature was made: signHash (raw) or signDoc (XAdES / CMS container).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum SignatureFormat {
+    Hash,
+    Xades,
+    Cms,
+}
+
+/// One signature made in this practitioner's name (docs/protocol.md §9).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SignatureEntry {
+    /// Position in the server's signing log (increasing); resume following after it.
+    pub seq: u64,
+    pub signed_at: SystemTime,
+    pub grant_id: String,
+    pub facility_id: String,
+    pub facility_name: String,
+    pub terminal_id: String,
+    pub terminal_name: String,
+    pub credential_id: String,
+    /// "rsa-pkcs1-sha256" or "ecdsa-p256-sha256".
+    pub algorithm: String,
+    pub format: SignatureFormat,
+    /// The signed SHA-256 digest, standard base64 (as the EHR sent it).
+    pub digest_base64: String,
+    /// The EHR's document label, if it gave one (show it as plain text).
+    pub label: Option<String>,
+}
+
+/// A page (or a `since` batch) of the signing log.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SignaturePage {
+    /// Newest first for pages; oldest first for `signatures_since`.
+    pub entries: Vec<SignatureEntry>,
+    /// Follow from here with `signatures_since`.
+    pub watermark: u64,
+    /// Pages only: pass to `signatures` for the next (older) page.
+    pub next_cursor: Option<String>,
+    /// More are waiting: fetch the next page, or call `signatures_since(watermark)` again at once.
+    pub more: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum Outcome {
     Approved,
@@ -365,6 +407,42 @@ impl Authenticator {
         .map_err(internal)?
     }
 
+    /// One page of the signing log, newest first: one grant's (`grant_id`) or the last 24 hours
+    /// across all grants. `cursor`: the previous page's `next_cursor`; `limit` 1..=200.
+    pub async fn signatures(
+        self: Arc<Self>,
+        grant_id: Option<String>,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> Result<SignaturePage, AuthenticatorError> {
+        let enrolled = self.enrolled()?;
+        let grant = grant_id.as_deref().map(parse_grant_id).transpose()?;
+        runtime::run(async move {
+            let list = enrolled.client.signatures(&enrolled.enrollment, grant, cursor.as_deref(), limit).await?;
+            signature_page_to_ffi(list)
+        })
+        .await
+        .map_err(internal)?
+    }
+
+    /// The signatures recorded after `since` (a `watermark` or `seq` seen before), oldest first.
+    /// Poll it while the app is in the foreground and once on return from the background.
+    pub async fn signatures_since(
+        self: Arc<Self>,
+        grant_id: Option<String>,
+        since: u64,
+        limit: u32,
+    ) -> Result<SignaturePage, AuthenticatorError> {
+        let enrolled = self.enrolled()?;
+        let grant = grant_id.as_deref().map(parse_grant_id).transpose()?;
+        runtime::run(async move {
+            let list = enrolled.client.signatures_since(&enrolled.enrollment, grant, since, limit).await?;
+            signature_page_to_ffi(list)
+        })
+        .await
+        .map_err(internal)?
+    }
+
     /// Ends every grant of this practitioner; returns how many were ended.
     pub async fn end_all_grants(self: Arc<Self>) -> Result<u32, AuthenticatorError> {
         let enrolled = self.enrolled()?;
@@ -476,6 +554,43 @@ fn grant_to_ffi(g: api::GrantSummary) -> Result<Grant, AuthenticatorError> {
         expires_at: g.expires_at.into(),
         signatures_made: g.signatures_made,
         signature_cap: g.signature_cap,
+    })
+}
+
+/// A grant id as core's client takes it (a UUID).
+fn parse_grant_id(id: &str) -> Result<api::GrantIdType, AuthenticatorError> {
+    id.parse().map_err(|_| AuthenticatorError::InvalidInput {
+        reason: "grant id is not a UUID".into(),
+    })
+}
+
+fn signature_page_to_ffi(l: api::SignatureList) -> Result<SignaturePage, AuthenticatorError> {
+    Ok(SignaturePage {
+        entries: l
+            .signatures
+            .into_iter()
+            .map(|e| SignatureEntry {
+                seq: e.seq,
+                signed_at: e.signed_at.into(),
+                grant_id: e.grant_id.to_string(),
+                facility_id: e.facility.id.to_string(),
+                facility_name: e.facility.name,
+                terminal_id: e.terminal.id.to_string(),
+                terminal_name: e.terminal.name,
+                credential_id: e.credential_id,
+                algorithm: e.algorithm,
+                format: match e.format {
+                    api::SignatureFormat::Hash => SignatureFormat::Hash,
+                    api::SignatureFormat::Xades => SignatureFormat::Xades,
+                    api::SignatureFormat::Cms => SignatureFormat::Cms,
+                },
+                digest_base64: api::b64std::encode(&e.digest),
+                label: e.label,
+            })
+            .collect(),
+        watermark: l.watermark,
+        next_cursor: l.next_cursor,
+        more: l.more,
     })
 }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use shomei_core::api::{GrantSummary, LoginContext, Platform};
+use shomei_core::api::{GrantSummary, LoginContext, Platform, SignatureEntry};
 use shomei_core::approval::Decision;
 use shomei_core::client::{Client, ClientError, Enrollment};
 use shomei_core::key::{KeyError, SoftwareKey};
@@ -281,6 +281,39 @@ impl Phone {
     pub async fn end_all_grants(&self) -> Result<u32, PhoneError> {
         let enrollment = self.enrollment()?;
         Ok(self.client(&enrollment.origin)?.end_all_grants(&enrollment).await?)
+    }
+
+    /// The whole signing log of one grant, or of the last 24 hours, newest first, walking
+    /// every page of `page` entries; with the walk's watermark (follow from there).
+    pub async fn signatures(&self, grant: Option<Uuid>, page: u32) -> Result<(Vec<SignatureEntry>, u64), PhoneError> {
+        let enrollment = self.enrollment()?;
+        let client = self.client(&enrollment.origin)?;
+        let first = client.signatures(&enrollment, grant, None, page).await?;
+        let watermark = first.watermark;
+        let mut cursor = first.next_cursor.clone();
+        let mut all = first.signatures;
+        while let Some(c) = cursor {
+            let next = client.signatures(&enrollment, grant, Some(&c), page).await?;
+            all.extend(next.signatures);
+            cursor = next.next_cursor;
+        }
+        Ok((all, watermark))
+    }
+
+    /// Everything recorded after `since`, oldest first (every batch), and the new watermark.
+    pub async fn signatures_since(&self, grant: Option<Uuid>, since: u64) -> Result<(Vec<SignatureEntry>, u64), PhoneError> {
+        let enrollment = self.enrollment()?;
+        let client = self.client(&enrollment.origin)?;
+        let mut all = Vec::new();
+        let mut at = since;
+        loop {
+            let batch = client.signatures_since(&enrollment, grant, at, 200).await?;
+            at = batch.watermark;
+            all.extend(batch.signatures);
+            if !batch.more {
+                return Ok((all, at));
+            }
+        }
     }
 }
 

@@ -36,3 +36,5 @@ mod secrets;
 mod ehr_script;
 #[path = "e2e/oauth_clients.rs"]
 mod oauth_clients;
+#[path = "e2e/signing_log.rs"]
+mod signing_log;

@@ -26,6 +26,10 @@ public final class AppModel: ObservableObject {
     @Published public var screen: Screen = .home
     @Published public private(set) var enrollment: EnrollmentState?
     @Published public private(set) var grants: [Grant] = []
+    /// Today's signatures across the grants (issue 14), newest first; followed while home is shown.
+    @Published public private(set) var todaysSignatures: [SignatureEntry] = []
+    /// Why the signing log could not be read just now (shown above the grants; cleared on success).
+    @Published public private(set) var signaturesProblem: String?
     @Published public private(set) var busy = false
     /// Why the last scanned code was not opened (expired, broken, foreign); the scanner keeps running.
     @Published public var scanNotice: String?
@@ -34,6 +38,9 @@ public final class AppModel: ObservableObject {
     public let prompt = BiometricReason()
     private var authenticator: Authenticator
     private var keyTag: String?
+    /// Follow the log from here (docs/protocol.md §9.3); nil until the day is loaded.
+    private var signatureWatermark: UInt64?
+    private var following: Task<Void, Never>?
 
     public init() {
         var restored: (Authenticator, String)?
@@ -201,7 +208,100 @@ public final class AppModel: ObservableObject {
         }
     }
 
+    /// One grant's signatures of today, newest first.
+    public func signaturesUnder(_ grant: Grant) -> [SignatureEntry] {
+        todaysSignatures.filter { $0.grantId == grant.id }
+    }
+
+    /// Starts following the signing log (home on screen, app in the foreground): load the
+    /// day's pages once, then poll `signaturesSince` every few seconds.
+    public func startFollowingSignatures() {
+        guard enrollment != nil, following == nil else { return }
+        following = Task { [weak self] in
+            while !Task.isCancelled {
+                await self?.followSignaturesOnce()
+                try? await Task.sleep(nanoseconds: Self.followEveryNanoseconds)
+            }
+        }
+    }
+
+    /// Stops following (home hidden, app in the background: iOS cuts background sockets).
+    /// Nothing is lost: the next start resumes after the last signature seen.
+    public func stopFollowingSignatures() {
+        following?.cancel()
+        following = nil
+    }
+
+    static let followEveryNanoseconds: UInt64 = 3_000_000_000
+    /// Page and batch size (the server's maximum).
+    static let signaturePage: UInt32 = 200
+    /// A day of a busy clinic; older entries of the day stay on the server.
+    static let maxSignatures = 2000
+
+    private func loadSignatures() async throws {
+        let first = try await authenticator.signatures(grantId: nil, cursor: nil, limit: Self.signaturePage)
+        var walk = first.entries
+        var cursor = first.nextCursor
+        while let c = cursor, walk.count < Self.maxSignatures {
+            let next = try await authenticator.signatures(grantId: nil, cursor: c, limit: Self.signaturePage)
+            walk += next.entries
+            cursor = next.nextCursor
+        }
+        todaysSignatures = Array(walk.prefix(Self.maxSignatures))
+        signatureWatermark = first.watermark
+    }
+
+    /// One look at the log: the first page walk, or what was signed since the last look (on top).
+    func followSignaturesOnce() async {
+        do {
+            guard let from = signatureWatermark else {
+                try await loadSignatures()
+                signaturesProblem = nil
+                return
+            }
+            var fresh: [SignatureEntry] = []
+            var at = from
+            var more = true
+            while more {
+                let batch = try await authenticator.signaturesSince(grantId: nil, since: at, limit: Self.signaturePage)
+                fresh += batch.entries
+                at = batch.watermark
+                more = batch.more
+            }
+            if !fresh.isEmpty {
+                todaysSignatures = Array((fresh.reversed() + todaysSignatures).prefix(Self.maxSignatures))
+                // A signature under a grant not listed yet (a login meanwhile): list the grants again.
+                if fresh.contains(where: { e in !grants.contains { $0.id == e.grantId } }) { refreshGrants() }
+            }
+            signatureWatermark = at
+            signaturesProblem = nil
+        } catch AuthenticatorError.Rejected(_, let code, _) where code == "cursor_invalid" {
+            // Not this server's position any more (restored server): reload the day.
+            signatureWatermark = nil
+            todaysSignatures = []
+        } catch {
+            signaturesProblem = Self.advice(for: error).message
+        }
+    }
+
+    /// How one signature reads: local time, terminal @ facility, format, label, short digest.
+    public static func signatureLine(_ e: SignatureEntry) -> (time: String, who: String, what: String) {
+        let format: String
+        switch e.format {
+        case .hash: format = "署名 (hash)"
+        case .xades: format = "XAdES"
+        case .cms: format = "CMS"
+        }
+        let digest = e.digestBase64.count <= 12 ? e.digestBase64 : String(e.digestBase64.prefix(12)) + "…"
+        let label = e.label.map { "「\($0)」 " } ?? ""
+        return (e.signedAt.formatted(date: .omitted, time: .standard), "\(e.terminalName) @ \(e.facilityName)", "\(format)  \(label)\(digest)")
+    }
+
     public func unenroll() {
+        stopFollowingSignatures()
+        signatureWatermark = nil
+        todaysSignatures = []
+        signaturesProblem = nil
         authenticator.forget()
         EnrollmentStore.clear()
         if let keyTag { SecureEnclaveKey(tag: keyTag, prompt: prompt).delete() }

@@ -52,8 +52,84 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// What was signed in this practitioner's name: one grant's signatures, or the last 24
+    /// hours across all grants, newest first; with --follow, then print new ones as they come.
+    Signatures {
+        /// Only this grant's signatures (ended grants too).
+        #[arg(long)]
+        grant: Option<uuid::Uuid>,
+        /// Keep polling for new signatures (oldest first) until interrupted.
+        #[arg(long)]
+        follow: bool,
+        /// Seconds between polls with --follow.
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        interval: u64,
+        /// Page size of the walk (1..=200).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=200))]
+        page: u32,
+        /// One JSON object per line (the protocol's SignatureEntry, times in UTC) instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Time zone of the printed times: Asia/Tokyo (the practitioner's, default), UTC, or a
+        /// fixed offset such as +09:00.
+        #[arg(long, env = "SHOMEI_PHONE_TZ", default_value = "Asia/Tokyo", value_parser = parse_zone)]
+        tz: time::UtcOffset,
+    },
     /// Show this phone's enrollment.
     Status,
+}
+
+/// `--tz`: the zones a Japanese practitioner meets (Japan has had no daylight saving time since
+/// 1951, so Asia/Tokyo is the fixed offset +09:00), or any fixed offset.
+fn parse_zone(s: &str) -> Result<time::UtcOffset, String> {
+    match s {
+        "Asia/Tokyo" | "Japan" | "JST" => Ok(time::macros::offset!(+9)),
+        "UTC" | "Z" => Ok(time::UtcOffset::UTC),
+        _ => time::UtcOffset::parse(s, time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]"))
+            .map_err(|_| format!("{s:?} is not Asia/Tokyo, UTC or an offset like +09:00")),
+    }
+}
+
+/// One line per signature: seq, local time, facility / terminal, format, algorithm, digest, label.
+fn signature_line(e: &shomei_core::api::SignatureEntry, tz: time::UtcOffset) -> String {
+    let at = e
+        .signed_at
+        .to_offset(tz)
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day] [hour]:[minute]:[second][offset_hour sign:mandatory]:[offset_minute]"
+        ))
+        .unwrap_or_else(|_| e.signed_at.to_string());
+    format!(
+        "{}  {}  {} / {}  {}  {}  {}{}",
+        e.seq,
+        at,
+        e.facility.name,
+        e.terminal.name,
+        e.format.as_str(),
+        e.algorithm,
+        shomei_core::api::b64std::encode(&e.digest),
+        e.label.as_deref().map(|l| format!("  {l:?}")).unwrap_or_default(),
+    )
+}
+
+fn print_signature(e: &shomei_core::api::SignatureEntry, json: bool, tz: time::UtcOffset) {
+    if json {
+        println!("{}", serde_json::to_string(e).expect("entries serialize"));
+    } else {
+        println!("{}", signature_line(e, tz));
+    }
+}
+
+/// A --follow poll that failed for a reason that passes (network, timeout, the phone API's rate
+/// limit): say so and poll again; anything else (revoked phone, ...) ends the command.
+fn transient(e: &PhoneError) -> bool {
+    use shomei_core::api::ErrorCode;
+    use shomei_core::client::ClientError;
+    matches!(
+        e,
+        PhoneError::Client(ClientError::Network(_) | ClientError::Timeout)
+            | PhoneError::Client(ClientError::Rejected { code: ErrorCode::RateLimited | ErrorCode::Unavailable, .. })
+    )
 }
 
 fn default_state_dir() -> PathBuf {
@@ -132,6 +208,29 @@ async fn run(cli: Cli) -> Result<(), PhoneError> {
             } else if let Some(id) = id {
                 phone.end_grant(id).await?;
                 println!("ended grant {id}");
+            }
+        }
+        Command::Signatures { grant, follow, interval, page, json, tz } => {
+            let (entries, mut watermark) = phone.signatures(grant, page).await?;
+            if entries.is_empty() && !json && !follow {
+                println!("no signatures");
+            }
+            for e in &entries {
+                print_signature(e, json, tz);
+            }
+            // Following: poll `since` the walk's watermark (docs/protocol.md §9.3), oldest first.
+            while follow {
+                tokio::time::sleep(std::time::Duration::from_secs(interval)).await;
+                match phone.signatures_since(grant, watermark).await {
+                    Ok((new, at)) => {
+                        watermark = at;
+                        for e in &new {
+                            print_signature(e, json, tz);
+                        }
+                    }
+                    Err(e) if transient(&e) => eprintln!("shomei-phone: {e}; polling again"),
+                    Err(e) => return Err(e),
+                }
             }
         }
         Command::Status => {

@@ -112,6 +112,31 @@ class Terminal(private val baseUrl: String, clientId: String, clientSecret: Stri
         return r.statusCode() to JsonParser.parseString(r.body()).asJsonObject
     }
 
+    /**
+     * `POST /csc/v2/signatures/signHash` as the EHR does it: the grant's access token plus the
+     * terminal's own credentials; RSA-2048 with SHA-256 (the operator's default credential).
+     * `label` is the optional document label of docs/protocol.md §9.2. Returns (status, JSON body).
+     */
+    fun signHash(accessToken: String, credentialId: String, digests: List<ByteArray>, label: String? = null): Pair<Int, JsonObject> {
+        val body = JsonObject().apply {
+            addProperty("credentialID", credentialId)
+            add("hashes", com.google.gson.JsonArray().apply { digests.forEach { add(Base64.getEncoder().encodeToString(it)) } })
+            addProperty("hashAlgorithmOID", "2.16.840.1.101.3.4.2.1")
+            addProperty("signAlgo", "1.2.840.113549.1.1.11")
+            if (label != null) addProperty("label", label)
+        }
+        val r = http.send(
+            HttpRequest.newBuilder(URI.create("$baseUrl/csc/v2/signatures/signHash"))
+                .header("Authorization", "Bearer $accessToken")
+                .header("Shomei-Terminal-Authorization", basic)
+                .header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(body.toString()))
+                .build(),
+            HttpResponse.BodyHandlers.ofString(),
+        )
+        return r.statusCode() to JsonParser.parseString(r.body()).asJsonObject
+    }
+
     /** The QR as the EHR screen would show it. */
     fun qrPng(loginId: String): BufferedImage {
         val r = http.send(

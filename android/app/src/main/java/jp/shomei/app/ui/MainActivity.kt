@@ -7,22 +7,37 @@ import android.widget.LinearLayout
 import jp.shomei.app.ShomeiApplication
 import jp.shomei.app.flow.LinkIntents
 import jp.shomei.app.flow.ScanVerdict
+import jp.shomei.app.flow.SigningLog
+import jp.shomei.mobile.Authenticator
 import jp.shomei.mobile.AuthenticatorException
+import jp.shomei.mobile.Grant
 import jp.shomei.mobile.PayloadKind
 import jp.shomei.mobile.parsePayload
+import kotlinx.coroutines.Job
 import kotlinx.coroutines.MainScope
 import kotlinx.coroutines.cancel
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.isActive
 import kotlinx.coroutines.launch
 
 /**
  * Home: who this phone is enrolled as, the scan button, and the active grants (which the
- * practitioner can end, e.g. when leaving the clinic). Also the App Links entry point: a
+ * practitioner can end, e.g. when leaving the clinic), each with what was signed under it
+ * today (issue 14: time in the phone's zone, terminal @ facility, format, label, short digest),
+ * kept current while the screen is in front ([SigningLog]: a poll every few seconds, stopped
+ * on pause; the end-grant button sits right below the list). Also the App Links entry point: a
  * login/enrollment URL opened from elsewhere is routed like a scanned QR, once.
  */
 class MainActivity : Activity() {
     private val scope = MainScope()
     private val app get() = application as ShomeiApplication
     private lateinit var grantsBox: LinearLayout
+
+    /** Today's signatures (null until enrolled); followed while resumed. */
+    private var signingLog: SigningLog? = null
+    private var logOf: Authenticator? = null
+    private var following: Job? = null
+    private var grants: List<Grant> = emptyList()
 
     /** Why the last opened link could not be used; shown on top of home until dismissed. */
     private var notice: String? = null
@@ -42,6 +57,14 @@ class MainActivity : Activity() {
     override fun onResume() {
         super.onResume()
         render()
+    }
+
+    override fun onPause() {
+        // Mobile OSes cut background sockets; nothing is lost: the next resume follows on from
+        // the last signature seen (docs/protocol.md §9.3).
+        following?.cancel()
+        following = null
+        super.onPause()
     }
 
     override fun onSaveInstanceState(outState: Bundle) {
@@ -98,21 +121,72 @@ class MainActivity : Activity() {
                 }
             }
         })
-        if (enrolled != null) loadGrants()
+        if (enrolled != null) {
+            // A new enrollment (or a restored one) brings a new Authenticator: start its log afresh.
+            val auth = app.authenticator
+            if (signingLog == null || logOf !== auth) {
+                following?.cancel()
+                following = null
+                signingLog = SigningLog(SigningLog.FromAuthenticator(auth))
+                logOf = auth
+            }
+            loadGrants()
+            follow()
+        } else {
+            following?.cancel()
+            following = null
+            signingLog = null
+            logOf = null
+        }
     }
 
     private fun loadGrants() {
         scope.launch {
-            grantsBox.removeAllViews()
             try {
-                val grants = app.authenticator.grants()
-                if (grants.isEmpty()) grantsBox.text("なし")
-                for (g in grants) {
-                    grantsBox.text("${g.facilityName} / ${g.terminalName}\n${g.createdAt.local()} 〜 ${g.expiresAt.local()}\n署名 ${g.signaturesMade} 回")
-                    grantsBox.button("この認証を終了") { endOne(g.id) }
-                }
+                grants = app.authenticator.grants()
+                showGrants(null)
             } catch (e: AuthenticatorException) {
+                grantsBox.removeAllViews()
                 grantsBox.text(e.forUser())
+            }
+        }
+    }
+
+    /** Each grant, today's signatures under it (newest first), then its end button. */
+    private fun showGrants(problem: String?) {
+        grantsBox.removeAllViews()
+        problem?.let { grantsBox.text(it) }
+        if (grants.isEmpty()) grantsBox.text("なし")
+        val log = signingLog
+        for (g in grants) {
+            grantsBox.text("${g.facilityName} / ${g.terminalName}\n${g.createdAt.local()} 〜 ${g.expiresAt.local()}\n署名 ${g.signaturesMade} 回", bold = true)
+            val signed = log?.of(g.id).orEmpty()
+            when {
+                log == null || !log.loaded -> grantsBox.text("署名の記録を読み込んでいます…", 14f)
+                signed.isEmpty() -> grantsBox.text("本日の署名はありません", 14f)
+                else -> for (e in signed.take(SHOWN_PER_GRANT)) grantsBox.text(SigningLog.line(e), 14f)
+            }
+            if (signed.size > SHOWN_PER_GRANT) grantsBox.text("ほか ${signed.size - SHOWN_PER_GRANT} 件", 14f)
+            grantsBox.button("この認証を終了") { endOne(g.id) }
+        }
+    }
+
+    /** Follows today's signatures while this screen is in front: first load, then a poll every few seconds. */
+    private fun follow() {
+        if (following?.isActive == true) return
+        val log = signingLog ?: return
+        following = scope.launch {
+            while (isActive) {
+                val problem = try {
+                    val fresh = log.follow()
+                    // A signature of a grant not listed yet (a new login meanwhile): reload the grants.
+                    if (fresh.any { e -> grants.none { it.id == e.grantId } }) grants = app.authenticator.grants()
+                    null
+                } catch (e: AuthenticatorException) {
+                    e.forUser()
+                }
+                showGrants(problem)
+                delay(SigningLog.FOLLOW_EVERY_MS)
             }
         }
     }
@@ -161,6 +235,9 @@ class MainActivity : Activity() {
             }
             from.startActivity(Intent(from, target).putExtra(EXTRA_PAYLOAD, verdict.url))
         }
+
+        /** Signatures listed under one grant on the home screen (newest first). */
+        private const val SHOWN_PER_GRANT = 50
 
         const val EXTRA_PAYLOAD = "jp.shomei.app.PAYLOAD"
         private const val EXTRA_CONSUMED = "jp.shomei.app.LINK_CONSUMED"
