@@ -14,6 +14,9 @@
 //!    long-poll answer (p50/p99).
 //! 4. Server RSS with 10,000 terminals waiting at once (half SSE, half
 //!    long-poll), and its CPU while they wait.
+//! 5. The signing log (issue 14): listing the newest page of a grant that
+//!    holds 10,000 signatures vs one signHash, as a ratio — an index range,
+//!    not a scan, stays in the same order of time as one signature.
 //!
 //! Everything runs on loopback (127.0.0.1) against the `shomei` binary built
 //! with this benchmark, started as a child process with its own data
@@ -21,7 +24,8 @@
 //! process, with bounded loops (a fixed number of workers, a fixed time);
 //! it shares the cores with the server, as the issue's `wrk` did.
 //!
-//! Run: `cargo bench -p shomei-server --bench server` (release). Knobs:
+//! Run: `cargo bench -p shomei-server --bench server` (release); add
+//! `-- signing-log` for row 5 alone. Knobs:
 //! `SHOMEI_BENCH_SECS` (per throughput phase, default 5), `SHOMEI_BENCH_WAITERS`
 //! (default 10000), `SHOMEI_BENCH_CONCURRENCY` (signHash workers, default 32).
 //! Results and the machine: docs/performance.md.
@@ -243,9 +247,9 @@ async fn admin(http: &reqwest::Client, base: &str, token: &str, path: &str, body
 }
 
 impl World {
-    /// Facility, [`PAIRS`] terminals and practitioners with an enrolled
+    /// Facility, `pairs` terminals and practitioners with an enrolled
     /// phone each, a dev-CA RSA credential for the first.
-    async fn build(server: &ServerProc) -> World {
+    async fn build(server: &ServerProc, pairs: usize) -> World {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(1024)
             .build()
@@ -272,7 +276,7 @@ impl World {
             next_pair: AtomicU64::new(0),
             credential: String::new(),
         };
-        for i in 0..PAIRS {
+        for i in 0..pairs {
             world
                 .terminals
                 .push(world.extra_terminal(&format!("EHR bench {i}")).await);
@@ -280,7 +284,7 @@ impl World {
         // Enrollment attempts are limited per client address: phones enroll
         // from 127.0.0.2, .3, … (all loopback), 16 per address.
         let mut from: Option<(usize, reqwest::Client)> = None;
-        for i in 0..PAIRS {
+        for i in 0..pairs {
             let p = admin(
                 &http,
                 &admin_base,
@@ -339,7 +343,7 @@ impl World {
 
     /// The next terminal + phone pair, round robin.
     fn pair(&self) -> (&Terminal, &Phone) {
-        let i = self.next_pair.fetch_add(1, Ordering::Relaxed) as usize % PAIRS;
+        let i = self.next_pair.fetch_add(1, Ordering::Relaxed) as usize % self.terminals.len();
         (&self.terminals[i], &self.phones[i])
     }
 
@@ -487,6 +491,20 @@ async fn token(
     t: &Terminal,
     device_code: &str,
 ) -> Result<String, String> {
+    let v = token_body(http, base, t, device_code).await?;
+    v["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| "no access_token".into())
+}
+
+/// The token response (`access_token`, `grant_id`, ...).
+async fn token_body(
+    http: &reqwest::Client,
+    base: &str,
+    t: &Terminal,
+    device_code: &str,
+) -> Result<Value, String> {
     let r = http
         .post(format!("{base}/oauth/token"))
         .header("authorization", t.auth())
@@ -500,11 +518,7 @@ async fn token(
     if !r.status().is_success() {
         return Err(format!("token: {}", r.status()));
     }
-    let v: Value = r.json().await.map_err(|e| e.to_string())?;
-    v["access_token"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| "no access_token".into())
+    r.json().await.map_err(|e| e.to_string())
 }
 
 async fn full_login(
@@ -646,7 +660,7 @@ struct StoreRun {
 
 async fn run_store(name: &'static str, database_url: Option<String>, s: &Settings) -> StoreRun {
     let server = ServerProc::start(database_url.as_deref());
-    let world = Arc::new(World::build(&server).await);
+    let world = Arc::new(World::build(&server, PAIRS).await);
     let base = world.base.clone();
 
     // -- signHash over HTTP, one hash per call
@@ -988,6 +1002,165 @@ async fn drop_pg_databases(base_url: &str) {
     }
 }
 
+// ---------------------------------------------------------------- 5. the signing log
+
+/// Signatures the benchmark's grant holds when its log is listed.
+const SIGNING_LOG_SIZE: usize = 10_000;
+/// Timed requests of each kind (list, signHash), alternating. The phone API
+/// allows a device 60 calls at once (then one a second): the login's 2 +
+/// warm-up + these stay under it, so no sample is a `rate_limited`.
+const SIGNING_LOG_SAMPLES: usize = 50;
+const SIGNING_LOG_WARMUP: usize = 5;
+
+struct SigningLogRun {
+    name: &'static str,
+    held: usize,
+    page: usize,
+    /// ms, sorted.
+    list_ms: Vec<f64>,
+    sign_ms: Vec<f64>,
+}
+
+/// Listing the newest page (50) of a grant holding [`SIGNING_LOG_SIZE`]
+/// signatures (`GET /v1/phone/signatures?grant=`) vs one signHash (one
+/// hash) with the same grant, one request at a time, alternating, on a
+/// fresh `shomei serve`. The signatures are seeded through the same
+/// `Store` the server uses (its SQLite file, or its PostgreSQL database):
+/// `record_signatures`, i.e. the rows, indexes and audit entries a
+/// signHash writes, without 10,000 RSA signatures.
+async fn signing_log(name: &'static str, database_url: Option<String>) -> SigningLogRun {
+    let server = ServerProc::start(database_url.as_deref());
+    let world = World::build(&server, 1).await;
+    let (terminal, phone) = (&world.terminals[0], &world.phones[0]);
+    let login = start_login(&world.http, &world.base, terminal)
+        .await
+        .expect("login");
+    approve(&world.http, &world.base, phone, &login)
+        .await
+        .expect("approve");
+    let t = token_body(&world.http, &world.base, terminal, &login.device_code)
+        .await
+        .expect("token");
+    let access = t["access_token"].as_str().expect("access token").to_owned();
+    let grant = t["grant_id"].as_str().expect("grant id").to_owned();
+
+    let url = match &database_url {
+        Some(u) => u.clone(),
+        None => server._dir.path().join("shomei.db").display().to_string(),
+    };
+    let store = shomei_server::store::open(&url)
+        .await
+        .expect("the server's store");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let mut n = 0usize;
+    while n < SIGNING_LOG_SIZE {
+        let batch = (SIGNING_LOG_SIZE - n).min(1000);
+        let hashes: Vec<Vec<u8>> = (n..n + batch)
+            .map(|i| {
+                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &i.to_be_bytes())
+                    .as_ref()
+                    .to_vec()
+            })
+            .collect();
+        let rec = shomei_server::store::SignatureRecord {
+            grant_id: grant.clone(),
+            credential_id: world.credential.clone(),
+            terminal_id: terminal.id.clone(),
+            hashes,
+            sign_algo: "rsa-pkcs1-sha256".into(),
+            now_ms,
+            signature_formats: Vec::new(),
+            label: Some(format!("Rx {n}")),
+        };
+        let out = store
+            .record_signatures(&[rec])
+            .await
+            .expect("seed signatures");
+        assert!(
+            matches!(out[..], [shomei_server::store::RecordOutcome::Recorded(_)]),
+            "seeding refused"
+        );
+        n += batch;
+    }
+
+    let list_url = format!("{}/v1/phone/signatures?grant={grant}&limit=50", world.base);
+    let sign_url = format!("{}/csc/v2/signatures/signHash", world.base);
+    let sign_body = json!({ "credentialID": world.credential, "hashes": [base64::engine::general_purpose::STANDARD.encode([9u8; 32])], "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1", "signAlgo": "1.2.840.113549.1.1.11" }).to_string();
+    let (mut list_ms, mut sign_ms) = (Vec::new(), Vec::new());
+    let mut page = 0;
+    for i in 0..SIGNING_LOG_WARMUP + SIGNING_LOG_SAMPLES {
+        let t0 = Instant::now();
+        let r = world
+            .http
+            .get(&list_url)
+            .bearer_auth(&phone.token)
+            .send()
+            .await
+            .expect("list");
+        assert!(r.status().is_success(), "list: {}", r.status());
+        let v: Value = r.json().await.expect("list json");
+        let list = t0.elapsed().as_secs_f64() * 1000.0;
+        page = v["signatures"].as_array().map_or(0, Vec::len);
+        assert_eq!(page, 50, "a full page of the newest");
+        let t0 = Instant::now();
+        let r = world
+            .http
+            .post(&sign_url)
+            .bearer_auth(&access)
+            .header("shomei-terminal-authorization", terminal.auth())
+            .header("content-type", "application/json")
+            .body(sign_body.clone())
+            .send()
+            .await
+            .expect("signHash");
+        assert!(r.status().is_success(), "signHash: {}", r.status());
+        let _: Value = r.json().await.expect("signHash json");
+        let sign = t0.elapsed().as_secs_f64() * 1000.0;
+        if i >= SIGNING_LOG_WARMUP {
+            list_ms.push(list);
+            sign_ms.push(sign);
+        }
+    }
+    list_ms.sort_by(f64::total_cmp);
+    sign_ms.sort_by(f64::total_cmp);
+    SigningLogRun {
+        name,
+        held: SIGNING_LOG_SIZE,
+        page,
+        list_ms,
+        sign_ms,
+    }
+}
+
+fn print_signing_log(runs: &[SigningLogRun]) {
+    println!(
+        "## Signing log: the newest page of a grant holding {SIGNING_LOG_SIZE} signatures vs one signHash ({SIGNING_LOG_SAMPLES} of each, one at a time, alternating)"
+    );
+    println!();
+    println!(
+        "| store | signatures held | page | list p50 | list p99 | signHash p50 | signHash p99 | list / signHash (p50) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for r in runs {
+        let (l, s) = (percentile(&r.list_ms, 0.5), percentile(&r.sign_ms, 0.5));
+        println!(
+            "| {} | {} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} |",
+            r.name,
+            r.held,
+            r.page,
+            l,
+            percentile(&r.list_ms, 0.99),
+            s,
+            percentile(&r.sign_ms, 0.99),
+            l / s
+        );
+    }
+    println!();
+}
+
 // ---------------------------------------------------------------- report
 
 fn machine() -> String {
@@ -1037,6 +1210,8 @@ fn main() {
         waiters: env_u64("SHOMEI_BENCH_WAITERS", 10_000) as usize,
         concurrency: env_u64("SHOMEI_BENCH_CONCURRENCY", 32) as usize,
     };
+    // `cargo bench -p shomei-server --bench server -- signing-log`: only that row.
+    let only_signing_log = std::env::args().skip(1).any(|a| a == "signing-log");
     println!("# Shomei server benchmark");
     println!();
     println!("machine: {}", machine());
@@ -1048,16 +1223,32 @@ fn main() {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let raw_all = raw_rsa(cores, s.secs);
-    let raw_one = raw_rsa(1, s.secs.min(Duration::from_secs(3)));
+    let pg = std::env::var("SHOMEI_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cores)
         .enable_all()
         .build()
         .expect("runtime");
-    let pg = std::env::var("SHOMEI_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
+    let log_runs = || {
+        rt.block_on(async {
+            let mut runs = vec![signing_log("SQLite", None).await];
+            if let Some(base) = &pg {
+                let url = fresh_pg_database(base, "log").await;
+                runs.push(signing_log("PostgreSQL", Some(url)).await);
+                drop_pg_databases(base).await;
+            }
+            runs
+        })
+    };
+    if only_signing_log {
+        print_signing_log(&log_runs());
+        println!("load average at the end: {}", load_average());
+        return;
+    }
+    let raw_all = raw_rsa(cores, s.secs);
+    let raw_one = raw_rsa(1, s.secs.min(Duration::from_secs(3)));
     let runs: Vec<StoreRun> = rt.block_on(async {
         let mut runs = vec![run_store("SQLite", None, &s).await];
         match &pg {
@@ -1166,5 +1357,6 @@ fn main() {
         );
     }
     println!();
+    print_signing_log(&log_runs());
     println!("load average at the end: {}", load_average());
 }

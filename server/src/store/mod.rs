@@ -17,6 +17,37 @@
 
 pub mod postgres;
 mod queries;
+
+/// The signing log's read statements (issue 14), shared by both backends
+/// and public so that the storage tests can ask each database for its plan
+/// (`EXPLAIN`) and check that every page is an index range, not a scan.
+pub mod signing_log_sql {
+    /// The signature columns plus the terminal's and facility's names.
+    pub const SELECT: &str = "SELECT s.seq, s.grant_id, s.practitioner_id, s.terminal_id, s.credential_id, s.at_ms, \
+        s.sign_algo, s.format, s.digest, s.label, t.name AS terminal_name, t.facility_id, f.name AS facility_name \
+        FROM signatures s JOIN terminals t ON t.id = s.terminal_id JOIN facilities f ON f.id = t.facility_id";
+
+    /// The page's bounds: at or below the watermark, below the cursor.
+    pub const PAGE: &str = "s.seq <= $2 AND s.seq < $3";
+
+    /// One grant's page, newest first ($1 grant, $2 watermark, $3 below
+    /// this seq, $4 limit): index `signatures_grant_seq`.
+    pub fn grant_page() -> String {
+        format!("{SELECT} WHERE s.grant_id = $1 AND {PAGE} ORDER BY s.seq DESC LIMIT $4")
+    }
+
+    /// The day view's page ($1 practitioner, $2..$4 as above, $5 first seq
+    /// of the day, $6 from time): index `signatures_practitioner_seq`.
+    pub fn practitioner_page() -> String {
+        format!("{SELECT} WHERE s.practitioner_id = $1 AND {PAGE} AND s.seq >= $5 AND s.at_ms >= $6 ORDER BY s.seq DESC LIMIT $4")
+    }
+
+    /// Following, oldest first ($1 practitioner, $2 grant or NULL, $3 after
+    /// this seq, $4 limit): index `signatures_practitioner_seq`.
+    pub fn since() -> String {
+        format!("{SELECT} WHERE s.practitioner_id = $1 AND ($2 IS NULL OR s.grant_id = $2) AND s.seq > $3 ORDER BY s.seq LIMIT $4")
+    }
+}
 pub mod sqlite;
 
 use std::sync::Arc;

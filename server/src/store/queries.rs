@@ -201,14 +201,6 @@ macro_rules! store_impl {
             })
         }
 
-        /// The signature columns plus the terminal's and facility's names.
-        const SIGNATURE_SELECT: &str = "SELECT s.seq, s.grant_id, s.practitioner_id, s.terminal_id, s.credential_id, s.at_ms, \
-            s.sign_algo, s.format, s.digest, s.label, t.name AS terminal_name, t.facility_id, f.name AS facility_name \
-            FROM signatures s JOIN terminals t ON t.id = s.terminal_id JOIN facilities f ON f.id = t.facility_id";
-
-        /// The page's bounds: at or below the watermark, below the cursor.
-        const SIGNATURE_PAGE: &str = "s.seq <= $2 AND s.seq < $3";
-
         /// How far signing times may run behind recording order (a signDoc
         /// time is whole seconds, taken before signing; replicas' clocks).
         /// Only bounds the day view's index scan; the `at_ms` filter stays exact.
@@ -734,7 +726,7 @@ macro_rules! store_impl {
             }
 
             async fn grant_signatures(&self, grant_id: &str, page: SignaturePage) -> StoreResult<Vec<SignatureEntry>> {
-                let sql = format!("{SIGNATURE_SELECT} WHERE s.grant_id = $1 AND {SIGNATURE_PAGE} ORDER BY s.seq DESC LIMIT $4");
+                let sql = signing_log_sql::grant_page();
                 let rows = sqlx::query(&sql).bind(grant_id).bind(page.watermark).bind(page.before_seq.unwrap_or(i64::MAX)).bind(page.limit)
                     .fetch_all(&self.pool).await?;
                 rows.iter().map(signature_row).collect()
@@ -748,7 +740,7 @@ macro_rules! store_impl {
                 let before = sqlx::query("SELECT seq FROM signatures WHERE practitioner_id = $1 AND at_ms < $2 ORDER BY practitioner_id DESC, at_ms DESC LIMIT 1")
                     .bind(practitioner_id).bind(from_ms.saturating_sub(SIGNATURE_TIME_SKEW_MS)).fetch_optional(&self.pool).await?;
                 let first_seq: i64 = match before { Some(r) => r.try_get::<i64, _>("seq")? + 1, None => 0 };
-                let sql = format!("{SIGNATURE_SELECT} WHERE s.practitioner_id = $1 AND {SIGNATURE_PAGE} AND s.seq >= $5 AND s.at_ms >= $6 ORDER BY s.seq DESC LIMIT $4");
+                let sql = signing_log_sql::practitioner_page();
                 let rows = sqlx::query(&sql).bind(practitioner_id).bind(page.watermark).bind(page.before_seq.unwrap_or(i64::MAX)).bind(page.limit)
                     .bind(first_seq).bind(from_ms)
                     .fetch_all(&self.pool).await?;
@@ -756,7 +748,7 @@ macro_rules! store_impl {
             }
 
             async fn signatures_since(&self, practitioner_id: &str, grant_id: Option<&str>, after_seq: i64, limit: i64) -> StoreResult<Vec<SignatureEntry>> {
-                let sql = format!("{SIGNATURE_SELECT} WHERE s.practitioner_id = $1 AND ($2 IS NULL OR s.grant_id = $2) AND s.seq > $3 ORDER BY s.seq LIMIT $4");
+                let sql = signing_log_sql::since();
                 let rows = sqlx::query(&sql).bind(practitioner_id).bind(grant_id).bind(after_seq).bind(limit)
                     .fetch_all(&self.pool).await?;
                 rows.iter().map(signature_row).collect()
