@@ -77,6 +77,9 @@ fn seeds_reach_the_accepting_paths() {
     );
     let decoded = corpus("scan_frame")
         .iter()
+        // The fuzz target reads its geometry from the first 3 bytes; shorter inputs are corpus
+        // entries too (the target ignores them), but hold no frame.
+        .filter(|(_, d)| d.len() >= 3)
         .filter(|(_, d)| {
             let (w, h, pad) = (
                 1 + u32::from(d[0]) % 128,
