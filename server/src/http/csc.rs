@@ -131,7 +131,7 @@ pub(super) async fn info(State(s): State<HttpState>) -> Json<CscInfo> {
         lang: "ja-JP",
         description: "Remote signing unlocked daily by smartphone biometrics",
         auth_type: &["external"],
-        oauth2_issuer: s.app.origin.as_str().trim_end_matches('/').to_owned(),
+        oauth2_issuer: s.app.origin.as_str().to_owned(),
         asynchronous_operation_mode: false,
         methods: METHODS,
         validation_info: false,

@@ -75,7 +75,8 @@ pub struct AuthorizationServerMetadata {
     responses((status = 200, description = "RFC 8414 authorization server metadata (no authentication)", body = AuthorizationServerMetadata))
 )]
 pub(super) async fn metadata(State(s): State<HttpState>) -> Json<AuthorizationServerMetadata> {
-    let issuer = s.app.origin.as_str().trim_end_matches('/').to_owned();
+    // Origin is the normalized ASCII serialization: never a trailing '/'.
+    let issuer = s.app.origin.as_str().to_owned();
     Json(AuthorizationServerMetadata {
         device_authorization_endpoint: format!("{issuer}/oauth/device_authorization"),
         token_endpoint: format!("{issuer}/oauth/token"),
