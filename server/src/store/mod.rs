@@ -22,30 +22,98 @@ mod queries;
 /// and public so that the storage tests can ask each database for its plan
 /// (`EXPLAIN`) and check that every page is an index range, not a scan.
 pub mod signing_log_sql {
-    /// The signature columns plus the terminal's and facility's names.
-    pub const SELECT: &str = "SELECT s.seq, s.grant_id, s.practitioner_id, s.terminal_id, s.credential_id, s.at_ms, \
-        s.sign_algo, s.format, s.digest, s.label, t.name AS terminal_name, t.facility_id, f.name AS facility_name \
-        FROM signatures s JOIN terminals t ON t.id = s.terminal_id JOIN facilities f ON f.id = t.facility_id";
+    /// Which database a statement is written for. The statements are the
+    /// same except where a planner must be told which index serves a page.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Dialect {
+        Sqlite,
+        Postgres,
+    }
 
-    /// The page's bounds: at or below the watermark, below the cursor.
-    pub const PAGE: &str = "s.seq <= $2 AND s.seq < $3";
+    /// The signature columns plus the terminal's and facility's names, read
+    /// from the signatures through `index` where the dialect needs it named.
+    fn select(d: Dialect, index: &str) -> String {
+        // SQLite plans a page bounded on `seq` from both sides (the day
+        // view's lower bound) as a range of the rowid — `seq` is the INTEGER
+        // PRIMARY KEY — and then filters the whole day of *every*
+        // practitioner's signatures. `INDEXED BY` pins the access path to
+        // the practitioner's (or grant's) index; SQLite refuses the
+        // statement rather than falling back to a scan if that index ever
+        // goes, so a schema change cannot silently turn a page into a scan.
+        let indexed = match d {
+            Dialect::Sqlite => format!(" INDEXED BY {index}"),
+            Dialect::Postgres => String::new(),
+        };
+        format!(
+            "SELECT s.seq, s.grant_id, s.practitioner_id, s.terminal_id, s.credential_id, s.at_ms, \
+             s.sign_algo, s.format, s.digest, s.label, t.name AS terminal_name, t.facility_id, f.name AS facility_name \
+             FROM signatures s{indexed} JOIN terminals t ON t.id = s.terminal_id JOIN facilities f ON f.id = t.facility_id"
+        )
+    }
+
+    /// A bound on `seq` within the rows of `col = $1`. On PostgreSQL it is
+    /// written as a row comparison on the index's own columns,
+    /// `(col, seq) < ($1, $n)`, rather than `seq < $n`: the latter is also
+    /// a range of the primary key, and with a page bounded on both sides
+    /// (the day view) PostgreSQL chose to walk the primary key through
+    /// every practitioner's signatures of the day, filtering. A row
+    /// comparison led by another column cannot be a range of the primary
+    /// key. SQLite does not use a row comparison as an index range (only
+    /// the equality), but there `INDEXED BY` already fixes the index, so
+    /// it gets the plain bound, which it does use.
+    fn bound(d: Dialect, col: &str, op: &str, param: &str) -> String {
+        match d {
+            Dialect::Sqlite => format!("s.seq {op} {param}"),
+            Dialect::Postgres => format!("(s.{col}, s.seq) {op} ($1, {param})"),
+        }
+    }
 
     /// One grant's page, newest first ($1 grant, $2 watermark, $3 below
     /// this seq, $4 limit): index `signatures_grant_seq`.
-    pub fn grant_page() -> String {
-        format!("{SELECT} WHERE s.grant_id = $1 AND {PAGE} ORDER BY s.seq DESC LIMIT $4")
+    pub fn grant_page(d: Dialect) -> String {
+        format!(
+            "{} WHERE s.grant_id = $1 AND {} AND {} ORDER BY s.seq DESC LIMIT $4",
+            select(d, "signatures_grant_seq"),
+            bound(d, "grant_id", "<=", "$2"),
+            bound(d, "grant_id", "<", "$3"),
+        )
     }
 
     /// The day view's page ($1 practitioner, $2..$4 as above, $5 first seq
     /// of the day, $6 from time): index `signatures_practitioner_seq`.
-    pub fn practitioner_page() -> String {
-        format!("{SELECT} WHERE s.practitioner_id = $1 AND {PAGE} AND s.seq >= $5 AND s.at_ms >= $6 ORDER BY s.seq DESC LIMIT $4")
+    pub fn practitioner_page(d: Dialect) -> String {
+        format!(
+            "{} WHERE s.practitioner_id = $1 AND {} AND {} AND {} AND s.at_ms >= $6 ORDER BY s.seq DESC LIMIT $4",
+            select(d, "signatures_practitioner_seq"),
+            bound(d, "practitioner_id", "<=", "$2"),
+            bound(d, "practitioner_id", "<", "$3"),
+            bound(d, "practitioner_id", ">=", "$5"),
+        )
     }
 
-    /// Following, oldest first ($1 practitioner, $2 grant or NULL, $3 after
-    /// this seq, $4 limit): index `signatures_practitioner_seq`.
-    pub fn since() -> String {
-        format!("{SELECT} WHERE s.practitioner_id = $1 AND ($2 IS NULL OR s.grant_id = $2) AND s.seq > $3 ORDER BY s.seq LIMIT $4")
+    /// Following the day, oldest first ($1 practitioner, $2 after this seq,
+    /// $3 limit): index `signatures_practitioner_seq`.
+    pub fn practitioner_since(d: Dialect) -> String {
+        format!(
+            "{} WHERE s.practitioner_id = $1 AND {} ORDER BY s.seq LIMIT $3",
+            select(d, "signatures_practitioner_seq"),
+            bound(d, "practitioner_id", ">", "$2"),
+        )
+    }
+
+    /// Following one grant, oldest first ($1 grant, $2 practitioner, $3 after
+    /// this seq, $4 limit): index `signatures_grant_seq`. A statement of its
+    /// own rather than `($n IS NULL OR grant_id = $n)`, which PostgreSQL
+    /// answered with a bitmap AND of two indexes and a sort of the rows.
+    /// The practitioner check stays as a filter on the grant's rows (the
+    /// service has already checked that the grant is theirs); written as
+    /// an expression so that no planner ANDs in the practitioner's index.
+    pub fn grant_since(d: Dialect) -> String {
+        format!(
+            "{} WHERE s.grant_id = $1 AND {} AND (s.practitioner_id || '') = $2 ORDER BY s.seq LIMIT $4",
+            select(d, "signatures_grant_seq"),
+            bound(d, "grant_id", ">", "$3"),
+        )
     }
 }
 pub mod sqlite;

@@ -56,4 +56,4 @@ impl PgStore {
     }
 }
 
-super::queries::store_impl!(PgStore, sqlx::Postgres, sqlx::postgres::PgRow);
+super::queries::store_impl!(PgStore, sqlx::Postgres, sqlx::postgres::PgRow, super::signing_log_sql::Dialect::Postgres);

@@ -9,7 +9,7 @@
 //! migrations.
 
 macro_rules! store_impl {
-    ($store:ty, $db:ty, $row:ty) => {
+    ($store:ty, $db:ty, $row:ty, $dialect:expr) => {
         use sqlx::Row as _;
         use $crate::audit::chain::{entry_hash, ChainedEntry, GENESIS};
         use $crate::store::*;
@@ -726,7 +726,7 @@ macro_rules! store_impl {
             }
 
             async fn grant_signatures(&self, grant_id: &str, page: SignaturePage) -> StoreResult<Vec<SignatureEntry>> {
-                let sql = signing_log_sql::grant_page();
+                let sql = signing_log_sql::grant_page($dialect);
                 let rows = sqlx::query(&sql).bind(grant_id).bind(page.watermark).bind(page.before_seq.unwrap_or(i64::MAX)).bind(page.limit)
                     .fetch_all(&self.pool).await?;
                 rows.iter().map(signature_row).collect()
@@ -740,7 +740,7 @@ macro_rules! store_impl {
                 let before = sqlx::query("SELECT seq FROM signatures WHERE practitioner_id = $1 AND at_ms < $2 ORDER BY practitioner_id DESC, at_ms DESC LIMIT 1")
                     .bind(practitioner_id).bind(from_ms.saturating_sub(SIGNATURE_TIME_SKEW_MS)).fetch_optional(&self.pool).await?;
                 let first_seq: i64 = match before { Some(r) => r.try_get::<i64, _>("seq")? + 1, None => 0 };
-                let sql = signing_log_sql::practitioner_page();
+                let sql = signing_log_sql::practitioner_page($dialect);
                 let rows = sqlx::query(&sql).bind(practitioner_id).bind(page.watermark).bind(page.before_seq.unwrap_or(i64::MAX)).bind(page.limit)
                     .bind(first_seq).bind(from_ms)
                     .fetch_all(&self.pool).await?;
@@ -748,9 +748,16 @@ macro_rules! store_impl {
             }
 
             async fn signatures_since(&self, practitioner_id: &str, grant_id: Option<&str>, after_seq: i64, limit: i64) -> StoreResult<Vec<SignatureEntry>> {
-                let sql = signing_log_sql::since();
-                let rows = sqlx::query(&sql).bind(practitioner_id).bind(grant_id).bind(after_seq).bind(limit)
-                    .fetch_all(&self.pool).await?;
+                let rows = match grant_id {
+                    Some(g) => {
+                        let sql = signing_log_sql::grant_since($dialect);
+                        sqlx::query(&sql).bind(g).bind(practitioner_id).bind(after_seq).bind(limit).fetch_all(&self.pool).await?
+                    }
+                    None => {
+                        let sql = signing_log_sql::practitioner_since($dialect);
+                        sqlx::query(&sql).bind(practitioner_id).bind(after_seq).bind(limit).fetch_all(&self.pool).await?
+                    }
+                };
                 rows.iter().map(signature_row).collect()
             }
 

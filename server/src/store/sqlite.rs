@@ -74,4 +74,4 @@ impl SqliteStore {
     }
 }
 
-super::queries::store_impl!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow);
+super::queries::store_impl!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow, super::signing_log_sql::Dialect::Sqlite);
