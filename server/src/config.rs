@@ -37,6 +37,8 @@ pub enum ConfigError {
     Policy(String),
     #[error("audit: {0}")]
     Audit(String),
+    #[error("replicas: {0}")]
+    Replicas(String),
     #[error("TLS needs both a certificate and a key: {0} is given without {1}")]
     TlsPair(&'static str, &'static str),
 }
@@ -75,6 +77,9 @@ pub struct FileConfig {
     pub policy: Option<Policy>,
     #[serde(default)]
     pub audit: Option<AuditConfig>,
+    /// `[replicas]`: several replicas on one PostgreSQL database.
+    #[serde(default)]
+    pub replicas: Option<ReplicasConfig>,
     /// `text` (default) or `json`.
     pub log_format: Option<LogFormat>,
     pub tls_cert: Option<PathBuf>,
@@ -97,6 +102,23 @@ pub struct AuditConfig {
 impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig { checkpoint_file: None, checkpoint_interval_s: 3600 }
+    }
+}
+
+/// `[replicas]`: several `serve` processes on one PostgreSQL database.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplicasConfig {
+    /// Seconds between the backstop re-reads of every waited login on
+    /// PostgreSQL, where LISTEN/NOTIFY wakes terminals at once and a re-read
+    /// follows every listener reconnect (1..=86400, default 30). SQLite,
+    /// with no other writer, keeps its 2 s re-check.
+    pub recheck_interval_s: u64,
+}
+
+impl Default for ReplicasConfig {
+    fn default() -> Self {
+        ReplicasConfig { recheck_interval_s: 30 }
     }
 }
 
@@ -141,6 +163,7 @@ pub struct ServeConfig {
     pub ready_file: Option<PathBuf>,
     pub policy: Policy,
     pub audit: AuditConfig,
+    pub replicas: ReplicasConfig,
     pub log_format: LogFormat,
     /// HTTPS on both listeners when set; plain HTTP otherwise.
     pub tls: Option<TlsFiles>,
@@ -190,6 +213,10 @@ impl ServeConfig {
         if audit.checkpoint_interval_s > 7 * 24 * 3600 {
             return Err(ConfigError::Audit("checkpoint_interval_s must be 0 (off) ..= 604800".into()));
         }
+        let replicas = file.replicas.unwrap_or_default();
+        if !(1..=86_400).contains(&replicas.recheck_interval_s) {
+            return Err(ConfigError::Replicas("recheck_interval_s must be 1..=86400".into()));
+        }
         let tls = match (o.tls_cert.or(file.tls_cert), o.tls_key.or(file.tls_key)) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             (None, None) => None,
@@ -211,6 +238,7 @@ impl ServeConfig {
             ready_file: o.ready_file,
             policy,
             audit,
+            replicas,
         })
     }
 }

@@ -72,6 +72,11 @@ struct FormatLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
     store: &'static str,
@@ -150,6 +155,19 @@ pub struct Metrics {
     audit_commit_failures: Counter,
     waiting_terminals: Gauge,
     waited_logins: Gauge,
+    /// Replica fan-out (PostgreSQL only; registered only there).
+    replica: ReplicaMetrics,
+}
+
+/// The replica fan-out's series (issue 12): how late other replicas'
+/// changes arrive, how many, and how often the listener lost its connection.
+#[derive(Default)]
+struct ReplicaMetrics {
+    lag_seconds: Option<Histogram>,
+    notices: Family<KindLabels, Counter>,
+    reconnects: Counter,
+    connected: Gauge,
+    backstop_wakes: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -245,7 +263,39 @@ impl Metrics {
             "Logins with at least one waiting terminal now",
             waited_logins.clone(),
         );
+        let mut replica = ReplicaMetrics::default();
+        if store == "postgres" {
+            let lag = Histogram::new(exponential_buckets(0.0005, 2.0, 15));
+            registry.register_with_unit(
+                "replica_notification_lag",
+                "Time from a change's publication on its replica (just before its commit; wall clocks) to its receipt here",
+                Unit::Seconds,
+                lag.clone(),
+            );
+            replica.lag_seconds = Some(lag);
+            registry.register(
+                "replica_notifications",
+                "Change notices received from the database (any replica, this one included), by kind: login, grant, device, terminal, practitioner, credential, unnamed, unreadable",
+                replica.notices.clone(),
+            );
+            registry.register(
+                "replica_listener_reconnects",
+                "Times the listening connection was lost and listens again (each followed by a re-read)",
+                replica.reconnects.clone(),
+            );
+            registry.register(
+                "replica_listener_connected",
+                "1 while this replica listens for other replicas' changes, else 0",
+                replica.connected.clone(),
+            );
+            registry.register(
+                "replica_backstop_wakes",
+                "Waited logins woken by the slow periodic re-read rather than by a notice (a notice was missed; should stay 0)",
+                replica.backstop_wakes.clone(),
+            );
+        }
         Metrics {
+            replica,
             registry,
             requests,
             request_seconds,
@@ -318,6 +368,33 @@ impl Metrics {
         if !ok {
             self.audit_commit_failures.inc();
         }
+    }
+
+    /// The replica listener listens (again, if `reconnect`).
+    pub fn replica_listening(&self, reconnect: bool) {
+        self.replica.connected.set(1);
+        if reconnect {
+            self.replica.reconnects.inc();
+        }
+    }
+
+    /// The replica listener lost its connection.
+    pub fn replica_lost(&self) {
+        self.replica.connected.set(0);
+    }
+
+    /// A change notice of `kind` arrived `lag` after its publication
+    /// (`None`: unreadable, no time known).
+    pub fn replica_notice(&self, kind: &'static str, lag: Option<Duration>) {
+        self.replica.notices.get_or_create(&KindLabels { kind }).inc();
+        if let (Some(h), Some(lag)) = (&self.replica.lag_seconds, lag) {
+            h.observe(lag.as_secs_f64());
+        }
+    }
+
+    /// The periodic re-read woke `n` waited logins no notice had woken.
+    pub fn replica_backstop_wakes(&self, n: u64) {
+        self.replica.backstop_wakes.inc_by(n);
     }
 
     /// The text exposition; `waiting` and `waited` are read at the scrape.

@@ -269,18 +269,25 @@ async fn sweep_periodically(app: Arc<App>, mut stop: watch::Receiver<bool>) {
 
 /// Wakes terminals waiting on logins decided elsewhere (another replica on
 /// the same PostgreSQL database): one re-check of all waited logins every
-/// [`RECHECK`](crate::service::waiters::RECHECK), instead of each waiter
-/// re-reading its own.
-async fn recheck_waiters_periodically(app: Arc<App>, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(crate::service::waiters::RECHECK);
+/// `every`, instead of each waiter re-reading its own. Without a change
+/// feed (SQLite) that is [`RECHECK`](crate::service::waiters::RECHECK);
+/// with one (PostgreSQL, see [`crate::service::replicas`]) it is only the
+/// backstop, and what it wakes is counted as missed notices.
+async fn recheck_waiters_periodically(app: Arc<App>, every: std::time::Duration, backstop: bool, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
-        if let Err(e) = app.waiters.recheck(app.store.as_ref()).await {
-            tracing::warn!(error = %e, "re-checking waited logins failed; retrying at the next tick");
+        match app.waiters.recheck(app.store.as_ref()).await {
+            Ok(woken) if backstop && woken > 0 => {
+                app.metrics.replica_backstop_wakes(woken as u64);
+                tracing::warn!(woken, "the backstop re-read woke terminals no change notice had woken");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "re-checking waited logins failed; retrying at the next tick"),
         }
     }
 }
@@ -401,7 +408,16 @@ pub async fn start(cfg: ServeConfig) -> Result<Running, ServeError> {
     let admin = admin_router(state).into_make_service_with_connect_info::<SocketAddr>();
     let admin_stop = all_rx.clone();
     tokio::spawn(sweep_periodically(app.clone(), all_rx.clone()));
-    tokio::spawn(recheck_waiters_periodically(app.clone(), all_rx.clone()));
+    // Replicas on one PostgreSQL database hear of each other's changes at
+    // once; the periodic re-read stays, slower, as the backstop.
+    let (recheck_every, backstop) = match app.store.changes() {
+        Some(feed) => {
+            tokio::spawn(crate::service::replicas::follow_changes(app.clone(), feed, all_rx.clone()));
+            (std::time::Duration::from_secs(cfg.replicas.recheck_interval_s), true)
+        }
+        None => (crate::service::waiters::RECHECK, false),
+    };
+    tokio::spawn(recheck_waiters_periodically(app.clone(), recheck_every, backstop, all_rx.clone()));
     let task = tokio::spawn(async move {
         // TCP_NODELAY: an SSE event is a small write after earlier small
         // writes; with Nagle's algorithm it waits for the peer's (delayed)

@@ -3,8 +3,9 @@
 //! outcome the moment it lands: Server-Sent Events and a long-poll.
 //!
 //! Waiters register per login ([`crate::service::waiters`]) and are woken
-//! by the decision on this replica, or by the one periodic re-check
-//! (`serve` runs it every [`RECHECK`](crate::service::waiters::RECHECK)) for decisions on other replicas.
+//! by the decision on this replica, by another replica's decision through
+//! the store's change feed ([`crate::service::replicas`]), or by the
+//! periodic re-check `serve` keeps as a backstop.
 
 use std::convert::Infallible;
 use std::time::Duration;

@@ -10,6 +10,7 @@ pub mod evidence;
 pub mod grant;
 pub mod limits;
 pub mod login;
+pub mod replicas;
 pub mod signature;
 pub mod signed_document;
 pub mod signing_log;

@@ -6,10 +6,11 @@
 //! 10,000 task wake-ups per decision, each checking an id that is not its
 //! own), and every waiter re-read its login every 2 s to notice decisions
 //! taken on another replica (10,000 waiters → 5,000 store reads/s while
-//! nothing happens). Here a decision wakes only the waiters of its login,
-//! and ONE periodic re-check ([`Waiters::recheck`], run by `serve` every
-//! [`RECHECK`]) reads the decided logins among all waited ids in a few
-//! queries and wakes exactly those waiters.
+//! nothing happens). Here a decision wakes only the waiters of its login
+//! (on another replica: through the change feed, [`super::replicas`]),
+//! and ONE periodic re-check ([`Waiters::recheck`], run by `serve`) reads
+//! the decided logins among all waited ids in a few queries and wakes
+//! exactly those waiters.
 //!
 //! No decision is lost between a waiter's read and its wait: a waiter
 //! registers ([`Waiters::watch`]) BEFORE it reads the login, and the
@@ -25,8 +26,10 @@ use tokio::sync::watch;
 
 use crate::store::{Store, StoreResult};
 
-/// How often [`Waiters::recheck`] looks for decisions taken on other
-/// replicas (the cross-replica delay bound).
+/// How often [`Waiters::recheck`] runs when the store has no change feed
+/// (SQLite). On PostgreSQL another replica's decision arrives by notice
+/// ([`super::replicas`]) and the re-check is a slower backstop
+/// (`[replicas] recheck_interval_s`).
 pub const RECHECK: Duration = Duration::from_secs(2);
 /// Waited login ids per re-check query.
 const RECHECK_CHUNK: usize = 500;

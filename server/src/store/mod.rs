@@ -15,6 +15,7 @@
 //! writers (SQLite: one in-process writer lock; PostgreSQL: a transaction
 //! advisory lock), because the audit chain needs a total order.
 
+pub mod change;
 pub mod postgres;
 mod queries;
 
@@ -506,6 +507,12 @@ pub trait Store: Send + Sync + 'static {
     /// successfully (`/readyz`; empty when the schema is current). One
     /// query, so it also shows the store answers.
     async fn pending_migrations(&self) -> StoreResult<Vec<i64>>;
+    /// Starts listening for the [`change::Change`]s every replica on this
+    /// database commits (this one included), each published in the same
+    /// transaction as its state change; `None` when no other process
+    /// writes the store (SQLite). Each call opens its own listening
+    /// connection, which ends when the feed is dropped.
+    fn changes(&self) -> Option<change::ChangeFeed>;
 
     async fn get_setting(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
     /// Stores `value` unless the key exists; returns the stored value either way.

@@ -13,6 +13,7 @@ macro_rules! store_impl {
         use sqlx::Row as _;
         use $crate::audit::chain::{entry_hash, ChainedEntry, GENESIS};
         use $crate::store::*;
+        use $crate::store::change::Change;
 
         type Conn = <$db as sqlx::Database>::Connection;
 
@@ -245,6 +246,10 @@ macro_rules! store_impl {
                 Self::BACKEND
             }
 
+            fn changes(&self) -> Option<change::ChangeFeed> {
+                self.change_feed()
+            }
+
             async fn pending_migrations(&self) -> StoreResult<Vec<i64>> {
                 let rows = sqlx::query("SELECT version FROM _sqlx_migrations WHERE success = TRUE").fetch_all(&self.pool).await?;
                 let applied: std::collections::BTreeSet<i64> = rows.iter().map(|r| r.try_get::<i64, _>("version")).collect::<Result<_, _>>()?;
@@ -316,6 +321,7 @@ macro_rules! store_impl {
                 }
                 audit_tx(&mut *w.tx, now, audit).await?;
                 revoke_grants_where(&mut *w.tx, "terminal_id = $3", id, "terminal revoked", now, &audit.actor).await?;
+                w.publish(Change::Terminal { id: id.to_owned() }).await?;
                 w.commit().await?;
                 Ok(true)
             }
@@ -391,6 +397,7 @@ macro_rules! store_impl {
                     return Ok(false);
                 }
                 audit_tx(&mut *w.tx, now, audit).await?;
+                w.publish(Change::Credential { id: id.to_owned() }).await?;
                 w.commit().await?;
                 Ok(true)
             }
@@ -447,9 +454,12 @@ macro_rules! store_impl {
                         .bind(now).bind(&d.practitioner_id).fetch_all(&mut *w.tx).await?;
                     let mut ids: Vec<String> = rows.iter().map(|r| r.try_get::<String, _>("id")).collect::<Result<_, _>>()?;
                     ids.sort();
-                    for old in ids {
+                    for old in &ids {
                         audit_tx(&mut *w.tx, now, &AuditEvent::new("system", "device.retire", old.clone(), serde_json::json!({ "replaced_by": d.id }))).await?;
-                        revoke_grants_where(&mut *w.tx, "device_id = $3", &old, "device retired", now, "system").await?;
+                        revoke_grants_where(&mut *w.tx, "device_id = $3", old, "device retired", now, "system").await?;
+                    }
+                    for old in ids {
+                        w.publish(Change::Device { id: old }).await?;
                     }
                 }
                 sqlx::query("INSERT INTO devices (id, practitioner_id, name, platform, public_key, token_hash, attestation, created_ms, revoked_ms, attestation_facts) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)")
@@ -489,6 +499,7 @@ macro_rules! store_impl {
                 }
                 audit_tx(&mut *w.tx, now, audit).await?;
                 revoke_grants_where(&mut *w.tx, "device_id = $3", id, "device revoked", now, &audit.actor).await?;
+                w.publish(Change::Device { id: id.to_owned() }).await?;
                 w.commit().await?;
                 Ok(true)
             }
@@ -554,6 +565,7 @@ macro_rules! store_impl {
                         .execute(&mut *w.tx).await.map_err(|e| dup(e, "grant"))?;
                 }
                 audit_tx(&mut *w.tx, d.now_ms, &d.audit).await?;
+                w.publish(Change::Login { id: d.login_id.clone(), status: d.status.as_str().to_owned() }).await?;
                 w.commit().await?;
                 Ok(DecideOutcome::Done)
             }
@@ -584,6 +596,7 @@ macro_rules! store_impl {
                         .bind(now).bind(grant_id).execute(&mut *w.tx).await?.rows_affected();
                     if n > 0 {
                         audit_tx(&mut *w.tx, now, &AuditEvent::new(audit.actor.clone(), "grant.revoke", grant_id, serde_json::json!({ "reason": "confirmation failed" }))).await?;
+                        w.publish(Change::Grant { id: grant_id.to_owned() }).await?;
                     }
                 }
                 w.commit().await?;
@@ -644,6 +657,7 @@ macro_rules! store_impl {
                     return Ok(false);
                 }
                 audit_tx(&mut *w.tx, now, audit).await?;
+                w.publish(Change::Grant { id: id.to_owned() }).await?;
                 w.commit().await?;
                 Ok(true)
             }
@@ -652,6 +666,9 @@ macro_rules! store_impl {
                 let mut w = self.begin_write().await?;
                 let n = revoke_grants_where(&mut *w.tx, "practitioner_id = $3", practitioner_id, reason, now, &audit.actor).await?;
                 audit_tx(&mut *w.tx, now, audit).await?;
+                if n > 0 {
+                    w.publish(Change::Practitioner { id: practitioner_id.to_owned() }).await?;
+                }
                 w.commit().await?;
                 Ok(n)
             }
@@ -664,6 +681,8 @@ macro_rules! store_impl {
                 let mut entries: Vec<(i64, AuditEvent)> = Vec::new();
                 // The signing-log row of each entry, in the same order.
                 let mut rows: Vec<SignatureRow<'_>> = Vec::new();
+                // Grants this batch used up.
+                let mut used_up: Vec<String> = Vec::new();
                 for rec in records {
                     let n = rec.hashes.len() as i64;
                     // Under the writer lock: a revocation committed before this
@@ -675,7 +694,7 @@ macro_rules! store_impl {
                          AND (signature_cap IS NULL OR signatures_made + $1 <= signature_cap) \
                          AND (idle_timeout_s IS NULL OR last_used_ms + idle_timeout_s * 1000 > $2) \
                          AND NOT EXISTS (SELECT 1 FROM credentials WHERE id = $5 AND revoked_ms IS NOT NULL) \
-                         RETURNING signatures_made, practitioner_id",
+                         RETURNING signatures_made, practitioner_id, signature_cap",
                     )
                     .bind(n).bind(rec.now_ms).bind(&rec.grant_id).bind(&rec.terminal_id).bind(&rec.credential_id)
                     .fetch_optional(&mut *w.tx).await?;
@@ -687,6 +706,10 @@ macro_rules! store_impl {
                     };
                     let made: i64 = row.try_get("signatures_made")?;
                     let practitioner_id: String = row.try_get("practitioner_id")?;
+                    if row.try_get::<Option<i64>, _>("signature_cap")?.is_some_and(|cap| made >= cap) {
+                        // That used the grant up: it ends here, on every replica.
+                        used_up.push(rec.grant_id.clone());
+                    }
                     for (i, h) in rec.hashes.iter().enumerate() {
                         let mut details = serde_json::json!({ "grant": rec.grant_id, "hash": hex::encode(h), "sign_algo": rec.sign_algo });
                         let format = match rec.signature_formats.get(i).map(String::as_str) {
@@ -715,6 +738,9 @@ macro_rules! store_impl {
                 }
                 let head = audit_batch_tx(&mut *w.tx, &entries).await?;
                 signature_rows_tx(&mut *w.tx, head + 1, &rows).await?;
+                for id in used_up {
+                    w.publish(Change::Grant { id }).await?;
+                }
                 w.commit().await?;
                 Ok(out)
             }

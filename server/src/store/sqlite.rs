@@ -31,6 +31,14 @@ pub(crate) struct WriteTx<'a> {
 }
 
 impl WriteTx<'_> {
+    /// One process owns a SQLite file: nobody else holds state a change
+    /// could make stale, so nothing is published (the services wake and
+    /// release in-process).
+    pub(crate) async fn publish(&mut self, change: super::change::Change) -> StoreResult<()> {
+        let _ = change;
+        Ok(())
+    }
+
     pub(crate) async fn commit(self) -> StoreResult<()> {
         self.tx.commit().await.map_err(StoreError::from)
     }
@@ -71,6 +79,11 @@ impl SqliteStore {
     /// The pool, for tests that tamper with rows on purpose.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// No other replica writes this file: no feed.
+    pub(crate) fn change_feed(&self) -> Option<super::change::ChangeFeed> {
+        None
     }
 }
 

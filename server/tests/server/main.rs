@@ -9,7 +9,10 @@
 //! - `http`: the real server on 127.0.0.1:0 driven over HTTP by reqwest,
 //!   with a software P-256 key as the phone, one test per rejection rule;
 //! - `waiting`: terminals waiting on a login (long-poll, SSE) on SQLite and
-//!   PostgreSQL, including a decision taken by another replica.
+//!   PostgreSQL;
+//! - `replicas`: two servers on one PostgreSQL database — LISTEN/NOTIFY
+//!   wakes waiters and drops held keys across replicas, a killed listener
+//!   reconnects and re-reads.
 
 mod attestation;
 mod attestation_corpus;
@@ -23,6 +26,7 @@ mod metrics;
 mod http;
 mod openapi;
 mod readiness;
+mod replicas;
 mod signdoc;
 mod signing_log;
 mod storage;

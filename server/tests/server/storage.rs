@@ -605,6 +605,16 @@ impl PgDb {
         Some(PgDb { admin_url, name })
     }
 
+    /// The server URL the databases are created from (for ALTER/DROP DATABASE).
+    pub(crate) fn admin_url(&self) -> &str {
+        &self.admin_url
+    }
+
+    /// This test's database name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
     pub(crate) fn url(&self) -> String {
         let mut u = url::Url::parse(&self.admin_url).unwrap();
         u.set_path(&self.name);

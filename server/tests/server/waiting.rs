@@ -1,7 +1,7 @@
 //! Terminals waiting on a login (`wait` long-poll, `events` SSE): each is
-//! woken by ITS login's decision, by a decision another replica stored
-//! (the periodic re-check), or by the login's expiry — on SQLite and on
-//! PostgreSQL. The store-level re-check is in the storage suite.
+//! woken by ITS login's decision or by the login's expiry — on SQLite and
+//! on PostgreSQL. Decisions taken by another replica are in `replicas`;
+//! the store-level re-check is in the storage suite.
 
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use crate::common::*;
 use crate::storage::PgDb;
 
 /// The answer of `GET …/wait?timeout=…` for `login_id`.
-async fn wait(env: &Env, terminal: &(String, String), login_id: &str, timeout_s: u64) -> Value {
+pub(crate) async fn wait(env: &Env, terminal: &(String, String), login_id: &str, timeout_s: u64) -> Value {
     let url = format!(
         "{}/v1/terminal/logins/{login_id}/wait?timeout={timeout_s}",
         env.base
@@ -31,7 +31,7 @@ async fn wait(env: &Env, terminal: &(String, String), login_id: &str, timeout_s:
 }
 
 /// The `data:` lines of a whole `events` stream.
-async fn events(env: &Env, terminal: &(String, String), login_id: &str) -> Vec<String> {
+pub(crate) async fn events(env: &Env, terminal: &(String, String), login_id: &str) -> Vec<String> {
     let url = format!("{}/v1/terminal/logins/{login_id}/events", env.base);
     let r = env
         .http
@@ -49,7 +49,7 @@ async fn events(env: &Env, terminal: &(String, String), login_id: &str) -> Vec<S
 }
 
 /// Until `env` has `n` waiters registered on `login_id` (bounded).
-async fn until_waiting(env: &Env, login_id: &str, n: usize) {
+pub(crate) async fn until_waiting(env: &Env, login_id: &str, n: usize) {
     for _ in 0..1000 {
         if env.app().waiters.waiting_on(login_id) == n {
             return;
@@ -204,45 +204,5 @@ async fn postgres_waiting_rules() {
     a_decision_before_the_wait_is_answered_at_once(&pg_env(&db, |_| {}).await).await;
     db.reset().await;
     waiters_get_expired_at_the_logins_expiry(&pg_env(&db, short_logins).await).await;
-    db.drop_db().await;
-}
-
-/// Two replicas on one PostgreSQL database: the terminal waits on replica
-/// A, the phone decides on replica B; A's periodic re-check wakes it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_a_decision_on_another_replica_wakes_the_waiter() {
-    let Some(db) = PgDb::create().await else {
-        return;
-    };
-    // Replicas share the database, the KEK and the public origin.
-    let origin = "http://127.0.0.1:9".to_owned();
-    let o = origin.clone();
-    let a = pg_env(&db, move |c| {
-        c.public_origin = Some(shomei_core::Origin::parse(&o).unwrap())
-    })
-    .await;
-    let kek = std::fs::read(a._dir.path().join("kek")).unwrap();
-    let url = db.url();
-    let b = Env::with_config(move |c| {
-        use std::os::unix::fs::PermissionsExt as _;
-        let path = c.data_dir.join("kek");
-        std::fs::write(&path, &kek).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        c.database_url = Some(url);
-        c.public_origin = Some(shomei_core::Origin::parse(&origin).unwrap());
-    })
-    .await;
-    let w = a.world().await;
-    let phone = a.enroll(&w.practitioner).await;
-    let l = a.start_login(&w.terminal).await;
-    let on_b = async {
-        until_waiting(&a, l.id(), 1).await;
-        b.decide(&phone, &l, Decision::Approve, l.number()).await
-    };
-    let (v, d) = tokio::join!(wait(&a, &w.terminal, l.id(), 30), on_b);
-    assert_eq!(d.0, StatusCode::OK, "{}", d.1);
-    assert_eq!(v["status"], "approved");
-    assert_eq!(b.app().waiters.waited(), 0, "B had no waiter to wake");
-    drop((a, b));
     db.drop_db().await;
 }
