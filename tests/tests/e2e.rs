@@ -20,6 +20,8 @@ mod day;
 mod refusals;
 #[path = "e2e/postgres.rs"]
 mod postgres;
+#[path = "e2e/replicas.rs"]
+mod replicas;
 #[path = "e2e/phone_cli.rs"]
 mod phone_cli;
 #[path = "e2e/attestation.rs"]

@@ -7,10 +7,10 @@ use std::process::Command;
 use crate::server::Store;
 
 /// A database created for one test and dropped when it ends.
-struct FreshDatabase {
+pub(crate) struct FreshDatabase {
     admin_url: String,
     name: String,
-    url: String,
+    pub(crate) url: String,
 }
 
 fn psql(admin_url: &str, sql: &str) -> Result<(), String> {
@@ -27,7 +27,7 @@ fn psql(admin_url: &str, sql: &str) -> Result<(), String> {
 }
 
 impl FreshDatabase {
-    fn create(base_url: &str) -> FreshDatabase {
+    pub(crate) fn create(base_url: &str) -> FreshDatabase {
         let url = url::Url::parse(base_url).expect("SHOMEI_TEST_DATABASE_URL is a URL");
         let name = format!("shomei_e2e_{}", uuid::Uuid::new_v4().simple());
         let mut db_url = url.clone();

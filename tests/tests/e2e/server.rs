@@ -91,6 +91,33 @@ impl Server {
             .prefix("shomei-e2e-")
             .tempdir()
             .expect("temp dir");
+        Self::start_in(tmp, store, serve_args, config_toml, log_filter)
+    }
+
+    /// Another replica of `first` (issue 12): same store, and `first`'s key-encryption key
+    /// copied into its own data directory before it starts (replicas must share the KEK that
+    /// seals the signing keys). Its own operator token and listeners.
+    pub fn start_replica_of(first: &Server, serve_args: Vec<String>, config_toml: Option<&str>) -> Server {
+        let tmp = tempfile::Builder::new()
+            .prefix("shomei-e2e-replica-")
+            .tempdir()
+            .expect("temp dir");
+        let kek = tmp.path().join("kek");
+        std::fs::copy(first.data_dir.join("kek"), &kek).expect("copy the KEK");
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o600)).expect("chmod 600 kek");
+        }
+        Self::start_in(tmp, first.store.clone(), serve_args, config_toml, "info")
+    }
+
+    fn start_in(
+        tmp: tempfile::TempDir,
+        store: Store,
+        serve_args: Vec<String>,
+        config_toml: Option<&str>,
+        log_filter: &str,
+    ) -> Server {
         let data_dir = tmp.path().to_path_buf();
         if let Some(toml) = config_toml {
             std::fs::write(data_dir.join("shomei.toml"), toml).expect("write shomei.toml");
@@ -182,6 +209,11 @@ impl Server {
         self.kill();
         let addr = self.addr.clone();
         self.spawn(&addr);
+    }
+
+    /// SIGKILL, as a crash: no graceful shutdown, in-flight requests and transactions are cut.
+    pub fn crash(&mut self) {
+        self.kill();
     }
 
     fn kill(&mut self) {
