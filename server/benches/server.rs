@@ -17,6 +17,10 @@
 //! 5. The signing log (issue 14): listing the newest page of a grant that
 //!    holds 10,000 signatures vs one signHash, as a ratio — an index range,
 //!    not a scan, stays in the same order of time as one signature.
+//! 6. Cross-replica wake (issue 12, PostgreSQL only): two `shomei serve`
+//!    replicas on one database; a terminal waits (SSE) on replica B while
+//!    the phone approves on replica A (B hears of it by LISTEN/NOTIFY) vs
+//!    the same with terminal and phone on A, alternating, p50/p99.
 //!
 //! Everything runs on loopback (127.0.0.1) against the `shomei` binary built
 //! with this benchmark, started as a child process with its own data
@@ -25,7 +29,7 @@
 //! it shares the cores with the server, as the issue's `wrk` did.
 //!
 //! Run: `cargo bench -p shomei-server --bench server` (release); add
-//! `-- signing-log` for row 5 alone. Knobs:
+//! `-- signing-log` for row 5 alone, `-- cross-replica` for row 6 alone. Knobs:
 //! `SHOMEI_BENCH_SECS` (per throughput phase, default 5), `SHOMEI_BENCH_WAITERS`
 //! (default 10000), `SHOMEI_BENCH_CONCURRENCY` (signHash workers, default 32).
 //! Results and the machine: docs/performance.md.
@@ -74,10 +78,17 @@ struct ServerProc {
 
 impl ServerProc {
     fn start(database_url: Option<&str>) -> ServerProc {
+        Self::start_configured(database_url, &[], |_| {})
+    }
+
+    /// With extra `serve` arguments, after `prepare` has seen the data
+    /// directory (a replica's KEK and `shomei.toml`).
+    fn start_configured(database_url: Option<&str>, args: &[&str], prepare: impl FnOnce(&std::path::Path)) -> ServerProc {
         let dir = tempfile::Builder::new()
             .prefix("shomei-bench-")
             .tempdir()
             .expect("temp dir");
+        prepare(dir.path());
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_shomei"));
         cmd.arg("serve")
             .args([
@@ -91,6 +102,7 @@ impl ServerProc {
         if let Some(url) = database_url {
             cmd.args(["--database-url", url]);
         }
+        cmd.args(args);
         cmd.env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -1002,6 +1014,208 @@ async fn drop_pg_databases(base_url: &str) {
     }
 }
 
+// ---------------------------------------------------------------- 6. cross-replica wake
+
+/// Timed logins per side (same replica, cross replica), alternating; 10
+/// terminal + phone pairs keep every budget (30 logins/min per terminal, 60
+/// phone calls/min per device) out of the way.
+const CROSS_REPLICA_SAMPLES: usize = 100;
+const CROSS_REPLICA_PAIRS: usize = 10;
+
+struct CrossReplicaRun {
+    /// SSE event after the decision response (ms), terminal on A / on B.
+    same: Vec<f64>,
+    cross: Vec<f64>,
+    /// SSE event after the decision request was sent (ms): an upper bound
+    /// on commit → event.
+    same_from_send: Vec<f64>,
+    cross_from_send: Vec<f64>,
+    /// B's own `shomei_replica_notification_lag_seconds` (sum, count) and
+    /// `shomei_replica_backstop_wakes_total` at the end.
+    lag_sum_s: f64,
+    lag_count: f64,
+    /// Upper bounds (s) of the histogram buckets holding B's p50 and p99 lag.
+    lag_p50_le: f64,
+    lag_p99_le: f64,
+    backstop_wakes: f64,
+    failed: usize,
+}
+
+/// One sample of a series in a server's /metrics.
+async fn scrape(http: &reqwest::Client, server: &ServerProc, series: &str) -> f64 {
+    let Ok(r) = http.get(format!("{}/metrics", server.admin_base)).send().await else {
+        return f64::NAN;
+    };
+    let text = r.text().await.unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// SSE on `wait_base`, approval on the world's own server (A): (event
+/// after the decision response, event after the decision was sent), ms.
+async fn one_wake(world: &World, listen: &reqwest::Client, wait_base: &str) -> Option<(f64, f64)> {
+    let (terminal, phone) = world.pair();
+    let login = start_login(&world.http, wait_base, terminal).await.ok()?;
+    let mut stream = listen
+        .get(format!("{wait_base}/v1/terminal/logins/{}/events", login.id))
+        .header("authorization", terminal.auth())
+        .send()
+        .await
+        .ok()?;
+    // the first (pending) event: the stream is live and registered
+    let mut buf = String::new();
+    while !buf.contains("pending") {
+        buf.push_str(&String::from_utf8_lossy(&stream.chunk().await.ok()??));
+    }
+    let event = tokio::spawn(async move {
+        let mut buf = String::new();
+        while let Ok(Some(b)) = stream.chunk().await {
+            buf.push_str(&String::from_utf8_lossy(&b));
+            if buf.contains("approved") {
+                return Some(Instant::now());
+            }
+        }
+        None
+    });
+    let sent = Instant::now();
+    approve(&world.http, &world.base, phone, &login).await.ok()?;
+    let answered = Instant::now();
+    let t = tokio::time::timeout(Duration::from_secs(10), event).await.ok()?.ok()??;
+    let ms = |from: Instant| -> f64 {
+        if t >= from {
+            t.duration_since(from).as_secs_f64() * 1000.0
+        } else {
+            -(from.duration_since(t).as_secs_f64() * 1000.0)
+        }
+    };
+    Some((ms(answered), ms(sent)))
+}
+
+/// Replicas A and B on `url` (same KEK, same public origin; B's backstop
+/// re-read a day apart, so B's terminals are woken by notices only), the
+/// world built on A; `n` samples per side, alternating.
+async fn cross_replica(url: &str, n: usize) -> CrossReplicaRun {
+    let a = ServerProc::start(Some(url));
+    let kek = std::fs::read(a._dir.path().join("kek")).expect("A's kek");
+    let b = ServerProc::start_configured(Some(url), &["--public-origin", &a.base], |dir| {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::write(dir.join("kek"), &kek).expect("B's kek");
+        std::fs::set_permissions(dir.join("kek"), std::fs::Permissions::from_mode(0o600)).expect("chmod kek");
+        std::fs::write(dir.join("shomei.toml"), "[replicas]\nrecheck_interval_s = 86400\n").expect("B's shomei.toml");
+    });
+    let world = World::build(&a, CROSS_REPLICA_PAIRS).await;
+    let listen = reqwest::Client::new();
+    // B listens before the first sample.
+    for _ in 0..200 {
+        if scrape(&listen, &b, "shomei_replica_listener_connected").await == 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut run = CrossReplicaRun {
+        same: Vec::new(),
+        cross: Vec::new(),
+        same_from_send: Vec::new(),
+        cross_from_send: Vec::new(),
+        lag_sum_s: 0.0,
+        lag_count: 0.0,
+        lag_p50_le: f64::NAN,
+        lag_p99_le: f64::NAN,
+        backstop_wakes: 0.0,
+        failed: 0,
+    };
+    // 3 warm-up pairs, then alternate same / cross.
+    for i in 0..n + 3 {
+        let same = one_wake(&world, &listen, &a.base).await;
+        let cross = one_wake(&world, &listen, &b.base).await;
+        if i < 3 {
+            continue;
+        }
+        match same {
+            Some((r, s)) => {
+                run.same.push(r);
+                run.same_from_send.push(s);
+            }
+            None => run.failed += 1,
+        }
+        match cross {
+            Some((r, s)) => {
+                run.cross.push(r);
+                run.cross_from_send.push(s);
+            }
+            None => run.failed += 1,
+        }
+    }
+    for v in [&mut run.same, &mut run.cross, &mut run.same_from_send, &mut run.cross_from_send] {
+        v.sort_by(|x, y| x.partial_cmp(y).expect("no NaN"));
+    }
+    run.lag_sum_s = scrape(&listen, &b, "shomei_replica_notification_lag_seconds_sum").await;
+    run.lag_count = scrape(&listen, &b, "shomei_replica_notification_lag_seconds_count").await;
+    run.backstop_wakes = scrape(&listen, &b, "shomei_replica_backstop_wakes_total").await;
+    let buckets = lag_buckets(&listen, &b).await;
+    run.lag_p50_le = bucket_quantile(&buckets, 0.5);
+    run.lag_p99_le = bucket_quantile(&buckets, 0.99);
+    run
+}
+
+/// B's lag histogram: (upper bound in s, cumulative count), ascending.
+async fn lag_buckets(http: &reqwest::Client, server: &ServerProc) -> Vec<(f64, f64)> {
+    let Ok(r) = http.get(format!("{}/metrics", server.admin_base)).send().await else {
+        return Vec::new();
+    };
+    let text = r.text().await.unwrap_or_default();
+    let mut out: Vec<(f64, f64)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("shomei_replica_notification_lag_seconds_bucket{le=\""))
+        .filter_map(|rest| {
+            let (le, count) = rest.split_once("\"} ")?;
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            Some((le, count.trim().parse().ok()?))
+        })
+        .collect();
+    out.sort_by(|x, y| x.0.partial_cmp(&y.0).expect("no NaN"));
+    out
+}
+
+/// The upper bound of the first bucket holding quantile `q`.
+fn bucket_quantile(buckets: &[(f64, f64)], q: f64) -> f64 {
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    buckets.iter().find(|b| b.1 >= q * total).map_or(f64::NAN, |b| b.0)
+}
+
+fn print_cross_replica(run: Option<&CrossReplicaRun>) {
+    let Some(r) = run else { return };
+    println!("## Cross-replica wake (PostgreSQL, LISTEN/NOTIFY): terminal waits (SSE) on B, phone approves on A");
+    println!();
+    println!("ms after the phone's decision response (negative = the event came first); same replica = terminal and phone both on A");
+    println!();
+    println!("| terminal on | samples | SSE p50 | SSE p99 | SSE p99 after the decision was sent |");
+    println!("|---|---|---|---|---|");
+    for (name, v, from_send) in [("A (same replica)", &r.same, &r.same_from_send), ("B (other replica)", &r.cross, &r.cross_from_send)] {
+        println!(
+            "| {name} | {} | {:.2} | {:.2} | {:.2} |",
+            v.len(),
+            percentile(v, 0.5),
+            percentile(v, 0.99),
+            percentile(from_send, 0.99)
+        );
+    }
+    println!();
+    println!(
+        "cross/same p99 (after the decision was sent): {:.2}; B's notification lag (publish just before A's COMMIT → receipt on B, B's /metrics histogram) mean {:.2} ms, p50 ≤ {:.1} ms, p99 ≤ {:.1} ms (bucket bounds) over {} notices; B's backstop wakes {}; failed samples {}",
+        percentile(&r.cross_from_send, 0.99) / percentile(&r.same_from_send, 0.99),
+        r.lag_sum_s / r.lag_count * 1000.0,
+        r.lag_p50_le * 1000.0,
+        r.lag_p99_le * 1000.0,
+        r.lag_count,
+        r.backstop_wakes,
+        r.failed
+    );
+    println!();
+}
+
 // ---------------------------------------------------------------- 5. the signing log
 
 /// Signatures the benchmark's grant holds when its log is listed.
@@ -1247,6 +1461,23 @@ fn main() {
         println!("load average at the end: {}", load_average());
         return;
     }
+    let cross_replica_run = || match &pg {
+        Some(base) => rt.block_on(async {
+            let url = fresh_pg_database(base, "replicas").await;
+            let run = cross_replica(&url, CROSS_REPLICA_SAMPLES).await;
+            drop_pg_databases(base).await;
+            Some(run)
+        }),
+        None => {
+            eprintln!("SHOMEI_TEST_DATABASE_URL not set: the cross-replica row is skipped");
+            None
+        }
+    };
+    if std::env::args().skip(1).any(|a| a == "cross-replica") {
+        print_cross_replica(cross_replica_run().as_ref());
+        println!("load average at the end: {}", load_average());
+        return;
+    }
     let raw_all = raw_rsa(cores, s.secs);
     let raw_one = raw_rsa(1, s.secs.min(Duration::from_secs(3)));
     let runs: Vec<StoreRun> = rt.block_on(async {
@@ -1358,5 +1589,6 @@ fn main() {
     }
     println!();
     print_signing_log(&log_runs());
+    print_cross_replica(cross_replica_run().as_ref());
     println!("load average at the end: {}", load_average());
 }
