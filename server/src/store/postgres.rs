@@ -100,6 +100,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// network path) is found within `HEARTBEAT + HEARTBEAT_TIMEOUT`.
 const HEARTBEAT: Duration = Duration::from_secs(10);
 const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for a connection to listen (connect, `LISTEN`, pid).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connects and `LISTEN`s; the connection's backend pid. Each attempt
 /// gets a pool of its own (of one connection), so a dead connection that
@@ -127,7 +129,7 @@ async fn follow(opts: PgConnectOptions, tx: mpsc::Sender<ChangeEvent>) {
     let mut reconnect = false;
     loop {
         let (mut listener, session) = tokio::select! {
-            r = listen(&opts) => match r {
+            r = tokio::time::timeout(CONNECT_TIMEOUT, listen(&opts)) => match r.unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut)) {
                 Ok(l) => l,
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "replica listener: cannot listen; retrying");

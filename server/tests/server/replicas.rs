@@ -3,7 +3,9 @@
 //! terminals waiting on the other replica, an ended grant drops the other
 //! replica's held key — and a listener that lost its connection re-reads
 //! after reconnecting, so a decision committed while it was away still
-//! wakes its waiter.
+//! wakes its waiter. And each kind of change is published once it is
+//! committed (decisions, grant revoked / used up / ended from the phone,
+//! credential, terminal, device revoked or retired).
 //!
 //! Replica B runs with its backstop re-read a day apart
 //! (`[replicas] recheck_interval_s = 86400`), so every wake B shows here
@@ -18,6 +20,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use shomei_core::Decision;
 use shomei_server::config::ServeConfig;
+use shomei_server::store::change::{Change, ChangeEvent};
 
 use crate::common::*;
 use crate::storage::PgDb;
@@ -316,5 +319,169 @@ async fn postgres_after_its_listener_is_killed_b_re_reads_and_wakes_a_waiter_dec
     assert_eq!(metric(&b, BACKSTOP_WAKES).await, 0.0);
     admin.close().await;
     drop((a, b));
+    db.drop_db().await;
+}
+
+/// The next committed change on `feed` (bounded: 10 s).
+async fn next_change(feed: &mut shomei_server::store::change::ChangeFeed) -> Change {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), feed.recv()).await {
+            Ok(Some(ChangeEvent::Committed(n))) => return n.change,
+            Ok(Some(ChangeEvent::Listening { .. })) => continue,
+            other => panic!("expected a committed change, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_every_state_change_another_replica_holds_is_published_once_committed() {
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
+    let env = Env::with_config({
+        let url = db.url();
+        move |c| {
+            c.database_url = Some(url);
+            c.policy.signature_cap = Some(1);
+        }
+    })
+    .await;
+    // A listener of our own on the same database, as another replica's.
+    let store = shomei_server::store::open(&db.url()).await.unwrap();
+    let mut feed = store.changes().expect("PostgreSQL has a change feed");
+    match tokio::time::timeout(Duration::from_secs(10), feed.recv()).await {
+        Ok(Some(ChangeEvent::Listening {
+            reconnect: false, ..
+        })) => {}
+        other => panic!("expected the first Listening, got {other:?}"),
+    }
+    let w = env.world().await;
+    let phone = env.enroll(&w.practitioner).await;
+    let device = phone.device_id.to_string();
+    let login = |id: &str, status: &str| Change::Login {
+        id: id.to_owned(),
+        status: status.to_owned(),
+    };
+
+    // approve, deny, number mismatch (a deny)
+    let l1 = env.start_login(&w.terminal).await;
+    assert_eq!(
+        env.decide(&phone, &l1, Decision::Approve, l1.number())
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(next_change(&mut feed).await, login(l1.id(), "approved"));
+    let l2 = env.start_login(&w.terminal).await;
+    assert_eq!(
+        env.decide(&phone, &l2, Decision::Deny, 0).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(next_change(&mut feed).await, login(l2.id(), "denied"));
+    let l3 = env.start_login(&w.terminal).await;
+    let wrong = if l3.number() == 10 {
+        11
+    } else {
+        l3.number() - 1
+    };
+    assert_problem(
+        &env.decide(&phone, &l3, Decision::Approve, wrong).await,
+        403,
+        "number_mismatch",
+    );
+    assert_eq!(next_change(&mut feed).await, login(l3.id(), "denied"));
+
+    // the operator revokes the grant
+    let (s, t) = env.token(&w.terminal, l1.device_code()).await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    let grant = t["grant_id"].as_str().unwrap().to_owned();
+    env.admin(&format!("/admin/v1/grants/{grant}/revoke"), json!({}))
+        .await;
+    assert_eq!(next_change(&mut feed).await, Change::Grant { id: grant });
+
+    // a grant used up by its (one) signature
+    let l4 = env.start_login(&w.terminal).await;
+    assert_eq!(
+        env.decide(&phone, &l4, Decision::Approve, l4.number())
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(next_change(&mut feed).await, login(l4.id(), "approved"));
+    let (s, t) = env.token(&w.terminal, l4.device_code()).await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    let r = env
+        .sign_one(
+            t["access_token"].as_str().unwrap(),
+            &w.terminal,
+            &w.credential,
+            &[4; 32],
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    assert_eq!(
+        next_change(&mut feed).await,
+        Change::Grant {
+            id: t["grant_id"].as_str().unwrap().to_owned()
+        }
+    );
+
+    // the phone ends all its practitioner's grants
+    let l5 = env.start_login(&w.terminal).await;
+    assert_eq!(
+        env.decide(&phone, &l5, Decision::Approve, l5.number())
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(next_change(&mut feed).await, login(l5.id(), "approved"));
+    let r = env
+        .http
+        .delete(format!("{}/v1/phone/grants", env.base))
+        .bearer_auth(&phone.token)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(
+        next_change(&mut feed).await,
+        Change::Practitioner {
+            id: w.practitioner.clone()
+        }
+    );
+
+    // the operator revokes the credential and the terminal
+    env.admin(
+        &format!("/admin/v1/credentials/{}/revoke", w.credential),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        next_change(&mut feed).await,
+        Change::Credential {
+            id: w.credential.clone()
+        }
+    );
+    env.admin(
+        &format!("/admin/v1/terminals/{}/revoke", w.terminal.0),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        next_change(&mut feed).await,
+        Change::Terminal {
+            id: w.terminal.0.clone()
+        }
+    );
+
+    // a new phone retires the old one; the operator revokes the new one
+    let second = env.enroll(&w.practitioner).await;
+    assert_eq!(next_change(&mut feed).await, Change::Device { id: device });
+    let device = second.device_id.to_string();
+    env.admin(&format!("/admin/v1/devices/{device}/revoke"), json!({}))
+        .await;
+    assert_eq!(next_change(&mut feed).await, Change::Device { id: device });
+    drop(feed);
+    drop(env);
     db.drop_db().await;
 }
