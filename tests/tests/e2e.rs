@@ -40,3 +40,5 @@ mod ehr_script;
 mod oauth_clients;
 #[path = "e2e/signing_log.rs"]
 mod signing_log;
+#[path = "e2e/crash.rs"]
+mod crash;

@@ -204,6 +204,12 @@ impl Server {
             .unwrap_or_default();
     }
 
+    /// Kills the process with SIGKILL (no shutdown of any kind runs) and leaves it dead; the
+    /// data stays for [`Server::restart`].
+    pub fn crash(&mut self) {
+        self.kill();
+    }
+
     /// Kills the process (as a crash would) and starts it again on the same address and data.
     pub fn restart(&mut self) {
         self.kill();
@@ -217,6 +223,7 @@ impl Server {
     }
 
     fn kill(&mut self) {
+        // `Child::kill` is SIGKILL on Unix.
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
