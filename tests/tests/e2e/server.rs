@@ -204,12 +204,6 @@ impl Server {
             .unwrap_or_default();
     }
 
-    /// Kills the process with SIGKILL (no shutdown of any kind runs) and leaves it dead; the
-    /// data stays for [`Server::restart`].
-    pub fn crash(&mut self) {
-        self.kill();
-    }
-
     /// Kills the process (as a crash would) and starts it again on the same address and data.
     pub fn restart(&mut self) {
         self.kill();
