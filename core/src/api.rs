@@ -246,6 +246,47 @@ pub struct LoginContextRequest {
     pub secret: QrSecret,
 }
 
+/// `POST /v1/phone/logins/by-code` body: the code the practitioner typed
+/// (docs/protocol.md §4.6). Clients send the canonical spelling
+/// (`BCDF-GHJK`, [`crate::user_code::UserCode::canonical`]); the server
+/// normalizes again, so any spelling the rules accept is answered the same.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginByCodeRequest {
+    /// The RFC 8628 `user_code` shown next to the QR, e.g. `BCDF-GHJK`.
+    #[cfg_attr(feature = "openapi", schema(example = "BCDF-GHJK", max_length = 32))]
+    pub user_code: String,
+}
+
+impl std::fmt::Debug for LoginByCodeRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginByCodeRequest")
+            .field("user_code", &"..")
+            .finish()
+    }
+}
+
+/// `POST /v1/phone/logins/by-code` answer: the login the typed code names,
+/// as if its QR had been scanned — the QR payload (with the login's one-time
+/// secret, so the approval message is the §3.1 one) and its context.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginByCode {
+    /// The login QR's payload URL (docs/protocol.md §2), exactly what the QR shows.
+    pub payload: String,
+    /// The login's context, as `POST …/context` returns it.
+    pub context: LoginContext,
+}
+
+impl std::fmt::Debug for LoginByCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginByCode")
+            .field("payload", &"..")
+            .field("context", &self.context)
+            .finish()
+    }
+}
+
 /// An id with a human-readable name (facility, terminal).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -658,6 +699,8 @@ error_codes! {
     CursorInvalid = "cursor_invalid", 400, "Cursor invalid";
     /// No grant of this practitioner has that id.
     GrantUnknown = "grant_unknown", 404, "Grant unknown";
+    /// A typed login code is not eight letters of the code alphabet (docs/protocol.md §4.6).
+    UserCodeInvalid = "user_code_invalid", 400, "User code invalid";
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -769,7 +812,11 @@ mod tests {
         assert_eq!(i64::from_be_bytes(raw[..8].try_into().unwrap()), 1187);
         assert_eq!(i64::from_be_bytes(raw[8..].try_into().unwrap()), 1185);
         // The refusal shown is a problem document with its code.
-        let problem = section.split("```json\n").nth(2).and_then(|s| s.split("\n```").next()).unwrap();
+        let problem = section
+            .split("```json\n")
+            .nth(2)
+            .and_then(|s| s.split("\n```").next())
+            .unwrap();
         let p: Problem = serde_json::from_str(problem).unwrap();
         assert_eq!((p.code, p.status), (ErrorCode::GrantUnknown, 404));
     }
@@ -778,10 +825,23 @@ mod tests {
     fn labels_allow_any_script_and_refuse_hidden_characters() {
         assert_eq!(check_label("処方箋 No.0002 ヤマダ 💊"), Ok(()));
         assert_eq!(check_label(&"x".repeat(LABEL_MAX_CHARS)), Ok(()));
-        assert_eq!(check_label(&"x".repeat(LABEL_MAX_CHARS + 1)), Err(LabelError::TooLong(81)));
+        assert_eq!(
+            check_label(&"x".repeat(LABEL_MAX_CHARS + 1)),
+            Err(LabelError::TooLong(81))
+        );
         assert_eq!(check_label(""), Err(LabelError::Empty));
-        for (s, c) in [("a\tb", 0x09), ("\u{85}", 0x85), ("a\u{2029}", 0x2029), ("\u{200F}", 0x200F), ("\u{2067}", 0x2067), ("\u{61C}", 0x61C)] {
-            assert!(matches!(check_label(s), Err(LabelError::ForbiddenChar(x, _)) if x == c), "{s:?}");
+        for (s, c) in [
+            ("a\tb", 0x09),
+            ("\u{85}", 0x85),
+            ("a\u{2029}", 0x2029),
+            ("\u{200F}", 0x200F),
+            ("\u{2067}", 0x2067),
+            ("\u{61C}", 0x61C),
+        ] {
+            assert!(
+                matches!(check_label(s), Err(LabelError::ForbiddenChar(x, _)) if x == c),
+                "{s:?}"
+            );
         }
     }
 

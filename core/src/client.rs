@@ -15,14 +15,15 @@ use uuid::Uuid;
 
 use crate::api::{
     self, DecisionRequest, DecisionResponse, EndAllResponse, EnrollRequest, EnrollResponse,
-    ErrorCode, GrantList, GrantSummary, LoginContext, LoginContextRequest, Platform,
-    PractitionerInfo, Problem, SignatureList,
+    ErrorCode, GrantList, GrantSummary, LoginByCode, LoginByCodeRequest, LoginContext,
+    LoginContextRequest, Platform, PractitionerInfo, Problem, SignatureList,
 };
 use crate::approval::{ApprovalMessage, Decision, DevicePublicKey, EnrollmentMessage};
 use crate::attestation::AttestationRequest;
 use crate::key::{KeyError, PlatformKey};
 use crate::origin::Origin;
 use crate::payload::{EnrollmentPayload, LoginPayload};
+use crate::user_code::UserCode;
 
 /// Default time limit for a whole request (connect, send, receive).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -218,17 +219,63 @@ impl Client {
                 "context is for a different login".into(),
             ));
         }
-        // The user must be able to tell the three numbers apart on screen.
-        let [a, b, c] = ctx.number_choices;
-        let two_digit = ctx.number_choices.iter().all(|n| (10..=99).contains(n));
-        if !two_digit || a == b || b == c || a == c {
-            return Err(ClientError::Protocol(
-                "number choices are not three distinct two-digit numbers".into(),
-            ));
-        }
+        check_number_choices(&ctx)?;
         Ok(ctx)
     }
 
+    /// The typed-code fallback (docs/protocol.md §4.6): resolves the code the
+    /// practitioner typed to the login it names and returns that login's QR
+    /// payload and context, exactly what [`Client::login_context`] gives
+    /// after a scan. Approve or deny it with [`Client::decide`] and the
+    /// returned payload: the signed approval is the same §3.1 message. (The
+    /// payload's expiry is not checked against the phone's clock here: the
+    /// server just said the login is open; `decide` callers that re-parse
+    /// the URL check it as for a scan.)
+    pub async fn login_by_code(
+        &self,
+        e: &Enrollment,
+        code: &UserCode,
+    ) -> Result<(LoginPayload, LoginContext), ClientError> {
+        self.check_enrollment(e)?;
+        let req = self
+            .http
+            .post(self.url("/v1/phone/logins/by-code"))
+            .bearer_auth(&e.device_token)
+            .json(&LoginByCodeRequest {
+                user_code: code.canonical(),
+            });
+        let found: LoginByCode = self.send(req, StatusCode::OK).await?;
+        // now = 0: the expiry is the server's to judge here (see above).
+        let payload = LoginPayload::parse(&found.payload, 0)
+            .map_err(|err| ClientError::Protocol(format!("the server's payload: {err}")))?;
+        if payload.origin != e.origin {
+            return Err(ClientError::Protocol(
+                "the server answered with another server's login".into(),
+            ));
+        }
+        if found.context.login_id != payload.login_id {
+            return Err(ClientError::Protocol(
+                "context is for a different login than the payload".into(),
+            ));
+        }
+        check_number_choices(&found.context)?;
+        Ok((payload, found.context))
+    }
+}
+
+/// The user must be able to tell the three numbers apart on screen.
+fn check_number_choices(ctx: &LoginContext) -> Result<(), ClientError> {
+    let [a, b, c] = ctx.number_choices;
+    let two_digit = ctx.number_choices.iter().all(|n| (10..=99).contains(n));
+    if !two_digit || a == b || b == c || a == c {
+        return Err(ClientError::Protocol(
+            "number choices are not three distinct two-digit numbers".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl Client {
     /// Approves or denies a login: signs the approval message with `key` (which
     /// may prompt for biometrics) and posts it. For an approval `number` must be
     /// one of `ctx.number_choices`; a deny may use 0.

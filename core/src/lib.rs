@@ -23,6 +23,7 @@ pub mod payload;
 pub mod scan;
 #[cfg(feature = "openapi")]
 mod schema;
+pub mod user_code;
 
 #[cfg(test)]
 mod vectors;
@@ -33,3 +34,4 @@ pub use ids::{EnrollmentId, LoginId, QrSecret};
 pub use key::{KeyError, PlatformKey, SoftwareKey};
 pub use origin::Origin;
 pub use payload::{EnrollmentPayload, LoginPayload, Payload, PayloadError, PayloadKind};
+pub use user_code::{UserCode, UserCodeError};

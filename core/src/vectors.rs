@@ -9,13 +9,17 @@
 
 use std::collections::BTreeMap;
 
-use crate::api::{DecisionRequest, EnrollRequest, LoginContextRequest, Platform};
+use crate::api::{
+    DecisionRequest, EnrollRequest, LoginByCode, LoginByCodeRequest, LoginContext,
+    LoginContextRequest, NamedRef, Platform,
+};
 use crate::approval::{ApprovalMessage, Decision, DevicePublicKey, EnrollmentMessage};
 use crate::attestation;
 use crate::ids::{EnrollmentId, LoginId, QrSecret};
 use crate::key::{PlatformKey, SoftwareKey};
 use crate::origin::Origin;
 use crate::payload::{EnrollmentPayload, LoginPayload, Payload};
+use crate::user_code::UserCode;
 
 const DOC: &str = include_str!("../../docs/protocol.md");
 
@@ -177,7 +181,43 @@ fn compute(i: &BTreeMap<String, String>) -> BTreeMap<&'static str, String> {
     let client_data_preimage = attestation::client_data_preimage(&attestation_challenge, &public);
     let client_data_hash = attestation::client_data_hash(&attestation_challenge, &public);
 
+    let by_code_req = LoginByCodeRequest {
+        user_code: UserCode::parse(get("user_code_typed")).unwrap().canonical(),
+    };
+    let at = |unix: &str| time::OffsetDateTime::from_unix_timestamp(unix.parse().unwrap()).unwrap();
+    let choices: Vec<u8> = get("number_choices")
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    let by_code_resp = LoginByCode {
+        payload: login.to_url(),
+        context: LoginContext {
+            login_id: login.login_id,
+            facility: NamedRef {
+                id: uuid::Uuid::parse_str(get("facility_id")).unwrap(),
+                name: get("facility_name").to_string(),
+            },
+            terminal: NamedRef {
+                id: uuid::Uuid::parse_str(get("terminal_id")).unwrap(),
+                name: get("terminal_name").to_string(),
+            },
+            requested_at: at(get("login_requested_at")),
+            expires_at: at(get("login_expires_at")),
+            number_choices: choices.try_into().unwrap(),
+            challenge,
+        },
+    };
+    assert!(by_code_resp.context.number_choices.contains(&number));
+
     let mut out = BTreeMap::new();
+    out.insert(
+        "by-code-request",
+        serde_json::to_string_pretty(&by_code_req).unwrap(),
+    );
+    out.insert(
+        "by-code-response",
+        serde_json::to_string_pretty(&by_code_resp).unwrap(),
+    );
     out.insert(
         "attestation-challenge-preimage",
         wrapped_hex(&challenge_preimage),
@@ -225,7 +265,7 @@ fn protocol_md_vectors_match_the_code() {
         let in_doc = doc_blocks
             .get(*name)
             .unwrap_or_else(|| panic!("docs/protocol.md lacks vector:{name}"));
-        if name.ends_with("-request") {
+        if name.ends_with("-request") || name.ends_with("-response") {
             let a: serde_json::Value = serde_json::from_str(in_doc).unwrap();
             let b: serde_json::Value = serde_json::from_str(value).unwrap();
             assert_eq!(a, b, "vector:{name} differs from the code");

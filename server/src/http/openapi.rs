@@ -204,6 +204,7 @@ limits and the byte-level protocol: docs/api.md, docs/protocol.md."
         openapi_public,
         super::verification::page,
         super::phone::enroll,
+        super::phone::by_code,
         super::phone::context,
         super::phone::decision,
         super::phone::grants,

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use shomei_core::api::{DecisionRequest, DecisionResponse, EndAllResponse, EnrollRequest, EnrollResponse, GrantList, LoginContext, LoginContextRequest, Problem, SignatureList};
+use shomei_core::api::{DecisionRequest, DecisionResponse, EndAllResponse, EnrollRequest, EnrollResponse, GrantList, LoginByCode, LoginByCodeRequest, LoginContext, LoginContextRequest, Problem, SignatureList};
 
 use super::openapi::SignatureEventStream;
 use super::{ApiJson, ApiResult, HttpState, bearer, no_store};
@@ -25,6 +25,7 @@ use crate::store::Device;
 pub(super) fn routes() -> Router<HttpState> {
     Router::new()
         .route("/v1/phone/enroll", post(enroll))
+        .route("/v1/phone/logins/by-code", post(by_code))
         .route("/v1/phone/logins/{login_id}/context", post(context))
         .route("/v1/phone/logins/{login_id}/decision", post(decision))
         .route("/v1/phone/grants", get(grants).delete(end_all))
@@ -99,6 +100,29 @@ pub(super) async fn enroll(
 pub(super) async fn context(State(s): State<HttpState>, headers: HeaderMap, Path(login_id): Path<String>, ApiJson(req): ApiJson<LoginContextRequest>) -> ApiResult<Json<LoginContext>> {
     let d = device(&s, &headers).await?;
     Ok(Json(s.app.login_context(&d, &login_id, &req.secret).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/phone/logins/by-code",
+    tag = "phone",
+    request_body = LoginByCodeRequest,
+    security(("device_token" = [])),
+    responses(
+        (status = 200, description = "The login the typed code names: its QR payload and context (`Cache-Control: no-store`; docs/protocol.md §4.6)", body = LoginByCode),
+        (status = 400, description = "`user_code_invalid` (not eight letters of the code alphabet; nothing looked up) or `bad_request`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`device_revoked` or `practitioner_not_allowed`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`login_unknown`: no login has this code", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`login_already_decided`", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`login_expired`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited` (failed code lookups per device, per practitioner or on the server, or calls per device; `Retry-After`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(super) async fn by_code(State(s): State<HttpState>, headers: HeaderMap, ApiJson(req): ApiJson<LoginByCodeRequest>) -> ApiResult<Response> {
+    let d = device(&s, &headers).await?;
+    let found = s.app.login_by_code(&d, &req.user_code).await?;
+    // Carries the login's one-time secret (inside the payload URL).
+    Ok(no_store(Json(found).into_response()))
 }
 
 #[utoipa::path(

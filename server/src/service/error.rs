@@ -102,6 +102,10 @@ pub enum Error {
     /// foreign grants alike: the answer does not tell them apart).
     #[error("no grant of yours has id {0:?}")]
     GrantUnknown(String),
+    /// A typed login code is not a code (docs/protocol.md §4.6); refused
+    /// before any lookup.
+    #[error("user code invalid: {0}")]
+    UserCodeInvalid(#[from] shomei_core::UserCodeError),
     /// Not ready to serve (`/readyz`): the store does not answer or its
     /// schema is behind this binary.
     #[error("not ready: {0}")]
@@ -182,6 +186,7 @@ impl Error {
             LabelInvalid(_) => ErrorCode::LabelInvalid,
             CursorInvalid(_) => ErrorCode::CursorInvalid,
             GrantUnknown(_) => ErrorCode::GrantUnknown,
+            UserCodeInvalid(_) => ErrorCode::UserCodeInvalid,
             NotReady(_) => ErrorCode::Unavailable,
             Store(StoreError::Duplicate(_)) => ErrorCode::Conflict,
             Store(_) | Signing(_) | Internal(_) => ErrorCode::Internal,

@@ -85,6 +85,10 @@ pub struct DecisionRecord {
     pub outcome: String,
     /// Why (`user approved`, `user denied`, `number mismatch`, …).
     pub reason: String,
+    /// How the deciding phone found the login: `qr` (it scanned the QR and
+    /// sent its secret) or `code` (the practitioner typed the user code,
+    /// protocol.md §4.6). The signed bytes are the same either way.
+    pub via: String,
     /// The server origin, as signed.
     pub origin: String,
     /// The fields of `message.bin`, in order.
@@ -282,6 +286,7 @@ impl App {
             number,
             outcome: e.outcome.as_str().to_owned(),
             reason: e.reason.clone(),
+            via: super::login::via(&l, &e.device_id).to_owned(),
             origin: self.origin.as_str().to_owned(),
             message_fields: fields,
         };
@@ -315,6 +320,10 @@ fn readme(r: &DecisionRecord, e: &DecisionEvidence, attestation: bool) -> String
         r.login, r.facility.name, r.terminal.name, r.reason, r.time.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
         r.practitioner.display_name, r.practitioner.role, r.practitioner.id, r.device.name, r.device.id, r.device.platform
     ));
+    s.push_str(match r.via.as_str() {
+        "code" => "The phone found the login by the user code the practitioner typed (the camera\ncould not read the QR; docs/protocol.md section 4.6), not by scanning it.\n\n",
+        _ => "The phone found the login by scanning its QR code.\n\n",
+    });
     s.push_str("Files\n-----\n");
     s.push_str(&format!("  {MESSAGE_FILE:<22} the exact bytes the phone's device key signed (Shomei protocol, docs/protocol.md section 3.1)\n"));
     s.push_str(&format!("  {SIGNATURE_FILE:<22} the device's ECDSA P-256 signature with SHA-256 over {MESSAGE_FILE} (ASN.1 DER)\n"));

@@ -3,9 +3,9 @@
 //! decision, the terminal collects the grant with its device code.
 
 use serde::Serialize;
-use shomei_core::api::{DecisionRequest, DecisionResponse, LoginContext, NamedRef, Outcome};
+use shomei_core::api::{DecisionRequest, DecisionResponse, LoginByCode, LoginContext, NamedRef, Outcome};
 use shomei_core::approval::approval_bytes_from_secret_sha256;
-use shomei_core::{Decision, DevicePublicKey, LoginId, LoginPayload, QrSecret};
+use shomei_core::{Decision, DevicePublicKey, LoginId, LoginPayload, QrSecret, UserCode};
 
 use super::{App, Confirmation, Error, Result, b64u, ct_eq, new_uuid, random_bytes, rfc3339, sha256};
 use crate::metrics::LoginOutcome;
@@ -113,13 +113,30 @@ pub fn wire_status(l: &Login, now_ms: i64) -> &'static str {
     }
 }
 
-fn user_code() -> String {
-    // RFC 8628 §6.1: consonants only, no vowels (no words), case-insensitive.
-    const A: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
-    let r = random_bytes::<8>();
-    let s: String = r.iter().map(|b| A[*b as usize % A.len()] as char).collect();
-    format!("{}-{}", &s[..4], &s[4..])
+/// A fresh user code: eight letters of RFC 8628 §6.1's consonant alphabet
+/// (`shomei_core::user_code::ALPHABET`), each exactly 1/20 likely.
+fn draw_user_code() -> UserCode {
+    // Rejection sampling: a byte ≥ 240 (= 12 × 20) is dropped, so `b % 20`
+    // has no bias (the plain modulus made 16 letters 13/12 as likely).
+    let mut idx = [0u8; shomei_core::user_code::LETTERS];
+    let mut n = 0;
+    while n < idx.len() {
+        for b in random_bytes::<16>() {
+            if n < idx.len() && b < 240 {
+                idx[n] = b % 20;
+                n += 1;
+            }
+        }
+    }
+    UserCode::from_indices(idx).expect("indices are below 20")
 }
+
+/// Where the user-code HMAC key is kept (sealed under the KEK).
+const USER_CODE_KEY_SETTING: &str = "user_code_key";
+/// AAD of the sealed user-code key.
+const USER_CODE_KEY_AAD: &[u8] = b"shomei.user-code-key.v1";
+/// Draws before giving up on a code no open login holds (a clash is ~N/2^34.6).
+const USER_CODE_DRAWS: usize = 4;
 
 /// A random code of [`CONFIRMATION_DIGITS`] decimal digits.
 fn confirmation_code() -> String {
@@ -154,10 +171,50 @@ fn number_choices() -> ([u8; 3], u8) {
 }
 
 impl App {
+    /// The key of the user-code HMAC: loaded from the settings table
+    /// (sealed under the KEK), or generated and stored on first use; with
+    /// several replicas the first stored key wins.
+    async fn user_code_key(&self) -> Result<&ring::hmac::Key> {
+        self.user_code_key
+            .get_or_try_init(|| async {
+                let sealed = match self.store.get_setting(USER_CODE_KEY_SETTING).await? {
+                    Some(s) => s,
+                    None => {
+                        let sealed = self.kek.seal(&random_bytes::<32>(), USER_CODE_KEY_AAD);
+                        self.store.put_setting_if_absent(USER_CODE_KEY_SETTING, &sealed).await?
+                    }
+                };
+                let raw = self.kek.open(&sealed, USER_CODE_KEY_AAD).map_err(|e| Error::Internal(format!("user code key: {e}")))?;
+                Ok(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &raw[..]))
+            })
+            .await
+    }
+
+    /// What is stored of a user code: HMAC-SHA256 of its eight letters. Keyed
+    /// so that a copy of the database cannot be searched for codes.
+    async fn user_code_hash(&self, code: &UserCode) -> Result<Vec<u8>> {
+        let key = self.user_code_key().await?;
+        Ok(ring::hmac::sign(key, code.letters()).as_ref().to_vec())
+    }
+
+    /// A code no open login holds, and its hash.
+    async fn unused_user_code(&self, now: i64) -> Result<(UserCode, Vec<u8>)> {
+        for _ in 0..USER_CODE_DRAWS {
+            let code = draw_user_code();
+            let hash = self.user_code_hash(&code).await?;
+            match self.store.get_login_by_user_code_hash(&hash).await? {
+                Some(l) if l.status == LoginStatus::Pending && now < l.expires_ms => continue,
+                _ => return Ok((code, hash)),
+            }
+        }
+        Err(Error::Internal("no unused user code after several draws".into()))
+    }
+
     /// `POST /oauth/device_authorization`.
     pub async fn start_login(&self, terminal: &Terminal) -> Result<DeviceAuthorization> {
         self.limits.login(&terminal.id)?;
         let now = self.clock.now_ms();
+        let (user_code, user_code_hash) = self.unused_user_code(now).await?;
         let login_id = LoginId::random();
         let secret = QrSecret::random();
         let device_code = random_bytes::<32>();
@@ -168,7 +225,8 @@ impl App {
             id: id.clone(),
             terminal_id: terminal.id.clone(),
             device_code_hash: sha256(&device_code),
-            user_code: user_code(),
+            user_code_hash: Some(user_code_hash),
+            code_device_id: None,
             secret_hash: secret.sha256().to_vec(),
             secret_sealed: self.kek.seal(secret.as_bytes(), id.as_bytes()),
             challenge: random_bytes::<32>().to_vec(),
@@ -191,7 +249,7 @@ impl App {
         let payload = LoginPayload { origin: self.origin.clone(), login_id, secret, expires_at: (expires_ms / 1000) as u64 };
         Ok(DeviceAuthorization {
             device_code: b64u(&device_code),
-            user_code: row.user_code,
+            user_code: user_code.canonical(),
             verification_uri: format!("{}{}", self.origin.as_str(), shomei_core::payload::PAYLOAD_PATH),
             verification_uri_complete: payload.to_url(),
             expires_in: self.policy.login_ttl_s,
@@ -348,7 +406,12 @@ impl App {
         if !allowed {
             return Err(Error::PractitionerNotAllowed);
         }
-        let (facility, terminal) = self.named(&t).await?;
+        self.context_of(&l, &t).await
+    }
+
+    /// What the phone is shown of a login (§4.2), by the QR or the code path.
+    async fn context_of(&self, l: &Login, t: &Terminal) -> Result<LoginContext> {
+        let (facility, terminal) = self.named(t).await?;
         Ok(LoginContext {
             login_id: LoginId::from_b64u(&l.id).map_err(|e| Error::Internal(e.to_string()))?,
             facility,
@@ -358,6 +421,72 @@ impl App {
             number_choices: l.number_choices,
             challenge: l.challenge.clone().try_into().map_err(|_| Error::Internal("challenge length".into()))?,
         })
+    }
+
+    /// `POST /v1/phone/logins/by-code` (protocol.md §4.6): the typed-code
+    /// fallback. The text is normalized first (`user_code_invalid`, no lookup,
+    /// no budget spent); then one failure is reserved from the device's, the
+    /// practitioner's and the server's code budgets and given back only if
+    /// the code names an open login this practitioner may approve. Every
+    /// lookup is audited (`login.code_resolve` / `login.code_refused`),
+    /// never with the code.
+    pub async fn login_by_code(&self, device: &Device, typed: &str) -> Result<LoginByCode> {
+        let code = UserCode::parse(typed)?;
+        let reservation = self.limits.code_lookup(&device.id, &device.practitioner_id)?;
+        let now = self.clock.now_ms();
+        let (found, login_id) = self.resolve_code(device, &code, now).await;
+        match &found {
+            Ok(_) => reservation.succeeded(),
+            Err(e @ (Error::LoginUnknown | Error::LoginExpired | Error::LoginAlreadyDecided | Error::PractitionerNotAllowed)) => {
+                // A guess (or a typo): the reservation stays spent.
+                let subject = login_id.unwrap_or_else(|| device.id.clone());
+                let audit = AuditEvent::new(format!("device:{}", device.id), "login.code_refused", subject, serde_json::json!({ "reason": e.code().as_str() }));
+                self.store.append_audit(now, &audit).await?;
+            }
+            // A server fault is not the phone's failure.
+            Err(_) => reservation.succeeded(),
+        }
+        found
+    }
+
+    /// The login a code names, if this device may see it; with the login id
+    /// when the code named one (for the audit of a refusal).
+    async fn resolve_code(&self, device: &Device, code: &UserCode, now: i64) -> (Result<LoginByCode>, Option<String>) {
+        let hash = match self.user_code_hash(code).await {
+            Ok(h) => h,
+            Err(e) => return (Err(e), None),
+        };
+        let l = match self.store.get_login_by_user_code_hash(&hash).await {
+            Ok(Some(l)) => l,
+            Ok(None) => return (Err(Error::LoginUnknown), None),
+            Err(e) => return (Err(e.into()), None),
+        };
+        // The index found it by hash; compare once more in constant time.
+        if !l.user_code_hash.as_deref().is_some_and(|h| ct_eq(h, &hash)) {
+            return (Err(Error::LoginUnknown), None);
+        }
+        let id = l.id.clone();
+        (self.resolve_open_login(device, l, now).await, Some(id))
+    }
+
+    async fn resolve_open_login(&self, device: &Device, l: Login, now: i64) -> Result<LoginByCode> {
+        self.check_open(&l, now)?;
+        let (t, allowed) = self.allowed_at_terminal(device, &l.terminal_id).await?;
+        if !allowed {
+            return Err(Error::PractitionerNotAllowed);
+        }
+        let context = self.context_of(&l, &t).await?;
+        let payload = self.login_payload_url(&l)?;
+        let audit = AuditEvent::new(
+            format!("device:{}", device.id),
+            "login.code_resolve",
+            l.id.clone(),
+            serde_json::json!({ "terminal": l.terminal_id, "practitioner": device.practitioner_id }),
+        );
+        if !self.store.mark_login_code_resolved(&l.id, &device.id, now, &audit).await? {
+            return Err(self.why_not_pending(&l.id, now).await);
+        }
+        Ok(LoginByCode { payload, context })
     }
 
     /// `POST /v1/phone/logins/{id}/decision`.
@@ -376,6 +505,9 @@ impl App {
         key.verify(&message, &req.signature).map_err(|e| Error::SignatureInvalid(e.to_string()))?;
 
         let actor = format!("device:{}", device.id);
+        // How the deciding phone found the login (protocol.md §4.6): an
+        // auditor weighs a typed code (34.6 bits) differently from a scan.
+        let via = via(&l, &device.id);
         // What the device signed, kept with the decision as evidence a third
         // party can check with OpenSSL (service/evidence.rs).
         let evidence = |outcome: LoginStatus, reason: &str| DecisionEvidence {
@@ -398,7 +530,7 @@ impl App {
             grant: None,
             evidence: Some(evidence(LoginStatus::Denied, reason)),
             confirmation_hash: None,
-            audit: AuditEvent::new(actor.clone(), "login.deny", l.id.clone(), serde_json::json!({ "reason": reason })),
+            audit: AuditEvent::new(actor.clone(), "login.deny", l.id.clone(), serde_json::json!({ "reason": reason, "via": via })),
         };
         let (t, allowed) = self.allowed_at_terminal(device, &l.terminal_id).await?;
         let refusal = if req.decision == Decision::Deny {
@@ -461,7 +593,7 @@ impl App {
             grant: Some(grant.clone()),
             evidence: Some(evidence(LoginStatus::Approved, "user approved")),
             confirmation_hash: code.as_deref().map(|c| confirmation_hash(&l.id, c)),
-            audit: AuditEvent::new(actor, "login.approve", l.id.clone(), serde_json::json!({ "grant": grant.id, "terminal": l.terminal_id, "practitioner": device.practitioner_id })),
+            audit: AuditEvent::new(actor, "login.approve", l.id.clone(), serde_json::json!({ "grant": grant.id, "terminal": l.terminal_id, "practitioner": device.practitioner_id, "via": via })),
         };
         match self.store.decide_login(&d).await? {
             DecideOutcome::Done => {
@@ -481,6 +613,11 @@ impl App {
             Err(e) => e.into(),
         }
     }
+}
+
+/// `code` when `device_id` resolved the login by its typed code, else `qr`.
+pub(crate) fn via(l: &Login, device_id: &str) -> &'static str {
+    if l.code_device_id.as_deref() == Some(device_id) { "code" } else { "qr" }
 }
 
 pub(crate) fn named(id: &str, name: &str) -> Result<NamedRef> {

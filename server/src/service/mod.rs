@@ -135,6 +135,8 @@ pub struct App {
     pub checkpoints: audit::CheckpointSink,
     /// What `GET /metrics` reports (this server's own registry).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// HMAC key of stored user codes (loaded on first use, login.rs).
+    pub(crate) user_code_key: tokio::sync::OnceCell<ring::hmac::Key>,
 }
 
 impl App {
@@ -160,6 +162,7 @@ impl App {
             signature_log,
             checkpoints: audit::CheckpointSink::default(),
             metrics,
+            user_code_key: tokio::sync::OnceCell::new(),
         })
     }
 

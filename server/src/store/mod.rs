@@ -326,7 +326,11 @@ pub struct Login {
     pub terminal_id: String,
     /// SHA-256 of the device code.
     pub device_code_hash: Vec<u8>,
-    pub user_code: String,
+    /// HMAC-SHA256 of the user code's letters under the server's user-code
+    /// key (never the code itself; `None` for logins older than migration 6).
+    pub user_code_hash: Option<Vec<u8>>,
+    /// The device that resolved this login by its typed code (protocol.md §4.6).
+    pub code_device_id: Option<String>,
     /// SHA-256 of the QR secret.
     pub secret_hash: Vec<u8>,
     /// The QR secret sealed under the KEK (AAD = login id), to redraw the QR.
@@ -583,6 +587,12 @@ pub trait Store: Send + Sync + 'static {
     async fn create_login(&self, l: &Login, audit: &AuditEvent) -> StoreResult<()>;
     async fn get_login(&self, id: &str) -> StoreResult<Option<Login>>;
     async fn get_login_by_device_code_hash(&self, hash: &[u8]) -> StoreResult<Option<Login>>;
+    /// The newest login whose user-code hash is `hash` (an index lookup).
+    async fn get_login_by_user_code_hash(&self, hash: &[u8]) -> StoreResult<Option<Login>>;
+    /// Records that `device_id` resolved the login by its typed code, with
+    /// its audit entry. Conditional: only a pending login unexpired at
+    /// `now_ms` is marked; `false` otherwise (nothing written).
+    async fn mark_login_code_resolved(&self, login_id: &str, device_id: &str, now_ms: i64, audit: &AuditEvent) -> StoreResult<bool>;
     /// Which of `ids` are decided (not pending), with their status: one
     /// query for many waited logins (the waiters' periodic re-check).
     async fn decided_logins(&self, ids: &[String]) -> StoreResult<Vec<(String, LoginStatus)>>;

@@ -170,7 +170,8 @@ macro_rules! store_impl {
             let m: i64 = r.try_get("match_number")?;
             Ok(Login {
                 id: r.try_get("id")?, terminal_id: r.try_get("terminal_id")?, device_code_hash: r.try_get("device_code_hash")?,
-                user_code: r.try_get("user_code")?, secret_hash: r.try_get("secret_hash")?,
+                user_code_hash: r.try_get("user_code_hash")?, code_device_id: r.try_get("code_device_id")?,
+                secret_hash: r.try_get("secret_hash")?,
                 secret_sealed: r.try_get("secret_sealed")?, challenge: r.try_get("challenge")?,
                 number_choices: choices_from_text(&r.try_get::<String, _>("number_choices")?)?,
                 match_number: u8::try_from(m).map_err(|_| StoreError::Corrupt("match number".into()))?,
@@ -506,11 +507,11 @@ macro_rules! store_impl {
 
             async fn create_login(&self, l: &Login, audit: &AuditEvent) -> StoreResult<()> {
                 let mut w = self.begin_write().await?;
-                sqlx::query("INSERT INTO logins (id, terminal_id, device_code_hash, user_code, secret_hash, challenge, number_choices, match_number, status, created_ms, expires_ms, last_poll_ms, poll_interval_s, decided_ms, device_id, grant_id, secret_sealed) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)")
-                    .bind(&l.id).bind(&l.terminal_id).bind(&l.device_code_hash).bind(&l.user_code).bind(&l.secret_hash)
+                sqlx::query("INSERT INTO logins (id, terminal_id, device_code_hash, user_code_hash, secret_hash, challenge, number_choices, match_number, status, created_ms, expires_ms, last_poll_ms, poll_interval_s, decided_ms, device_id, grant_id, secret_sealed, code_device_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)")
+                    .bind(&l.id).bind(&l.terminal_id).bind(&l.device_code_hash).bind(&l.user_code_hash).bind(&l.secret_hash)
                     .bind(&l.challenge).bind(choices_to_text(&l.number_choices)).bind(l.match_number as i64)
                     .bind(l.status.as_str()).bind(l.created_ms).bind(l.expires_ms).bind(l.last_poll_ms).bind(l.poll_interval_s)
-                    .bind(l.decided_ms).bind(&l.device_id).bind(&l.grant_id).bind(&l.secret_sealed)
+                    .bind(l.decided_ms).bind(&l.device_id).bind(&l.grant_id).bind(&l.secret_sealed).bind(&l.code_device_id)
                     .execute(&mut *w.tx).await.map_err(|e| dup(e, "login"))?;
                 audit_tx(&mut *w.tx, l.created_ms, audit).await?;
                 w.commit().await
@@ -524,6 +525,26 @@ macro_rules! store_impl {
             async fn get_login_by_device_code_hash(&self, h: &[u8]) -> StoreResult<Option<Login>> {
                 let r = sqlx::query("SELECT * FROM logins WHERE device_code_hash = $1").bind(h).fetch_optional(&self.pool).await?;
                 r.as_ref().map(login_row).transpose()
+            }
+
+            async fn get_login_by_user_code_hash(&self, h: &[u8]) -> StoreResult<Option<Login>> {
+                // Index logins_user_code_hash; the newest wins (codes of old
+                // decided logins may repeat, open ones do not: start_login redraws).
+                let r = sqlx::query("SELECT * FROM logins WHERE user_code_hash = $1 ORDER BY created_ms DESC LIMIT 1")
+                    .bind(h).fetch_optional(&self.pool).await?;
+                r.as_ref().map(login_row).transpose()
+            }
+
+            async fn mark_login_code_resolved(&self, login_id: &str, device_id: &str, now: i64, audit: &AuditEvent) -> StoreResult<bool> {
+                let mut w = self.begin_write().await?;
+                let n = sqlx::query("UPDATE logins SET code_device_id = $1 WHERE id = $2 AND status = 'pending' AND expires_ms > $3")
+                    .bind(device_id).bind(login_id).bind(now).execute(&mut *w.tx).await?.rows_affected();
+                if n == 0 {
+                    return Ok(false);
+                }
+                audit_tx(&mut *w.tx, now, audit).await?;
+                w.commit().await?;
+                Ok(true)
             }
 
             async fn decided_logins(&self, ids: &[String]) -> StoreResult<Vec<(String, LoginStatus)>> {

@@ -8,6 +8,7 @@
 //! - `signing_log`: the phone's signing log over HTTP (issue 14);
 //! - `http`: the real server on 127.0.0.1:0 driven over HTTP by reqwest,
 //!   with a software P-256 key as the phone, one test per rejection rule;
+//! - `user_code`: the typed-code fallback (protocol.md §4.6), every refusal;
 //! - `waiting`: terminals waiting on a login (long-poll, SSE) on SQLite and
 //!   PostgreSQL;
 //! - `replicas`: two servers on one PostgreSQL database — LISTEN/NOTIFY
@@ -31,4 +32,5 @@ mod signdoc;
 mod signing_log;
 mod storage;
 mod tls;
+mod user_code;
 mod waiting;

@@ -39,7 +39,7 @@ fn enrollment(id: &str) -> Enrollment {
 
 fn login(id: &str, code: u8) -> Login {
     Login {
-        id: id.into(), terminal_id: "t1".into(), device_code_hash: vec![code; 32], user_code: "BCDF-GHJK".into(), secret_hash: vec![5; 32],
+        id: id.into(), terminal_id: "t1".into(), device_code_hash: vec![code; 32], user_code_hash: Some(vec![code ^ 0xff; 32]), code_device_id: None, secret_hash: vec![5; 32],
         secret_sealed: vec![6; 40], challenge: vec![7; 32], number_choices: [12, 34, 56], match_number: 34, status: LoginStatus::Pending,
         created_ms: 100, expires_ms: 120_100, last_poll_ms: None, poll_interval_s: 5, decided_ms: None, device_id: None, grant_id: None,
         confirmation_hash: None, confirmation_failures: 0,
@@ -537,6 +537,25 @@ async fn signing_log_walk_is_stable_under_inserts_and_following_sees_the_rest(s:
     assert_eq!(walk(&*s, None, 0, w2, 7).await.len(), 24 + 10 + 3, "from the epoch: everything of p1");
 }
 
+async fn user_code_lookup_finds_the_newest_login_and_marks_only_an_open_one(s: Arc<dyn Store>) {
+    seed(&*s).await;
+    let old = Login { created_ms: 50, status: LoginStatus::Pending, ..login("l0", 1) };
+    let new = Login { user_code_hash: old.user_code_hash.clone(), ..login("l1", 2) };
+    s.create_login(&old, &ev("login.start", "l0")).await.unwrap();
+    s.create_login(&new, &ev("login.start", "l1")).await.unwrap();
+    let hash = old.user_code_hash.clone().unwrap();
+    assert_eq!(s.get_login_by_user_code_hash(&hash).await.unwrap().unwrap().id, "l1");
+    assert_eq!(s.get_login_by_user_code_hash(&[9; 32]).await.unwrap(), None);
+    let before = audit_all(&*s).await.len();
+    // Expired at 120_100: not marked, nothing audited.
+    assert!(!s.mark_login_code_resolved("l1", "d1", 120_100, &ev("login.code_resolve", "l1")).await.unwrap());
+    assert_eq!(audit_all(&*s).await.len(), before);
+    assert!(s.mark_login_code_resolved("l1", "d1", 300, &ev("login.code_resolve", "l1")).await.unwrap());
+    assert_eq!(s.get_login("l1").await.unwrap().unwrap().code_device_id.as_deref(), Some("d1"));
+    assert_eq!(s.get_login("l0").await.unwrap().unwrap().code_device_id, None);
+    assert_eq!(audit_all(&*s).await.len(), before + 1);
+}
+
 async fn settings_keep_the_first_value(s: Arc<dyn Store>) {
     assert_eq!(s.put_setting_if_absent("k", b"one").await.unwrap(), b"one");
     assert_eq!(s.put_setting_if_absent("k", b"two").await.unwrap(), b"one");
@@ -565,6 +584,7 @@ const CASES: &[(&str, Case)] = cases![
     audit_chain_verifies_after_every_operation,
     concurrent_audit_appends_keep_one_chain,
     settings_keep_the_first_value,
+    user_code_lookup_finds_the_newest_login_and_marks_only_an_open_one,
     group_commit_chains_every_signature_of_a_batch,
     recheck_wakes_the_waiters_of_logins_decided_in_the_store,
     decision_evidence_is_stored_with_its_decision_only,
