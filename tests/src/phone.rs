@@ -61,6 +61,8 @@ pub enum PhoneError {
     KeyStore(#[from] crate::keystore::KeyStoreError),
     #[error("server: {0}")]
     Client(#[from] ClientError),
+    #[error("typed code: {0}")]
+    UserCode(#[from] shomei_core::UserCodeError),
 }
 
 /// A login the phone has scanned and fetched the context for, awaiting the user's decision.
@@ -221,6 +223,22 @@ impl Phone {
         }
         let client = self.client(&enrollment.origin)?;
         let context = client.login_context(&enrollment, login).await?;
+        if let Some(state) = self.state.as_mut() {
+            state.pending = Some(PendingLogin { payload_url: login.to_url(), context: context.clone() });
+        }
+        self.save()?;
+        Ok(context)
+    }
+
+    /// The typed-code fallback (docs/protocol.md §4.6): resolves the user code the EHR shows
+    /// beside its QR to that login and fetches its context, exactly as [`Phone::open_login`]
+    /// does after a scan; the login becomes this phone's pending one. The code is checked
+    /// locally first (a typo is refused before anything is sent).
+    pub async fn open_code(&mut self, typed: &str) -> Result<LoginContext, PhoneError> {
+        let code = shomei_core::UserCode::parse(typed)?;
+        let enrollment = self.enrollment()?;
+        let client = self.client(&enrollment.origin)?;
+        let (login, context) = client.login_by_code(&enrollment, &code).await?;
         if let Some(state) = self.state.as_mut() {
             state.pending = Some(PendingLogin { payload_url: login.to_url(), context: context.clone() });
         }

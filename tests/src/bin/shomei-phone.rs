@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use shomei_tests::{KeyStoreKind, Phone, PhoneError};
 
 #[derive(Parser)]
-#[command(name = "shomei-phone", version, about = "Desktop phone for Shomei: enroll, scan a login QR, approve or deny, manage grants")]
+#[command(name = "shomei-phone", version, about = "Desktop phone for Shomei: enroll, scan a login QR (or type its code), approve or deny, manage grants")]
 struct Cli {
     /// Where the phone keeps its state (server, device id, device token, pending login).
     #[arg(long, global = true, env = "SHOMEI_PHONE_STATE")]
@@ -17,6 +17,11 @@ struct Cli {
     /// file (plain file in the state dir; demos only), memory (this process only).
     #[arg(long, global = true, env = "SHOMEI_PHONE_KEYSTORE", value_enum)]
     keystore: Option<KeyStoreKind>,
+    /// Time zone of every printed time (login, grants, signatures): Asia/Tokyo (the
+    /// practitioner's, default), UTC, or a fixed offset such as +09:00. `--json` output stays
+    /// UTC, as on the wire.
+    #[arg(long, global = true, env = "SHOMEI_PHONE_TZ", default_value = "Asia/Tokyo", value_parser = parse_zone)]
+    tz: time::UtcOffset,
     #[command(subcommand)]
     command: Command,
 }
@@ -36,6 +41,10 @@ enum Command {
     },
     /// Scan a login QR from a PNG: shows who asks and the numbers to choose from.
     Scan { png: PathBuf },
+    /// When the camera cannot read the QR: type the code the EHR shows beside it (e.g.
+    /// BCDF-GHJK; case, spaces and hyphens do not matter). Shows who asks and the numbers, as
+    /// `scan` does; then approve or deny.
+    Code { code: String },
     /// Approve the scanned login, choosing the number the EHR screen shows.
     Approve {
         #[arg(long)]
@@ -70,10 +79,6 @@ enum Command {
         /// One JSON object per line (the protocol's SignatureEntry, times in UTC) instead of text.
         #[arg(long)]
         json: bool,
-        /// Time zone of the printed times: Asia/Tokyo (the practitioner's, default), UTC, or a
-        /// fixed offset such as +09:00.
-        #[arg(long, env = "SHOMEI_PHONE_TZ", default_value = "Asia/Tokyo", value_parser = parse_zone)]
-        tz: time::UtcOffset,
     },
     /// Show this phone's enrollment.
     Status,
@@ -90,15 +95,29 @@ fn parse_zone(s: &str) -> Result<time::UtcOffset, String> {
     }
 }
 
-/// One line per signature: seq, local time, facility / terminal, format, algorithm, digest, label.
-fn signature_line(e: &shomei_core::api::SignatureEntry, tz: time::UtcOffset) -> String {
-    let at = e
-        .signed_at
-        .to_offset(tz)
+/// A time as the practitioner reads it: `2026-12-01 12:15:42+09:00` in zone `tz`.
+fn local(t: time::OffsetDateTime, tz: time::UtcOffset) -> String {
+    t.to_offset(tz)
         .format(time::macros::format_description!(
             "[year]-[month]-[day] [hour]:[minute]:[second][offset_hour sign:mandatory]:[offset_minute]"
         ))
-        .unwrap_or_else(|_| e.signed_at.to_string());
+        .unwrap_or_else(|_| t.to_string())
+}
+
+/// What the phone shows before the biometric: who asks, when, and the three numbers.
+fn print_context(ctx: &shomei_core::api::LoginContext, tz: time::UtcOffset) {
+    println!("facility:  {}", ctx.facility.name);
+    println!("terminal:  {}", ctx.terminal.name);
+    println!("requested: {}", local(ctx.requested_at, tz));
+    println!("expires:   {}", local(ctx.expires_at, tz));
+    let numbers: Vec<String> = ctx.number_choices.iter().map(|n| n.to_string()).collect();
+    println!("numbers:   {}", numbers.join("  "));
+    println!("approve with: shomei-phone approve --number <the number the EHR shows>   or: shomei-phone deny");
+}
+
+/// One line per signature: seq, local time, facility / terminal, format, algorithm, digest, label.
+fn signature_line(e: &shomei_core::api::SignatureEntry, tz: time::UtcOffset) -> String {
+    let at = local(e.signed_at, tz);
     format!(
         "{}  {}  {} / {}  {}  {}  {}{}",
         e.seq,
@@ -157,6 +176,7 @@ async fn run(cli: Cli) -> Result<(), PhoneError> {
     let kind = cli.keystore.unwrap_or_else(KeyStoreKind::platform_default);
     shomei_tests::keystore::install(kind, &state_dir)?;
     let mut phone = Phone::open(&state_dir)?;
+    let tz = cli.tz;
     match cli.command {
         Command::Enroll { code, password, name } => {
             let e = &phone.enroll(&code, &password, &name).await?.enrollment;
@@ -166,19 +186,17 @@ async fn run(cli: Cli) -> Result<(), PhoneError> {
         }
         Command::Scan { png } => {
             let ctx = phone.scan_png(&png).await?;
-            println!("facility:  {}", ctx.facility.name);
-            println!("terminal:  {}", ctx.terminal.name);
-            println!("requested: {}", ctx.requested_at);
-            println!("expires:   {}", ctx.expires_at);
-            let numbers: Vec<String> = ctx.number_choices.iter().map(|n| n.to_string()).collect();
-            println!("numbers:   {}", numbers.join("  "));
-            println!("approve with: shomei-phone approve --number <the number the EHR shows>   or: shomei-phone deny");
+            print_context(&ctx, tz);
+        }
+        Command::Code { code } => {
+            let ctx = phone.open_code(&code).await?;
+            print_context(&ctx, tz);
         }
         Command::Approve { number } => {
             let r = phone.approve(number).await?;
             println!("{:?}", r.outcome);
             if let Some(g) = r.grant {
-                println!("grant {} until {}", g.id, g.expires_at);
+                println!("grant {} until {}", g.id, local(g.expires_at, tz));
             }
             if let Some(code) = r.confirmation_code {
                 // The `code` confirmation policy: only the EHR in front of the practitioner gets it.
@@ -197,8 +215,13 @@ async fn run(cli: Cli) -> Result<(), PhoneError> {
             }
             for g in grants {
                 println!(
-                    "{}  {} / {}  until {}  signatures {}",
-                    g.id, g.facility.name, g.terminal.name, g.expires_at, g.signatures_made
+                    "{}  {} / {}  since {}  until {}  signatures {}",
+                    g.id,
+                    g.facility.name,
+                    g.terminal.name,
+                    local(g.created_at, tz),
+                    local(g.expires_at, tz),
+                    g.signatures_made
                 );
             }
         }
@@ -210,7 +233,7 @@ async fn run(cli: Cli) -> Result<(), PhoneError> {
                 println!("ended grant {id}");
             }
         }
-        Command::Signatures { grant, follow, interval, page, json, tz } => {
+        Command::Signatures { grant, follow, interval, page, json } => {
             let (entries, mut watermark) = phone.signatures(grant, page).await?;
             if entries.is_empty() && !json && !follow {
                 println!("no signatures");
@@ -240,7 +263,12 @@ async fn run(cli: Cli) -> Result<(), PhoneError> {
             println!("device id:    {}", e.device_id);
             println!("practitioner: {} ({:?})", e.practitioner.display_name, e.practitioner.role);
             if let Some(p) = &s.pending {
-                println!("pending login at {} / {}", p.context.facility.name, p.context.terminal.name);
+                println!(
+                    "pending login at {} / {}, expires {}",
+                    p.context.facility.name,
+                    p.context.terminal.name,
+                    local(p.context.expires_at, tz)
+                );
             }
         }
     }

@@ -16,7 +16,9 @@ pub async fn the_day(store: Store) {
     assert!(auth.expires_in > 0 && auth.expires_in <= 120, "short-lived login: {}", auth.expires_in);
     assert!((10..=99).contains(&auth.match_number), "two-digit match number");
     assert_eq!(auth.interval, 5);
-    assert!(auth.user_code.len() == 9 && auth.user_code.as_bytes()[4] == b'-', "user code ABCD-EFGH: {}", auth.user_code);
+    // The RFC 8628 user code, in its canonical spelling (protocol.md §4.6): BCDF-GHJK.
+    let code = shomei_core::UserCode::parse(&auth.user_code).expect("the user code is well formed");
+    assert_eq!(code.canonical(), auth.user_code, "the EHR shows the canonical spelling");
     assert!(!auth.verification_uri.is_empty(), "RFC 8628 verification_uri present");
     let sse_terminal = crate::terminal::Terminal::new(&clinic.terminal.base, &clinic.terminal.client_id, &clinic.terminal.client_secret);
     let login_id = auth.login_id.clone();
