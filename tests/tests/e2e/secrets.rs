@@ -77,6 +77,21 @@ async fn a_day_logged_at_debug(serve_args: Vec<String>) -> String {
     .await;
     phone.grants().await.expect("phone lists grants");
 
+    // The typed-code fallback (protocol.md §4.6): a second login found by its user code, and
+    // a code that names no login.
+    let typed = clinic.terminal.start_login().await;
+    phone.open_code(&typed.user_code).await.expect("the typed code resolves");
+    let mistyped: String = typed
+        .user_code
+        .chars()
+        .map(|c| match c {
+            '-' => '-',
+            'Z' => 'B',
+            _ => 'Z',
+        })
+        .collect();
+    phone.open_code(&mistyped).await.expect_err("a code of no login");
+
     // Refusals log too: a wrong client secret, a forged grant.
     let impostor = Terminal::new(
         &clinic.server.url,
@@ -130,6 +145,10 @@ async fn a_day_logged_at_debug(serve_args: Vec<String>) -> String {
                 .to_string(),
         ),
     ];
+    for (name, code) in [("user code", &typed.user_code), ("mistyped user code", &mistyped)] {
+        secrets.push((name.into(), code.clone()));
+        secrets.push((format!("{name} (letters)"), code.replace('-', "")));
+    }
     secrets.extend(encodings("device token", &b64u_decode(&device_token)));
     secrets.extend(encodings("access token", &b64u_decode(&token.access_token)));
     secrets.extend(encodings("device code", &b64u_decode(&auth.device_code)));
