@@ -11,6 +11,7 @@ struct RootView: View {
             switch model.screen {
             case .home: HomeView()
             case .scan: ScanView()
+            case .typeCode: CodeEntryView()
             case .enroll(let payload, let info): EnrollView(payload: payload, info: info)
             case .approve(let payload, let context): ApproveView(payload: payload, context: context)
             case .message(let text, let offer):
@@ -43,6 +44,8 @@ struct HomeView: View {
                     Text("この端末は未登録です。管理者から受け取った登録用QRコードを読み取ってください。")
                 }
                 Button("QRコードを読み取る") { model.screen = .scan }
+                // When the camera cannot read the EHR's QR: type the code shown beside it.
+                if model.enrollment != nil { Button("コードを入力する") { model.screen = .typeCode } }
             }
             if model.enrollment != nil {
                 Section("有効な認証") {
@@ -118,6 +121,11 @@ struct ScanView: View {
                 if denied, let settings = URL(string: UIApplication.openSettingsURLString) {
                     // iOS asks for the camera once; after a denial only the Settings app can change it.
                     Button("設定を開く") { openURL(settings) }.buttonStyle(.borderedProminent)
+                }
+                // Beside the scanner: when the camera cannot read the screen, type the code instead.
+                if model.enrollment != nil {
+                    Button("読み取れない場合: コードを入力") { model.screen = .typeCode }
+                        .buttonStyle(.bordered).background(.thinMaterial)
                 }
             }.padding()
         }
@@ -195,6 +203,41 @@ struct EnrollView: View {
     }
 }
 
+/// The typed-code fallback's entry (docs/protocol.md §4.6): the 8-letter code the EHR shows
+/// beside its QR. A typo is refused by core before anything is sent; the notice names it.
+struct CodeEntryView: View {
+    @EnvironmentObject var model: AppModel
+    @State private var typed = ""
+    @FocusState private var focused: Bool
+
+    var body: some View {
+        Form {
+            Section {
+                Text("EHR画面のQRコードの横に表示されている8文字のコード（例: BCDF-GHJK）を入力してください。")
+                Text("目の前のEHR画面に表示されたコードだけを入力してください。電話やメッセージで伝えられたコードは絶対に入力しないでください。")
+                    .bold()
+            }
+            Section("コード") {
+                TextField("BCDF-GHJK", text: $typed)
+                    .font(.title.monospaced())
+                    .textInputAutocapitalization(.characters)
+                    .autocorrectionDisabled()
+                    .keyboardType(.asciiCapable)
+                    .focused($focused)
+                    .onSubmit { model.submitCode(typed) }
+                if let notice = model.codeNotice { Text(notice).foregroundStyle(.red) }
+            }
+            Button("次へ") { model.submitCode(typed) }
+                .disabled(typed.isEmpty || model.busy)
+            Button("QRコードを読み取る") { model.screen = .scan }
+        }
+        .navigationTitle("コードを入力")
+        .toolbar { Button("閉じる") { model.screen = .home } }
+        .onAppear { focused = true }
+        .onDisappear { model.codeNotice = nil }
+    }
+}
+
 struct ApproveView: View {
     @EnvironmentObject var model: AppModel
     let payload: String
@@ -203,6 +246,10 @@ struct ApproveView: View {
     var body: some View {
         if let ctx = context {
             VStack(alignment: .leading, spacing: 12) {
+                if model.approvingTypedCode {
+                    Text("入力したコードのログイン要求です。目の前のEHR画面の内容と一致することを確認してください。")
+                        .font(.footnote)
+                }
                 Text("医療機関: \(ctx.facilityName)").font(.title3).bold()
                 Text("端末: \(ctx.terminalName)").font(.title3).bold()
                 Text("要求時刻: \(ctx.requestedAt.formatted(date: .abbreviated, time: .standard))")

@@ -52,6 +52,16 @@ pub struct LoginContext {
     pub challenge: Vec<u8>,
 }
 
+/// A login found by its typed code (docs/protocol.md §4.6): the payload the login's QR shows
+/// and its context. Show the context, then `approve(payload, context, number)` or `deny` as after
+/// a scan — the same decision and the same signed message.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct CodeLogin {
+    /// The login QR's payload URL (pass it to `approve` / `deny`).
+    pub payload: String,
+    pub context: LoginContext,
+}
+
 /// An active grant: a terminal that may sign for this practitioner until `expires_at`.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct Grant {
@@ -131,6 +141,10 @@ pub struct DecisionResult {
 pub enum AuthenticatorError {
     #[error("invalid code: {reason}")]
     InvalidPayload { reason: String },
+    /// The typed login code is not a code (a character outside the code alphabet, a wrong
+    /// length); nothing was sent. `reason` names the character and its position.
+    #[error("not a login code: {reason}")]
+    InvalidUserCode { reason: String },
     #[error("the code has expired")]
     PayloadExpired,
     #[error("wrong kind of code: {reason}")]
@@ -182,6 +196,12 @@ impl From<CorePayloadError> for AuthenticatorError {
                 reason: other.to_string(),
             },
         }
+    }
+}
+
+impl From<shomei_core::UserCodeError> for AuthenticatorError {
+    fn from(e: shomei_core::UserCodeError) -> Self {
+        AuthenticatorError::InvalidUserCode { reason: e.to_string() }
     }
 }
 
@@ -243,6 +263,14 @@ impl Enrolled {
         let client = Client::new(enrollment.origin.clone())?;
         Ok(Enrolled { enrollment, client })
     }
+}
+
+/// The typed login code in its canonical spelling (`BCDF-GHJK`), or why it is not a code
+/// (docs/protocol.md §4.6: case, spaces and hyphens — also full-width — do not matter; only the
+/// 20 letters BCDFGHJKLMNPQRSTVWXZ count). Lets the entry screen refuse a typo before sending.
+#[uniffi::export]
+pub fn normalize_user_code(typed: String) -> Result<String, AuthenticatorError> {
+    Ok(shomei_core::UserCode::parse(&typed)?.canonical())
 }
 
 /// The 32-byte attestation challenge of an enrollment code (docs/protocol.md §3.3). Android
@@ -357,6 +385,21 @@ impl Authenticator {
         runtime::run(async move {
             let ctx = enrolled.client.login_context(&enrolled.enrollment, &payload).await?;
             login_context_to_ffi(ctx)
+        })
+        .await
+        .map_err(internal)?
+    }
+
+    /// The typed-code fallback (docs/protocol.md §4.6): when the camera cannot read the QR, the
+    /// practitioner types the code the EHR shows beside it. Checks the code locally
+    /// (`InvalidUserCode`, nothing sent), then asks the server for that login's payload and
+    /// context. Continue with `approve(result.payload, result.context, number)`.
+    pub async fn login_by_code(self: Arc<Self>, code: String) -> Result<CodeLogin, AuthenticatorError> {
+        let enrolled = self.enrolled()?;
+        let code = shomei_core::UserCode::parse(&code)?;
+        runtime::run(async move {
+            let (payload, ctx) = enrolled.client.login_by_code(&enrolled.enrollment, &code).await?;
+            Ok(CodeLogin { payload: payload.to_url(), context: login_context_to_ffi(ctx)? })
         })
         .await
         .map_err(internal)?

@@ -11,6 +11,8 @@ public final class AppModel: ObservableObject {
     public enum Screen {
         case home
         case scan
+        /// "Type the code" beside the scanner (docs/protocol.md §4.6).
+        case typeCode
         case enroll(payload: String, info: PayloadInfo)
         case approve(payload: String, context: LoginContext?)
         case message(String, offer: Offer)
@@ -33,6 +35,10 @@ public final class AppModel: ObservableObject {
     @Published public private(set) var busy = false
     /// Why the last scanned code was not opened (expired, broken, foreign); the scanner keeps running.
     @Published public var scanNotice: String?
+    /// Why the typed code was not sent (a typo core refused), shown under the field.
+    @Published public var codeNotice: String?
+    /// The login on the approval screen was found by its typed code, not by a scan.
+    @Published public private(set) var approvingTypedCode = false
 
     /// What Face ID / Touch ID says; shared by every device key.
     public let prompt = BiometricReason()
@@ -103,7 +109,34 @@ public final class AppModel: ObservableObject {
         }
     }
 
+    /// The typed-code fallback (docs/protocol.md §4.6): the code the EHR shows beside its QR.
+    /// Core refuses a typo before anything is sent (the field says which character); a
+    /// well-formed code is resolved by the server to the login's payload and context, and the
+    /// approval screen is then the same as after a scan — same numbers, same signed decision.
+    public func submitCode(_ typed: String) {
+        guard !busy else { return }
+        let canonical: String
+        do {
+            canonical = try normalizeUserCode(typed: typed)
+        } catch {
+            codeNotice = Self.advice(for: error).message
+            return
+        }
+        codeNotice = nil
+        approvingTypedCode = true
+        screen = .approve(payload: "", context: nil)
+        Task {
+            do {
+                let found = try await authenticator.loginByCode(code: canonical)
+                screen = .approve(payload: found.payload, context: found.context)
+            } catch {
+                show(error)
+            }
+        }
+    }
+
     private func loadContext(payload: String) {
+        approvingTypedCode = false
         screen = .approve(payload: payload, context: nil)
         Task {
             do {
@@ -335,6 +368,7 @@ public final class AppModel: ObservableObject {
         case .KeyNotAvailable: return ("端末の鍵を使用できません。", .none, false)
         case .KeyFailed: return ("端末の鍵でエラーが発生しました。もう一度お試しください。", .none, false)
         case .InvalidPayload: return ("このQRコードは正しくありません。", .none, false)
+        case .InvalidUserCode(let reason): return ("コードが正しくありません: \(firstLine(reason))", .none, false)
         case .PayloadExpired: return ("QRコードの有効期限が切れています。画面のQRコードを更新してください。", .none, false)
         case .WrongPayloadKind: return ("このQRコードはここでは使えません。", .none, false)
         case .NotEnrolled: return ("この端末はまだ登録されていません。", .none, false)
@@ -345,6 +379,16 @@ public final class AppModel: ObservableObject {
         case .Rejected(_, let code, let detail):
             if reEnrollCodes.contains(code) {
                 return ("サーバーはこの端末を受け付けません（\(code)）。登録を削除して、新しい登録用QRコードを受け取ってください。", .reEnroll, false)
+            }
+            // The typed-code fallback's refusals (docs/protocol.md §4.6).
+            switch code {
+            case "login_unknown": return ("このログイン要求は見つかりません。EHR画面のQRコード（またはその横のコード）を確認して、やり直してください。", .none, false)
+            case "login_expired": return ("ログイン要求の有効期限が切れています。EHR画面でやり直してください。", .none, false)
+            case "login_already_decided": return ("このログイン要求には既に回答済みです。", .none, false)
+            case "practitioner_not_allowed": return ("この医療機関には登録されていないため、承認できません。", .none, false)
+            case "user_code_invalid": return ("コードが正しくありません: \(firstLine(detail))", .none, false)
+            case "rate_limited": return ("誤ったコードの入力が続いたため、しばらく入力できません。しばらく待ってからやり直すか、QRコードを読み取ってください。", .none, false)
+            default: break
             }
             return ("サーバーが拒否しました (\(code)): \(firstLine(detail))", .none, false)
         case .InvalidInput(let reason): return ("入力が正しくありません: \(firstLine(reason))", .none, false)

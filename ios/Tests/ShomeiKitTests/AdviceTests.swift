@@ -33,6 +33,16 @@ final class AdviceTests: XCTestCase {
         XCTAssertFalse(advice.message.contains("CoreFoundation"))
     }
 
+    func testTypedCodeRefusalsSayWhatToDoAndNeverOfferReEnrollment() {
+        for code in ["login_unknown", "login_expired", "login_already_decided", "practitioner_not_allowed", "user_code_invalid", "rate_limited"] {
+            let advice = AppModel.advice(for: AuthenticatorError.Rejected(status: 404, code: code, detail: "d"))
+            guard case .none = advice.offer else { return XCTFail("\(code) must not offer re-enrollment") }
+            XCTAssertFalse(advice.message.contains("サーバーが拒否しました"), code)
+        }
+        let typo = AppModel.advice(for: AuthenticatorError.InvalidUserCode(reason: "'0' (character 9) is not in a code"))
+        XCTAssertTrue(typo.message.contains("character 9"))
+    }
+
     func testShownReasonIsItsFirstLineAtMost160Characters() {
         XCTAssertEqual(AppModel.firstLine(String(repeating: "x", count: 300) + "\nsecond").count, 160)
         XCTAssertEqual(AppModel.firstLine("one\ntwo"), "one")

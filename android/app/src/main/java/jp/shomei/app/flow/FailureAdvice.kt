@@ -18,8 +18,11 @@ data class FailureAdvice(val message: String, val action: Action) {
         /** Nothing to offer beyond going back. */
         NONE,
 
-        /** The code on the EHR screen must be refreshed and scanned again. */
+        /** The code on the EHR screen must be refreshed and scanned (or typed) again. */
         REFRESH_CODE,
+
+        /** The typed login code was wrong or used up: let the user type the code again. */
+        RETYPE_CODE,
 
         /** Transient: the same action may work in a moment. */
         RETRY,
@@ -52,6 +55,9 @@ data class FailureAdvice(val message: String, val action: Action) {
             )
             is AuthenticatorException.InvalidPayload -> FailureAdvice(
                 "このQRコードは正しくありません: ${shortReason(e.reason)}", Action.REFRESH_CODE,
+            )
+            is AuthenticatorException.InvalidUserCode -> FailureAdvice(
+                "コードが正しくありません: ${shortReason(e.reason)}", Action.RETYPE_CODE,
             )
             is AuthenticatorException.PayloadExpired -> FailureAdvice(
                 "QRコードの有効期限が切れています。画面のQRコードを更新してください。", Action.REFRESH_CODE,
@@ -97,6 +103,24 @@ data class FailureAdvice(val message: String, val action: Action) {
             )
             "login_expired" -> FailureAdvice(
                 "ログイン要求の有効期限が切れています。EHR画面でやり直してください。", Action.REFRESH_CODE,
+            )
+            // The typed-code fallback (docs/protocol.md §4.6).
+            "login_unknown" -> FailureAdvice(
+                "このログイン要求は見つかりません。EHR画面のQRコード（またはその横のコード）を確認して、やり直してください。",
+                Action.REFRESH_CODE,
+            )
+            "login_already_decided" -> FailureAdvice(
+                "このログイン要求には既に回答済みです。", Action.NONE,
+            )
+            "practitioner_not_allowed" -> FailureAdvice(
+                "この医療機関には登録されていないため、承認できません。", Action.NONE,
+            )
+            "user_code_invalid" -> FailureAdvice(
+                "コードが正しくありません: ${shortReason(e.detail)}", Action.RETYPE_CODE,
+            )
+            "rate_limited" -> FailureAdvice(
+                "誤ったコードの入力が続いたため、しばらく入力できません。しばらく待ってからやり直すか、QRコードを読み取ってください。",
+                Action.NONE,
             )
             "attestation_invalid" -> FailureAdvice(
                 "この端末はサーバーの登録条件を満たしていません: ${shortReason(e.detail)}", Action.NONE,

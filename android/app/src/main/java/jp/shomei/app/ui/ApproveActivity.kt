@@ -28,13 +28,26 @@ class ApproveActivity : Activity() {
     private val decision = SingleFlight()
     private val buttons = mutableListOf<Button>()
 
+    /** Opened from a typed code (docs/protocol.md §4.6) rather than a scanned QR. */
+    private var viaCode = false
+
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
-        val payload = intent.getStringExtra(MainActivity.EXTRA_PAYLOAD) ?: return finish()
+        val payload = intent.getStringExtra(MainActivity.EXTRA_PAYLOAD)
+        val userCode = intent.getStringExtra(MainActivity.EXTRA_USER_CODE)
+        if (payload == null && userCode == null) return finish()
+        viaCode = payload == null
         showScreen(column { text("ログイン要求を確認しています…") })
         scope.launch {
             try {
-                show(payload, app.authenticator.loginContext(payload))
+                if (payload != null) {
+                    show(payload, app.authenticator.loginContext(payload))
+                } else {
+                    // The same login context and the same decision as after a scan: the server
+                    // answers with the login's QR payload.
+                    val found = app.authenticator.loginByCode(userCode!!)
+                    show(found.payload, found.context)
+                }
             } catch (e: AuthenticatorException) {
                 showFailure(e)
             }
@@ -50,6 +63,7 @@ class ApproveActivity : Activity() {
         buttons.clear()
         showScreen(column {
             text("ログインの承認", 22f, bold = true)
+            if (viaCode) text("入力したコードのログイン要求です。目の前のEHR画面の内容と一致することを確認してください。")
             text("医療機関: ${ctx.facilityName}", 18f, bold = true)
             text("端末: ${ctx.terminalName}", 18f, bold = true)
             text("要求時刻: ${ctx.requestedAt.local()}")
@@ -111,14 +125,24 @@ class ApproveActivity : Activity() {
                     startActivity(Intent(this@ApproveActivity, ScanActivity::class.java))
                     finish()
                 }
-                FailureAdvice.Action.REFRESH_CODE -> button("QRコードを読み取り直す") {
-                    startActivity(Intent(this@ApproveActivity, ScanActivity::class.java))
-                    finish()
+                FailureAdvice.Action.REFRESH_CODE -> if (viaCode) {
+                    button("コードを入力し直す") { retypeCode() }
+                } else {
+                    button("QRコードを読み取り直す") {
+                        startActivity(Intent(this@ApproveActivity, ScanActivity::class.java))
+                        finish()
+                    }
                 }
+                FailureAdvice.Action.RETYPE_CODE -> button("コードを入力し直す") { retypeCode() }
                 FailureAdvice.Action.RETRY, FailureAdvice.Action.NONE -> Unit
             }
             button("ホームへ") { finish() }
         })
+    }
+
+    private fun retypeCode() {
+        startActivity(Intent(this, CodeEntryActivity::class.java))
+        finish()
     }
 
     private fun showMessage(message: String) {

@@ -110,6 +110,8 @@ class MainActivity : Activity() {
                 text("サーバー: ${enrolled.serverOrigin}")
             }
             button("QRコードを読み取る") { startActivity(Intent(this@MainActivity, ScanActivity::class.java)) }
+            // When the camera cannot read the EHR's QR: type the code shown beside it.
+            if (enrolled != null) button("コードを入力する") { startActivity(Intent(this@MainActivity, CodeEntryActivity::class.java)) }
             if (enrolled != null) {
                 text("有効な認証", 18f, bold = true)
                 grantsBox = LinearLayout(context).apply { orientation = LinearLayout.VERTICAL }
@@ -240,6 +242,8 @@ class MainActivity : Activity() {
         private const val SHOWN_PER_GRANT = 50
 
         const val EXTRA_PAYLOAD = "jp.shomei.app.PAYLOAD"
+        /** A typed login code (canonical), for [ApproveActivity] instead of a payload. */
+        const val EXTRA_USER_CODE = "jp.shomei.app.USER_CODE"
         private const val EXTRA_CONSUMED = "jp.shomei.app.LINK_CONSUMED"
         private const val STATE_NOTICE = "notice"
     }

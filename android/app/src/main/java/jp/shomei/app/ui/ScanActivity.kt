@@ -52,10 +52,21 @@ class ScanActivity : Activity() {
                 )
             }
         }
+        // Beside the scanner: when the camera cannot read the screen, type the code instead.
+        val typeCode = Button(this).apply {
+            text = "読み取れない場合: コードを入力"
+            isAllCaps = false
+            setOnClickListener {
+                stopCamera()
+                startActivity(Intent(this@ScanActivity, CodeEntryActivity::class.java))
+                finish()
+            }
+        }
         showScreen(LinearLayout(this).apply {
             orientation = LinearLayout.VERTICAL
             addView(status)
             addView(settings)
+            addView(typeCode)
             addView(viewfinder, LinearLayout.LayoutParams(LinearLayout.LayoutParams.MATCH_PARENT, 0, 1f))
         })
     }
