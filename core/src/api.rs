@@ -701,6 +701,10 @@ error_codes! {
     GrantUnknown = "grant_unknown", 404, "Grant unknown";
     /// A typed login code is not eight letters of the code alphabet (docs/protocol.md §4.6).
     UserCodeInvalid = "user_code_invalid", 400, "User code invalid";
+    /// `--demo` only: the demo page's session is unknown or expired (start again).
+    DemoSessionUnknown = "demo_session_unknown", 401, "Demo session unknown";
+    /// The practitioner denied the login (or it failed its confirmation code).
+    LoginDenied = "login_denied", 403, "Login denied";
 }
 
 impl std::fmt::Display for ErrorCode {

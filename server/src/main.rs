@@ -101,7 +101,7 @@ fn print_demo(base: &str, d: &shomei_server::demo::DemoSeed) {
     println!("  facility       {}", d.facility_id);
     println!("  terminal       client_id {}", d.client_id);
     println!(
-        "                 client_secret {}  (shown only now; type it into the demo page)",
+        "                 client_secret {}  (shown only now; the demo page does not need it)",
         d.client_secret
     );
     println!(

@@ -16,7 +16,7 @@ use tokio::sync::{oneshot, watch};
 use zeroize::Zeroizing;
 
 use crate::config::ServeConfig;
-use crate::http::{DemoTerminal, HttpState, admin_router, router};
+use crate::http::{HttpState, admin_router, router};
 use crate::service::{App, random_bytes};
 use crate::signing::{Kek, SoftwareBackend};
 
@@ -386,20 +386,13 @@ pub async fn start(cfg: ServeConfig) -> Result<Running, ServeError> {
     } else {
         None
     };
-    // With --demo the page is mounted even when no terminal exists yet.
-    let demo_terminal = if cfg.demo {
-        Some(
-            crate::demo::demo_terminal(&app, demo.as_ref())
-                .await?
-                .unwrap_or_default(),
-        )
-    } else {
-        None
-    };
+    // With --demo the page is mounted even when the store has no demo
+    // terminal (it then says so); it acts for the seeded terminal only.
+    let demo_step = if cfg.demo { Some(Arc::new(crate::demo::Demo::new(&app).await?)) } else { None };
     let state = HttpState {
         app: app.clone(),
         operator_token: Arc::new(token.clone()),
-        demo: demo_terminal.map(|client_id| DemoTerminal { client_id }),
+        demo: demo_step,
     };
     let (stop_tx, stop_rx) = oneshot::channel();
     let (all_tx, all_rx) = watch::channel(false);

@@ -42,20 +42,13 @@ pub const SIGN_HASH_BODY_LIMIT: usize = 1024 * 1024;
 /// Requests other than the waiting ones must finish within this.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What the demo page may show (only with `--demo`): the seeded
-/// terminal's client id. Its secret is never sent to a browser; the
-/// person at the demo types it (printed once on the server's stdout).
-#[derive(Clone, Default)]
-pub struct DemoTerminal {
-    pub client_id: String,
-}
-
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct HttpState {
     pub app: Arc<App>,
     pub operator_token: Arc<Zeroizing<String>>,
-    pub demo: Option<DemoTerminal>,
+    /// The demo page's server-side step (only with `--demo`).
+    pub demo: Option<Arc<crate::demo::Demo>>,
 }
 
 /// The error every handler returns: renders RFC 9457 problem+json.
@@ -97,6 +90,8 @@ fn challenge(code: ErrorCode) -> &'static str {
         | ErrorCode::DeviceUnknown => "Bearer realm=\"shomei\", error=\"invalid_token\"",
         ErrorCode::OperatorUnauthenticated => "Bearer realm=\"shomei-admin\"",
         ErrorCode::ActivationPasswordWrong => "Shomei-Activation realm=\"shomei\"",
+        // `--demo` only: the demo page's session travels in an HttpOnly cookie.
+        ErrorCode::DemoSessionUnknown => "Shomei-Demo-Session realm=\"shomei-demo\"",
         _ => "Bearer realm=\"shomei\"",
     }
 }
@@ -372,10 +367,14 @@ pub fn router(state: HttpState) -> Router {
         StatusCode::SERVICE_UNAVAILABLE,
         REQUEST_TIMEOUT,
     ));
-    Router::new()
+    let mut waiting = Router::new()
         // The waiting endpoints are long by design and have their own bounds.
         .merge(terminal::waiting_routes())
-        .merge(phone::waiting_routes())
+        .merge(phone::waiting_routes());
+    if state.demo.is_some() {
+        waiting = waiting.merge(demo::waiting_routes());
+    }
+    waiting
         .merge(bounded)
         .fallback(not_found)
         .layer(axum::middleware::map_response(problems_for_rejections))

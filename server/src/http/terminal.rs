@@ -279,8 +279,14 @@ pub(super) async fn events(State(s): State<HttpState>, headers: HeaderMap, Path(
     // Register before reading the status so no decision slips between.
     let watch = s.app.waiters.watch(&login_id);
     let l = s.app.terminal_login(&t, &login_id).await?;
-    let first = wire_status(&l, s.app.clock.now_ms());
-    let app = s.app.clone();
+    Ok(status_events(s.app.clone(), l, watch))
+}
+
+/// The `events` stream of login `l` (read after `watch` was registered):
+/// the status now, then, if that is pending, the final one; then it ends.
+/// Also the demo page's stream (`--demo`).
+pub(super) fn status_events(app: std::sync::Arc<App>, l: Login, watch: LoginWatch) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let first = wire_status(&l, app.clock.now_ms());
     // The first event is the status now; if that is pending, the second is
     // the final one, and the stream ends.
     let stream = futures::stream::unfold((Some(first), Some((l, watch))), move |(first, waiting)| {
@@ -300,7 +306,7 @@ pub(super) async fn events(State(s): State<HttpState>, headers: HeaderMap, Path(
             Some((Ok(ev), (None, next)))
         }
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 #[derive(Deserialize)]

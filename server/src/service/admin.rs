@@ -265,6 +265,19 @@ impl App {
         Ok(self.store.list_practitioners().await?.iter().map(practitioner_view).collect())
     }
 
+    /// The development CA's certificate (DER), if the CA exists yet: the
+    /// trust anchor for checking dev-CA signatures (the key stays sealed).
+    pub async fn dev_ca_certificate(&self) -> Result<Option<Vec<u8>>> {
+        #[derive(Deserialize)]
+        struct Stored {
+            cert: String,
+        }
+        let Some(raw) = self.store.get_setting(DEV_CA_SETTING).await? else { return Ok(None) };
+        let s: Stored = serde_json::from_slice(&raw).map_err(|e| Error::Internal(format!("stored dev CA: {e}")))?;
+        let cert = base64::engine::general_purpose::STANDARD.decode(&s.cert).map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(Some(cert))
+    }
+
     /// The development CA, created and stored (sealed) on first use.
     async fn dev_ca(&self) -> Result<DevCa> {
         #[derive(Serialize, Deserialize)]

@@ -106,6 +106,12 @@ pub enum Error {
     /// before any lookup.
     #[error("user code invalid: {0}")]
     UserCodeInvalid(#[from] shomei_core::UserCodeError),
+    /// `--demo` only: no demo session has this handle (or it expired).
+    #[error("demo session unknown or expired: start a new login")]
+    DemoSessionUnknown,
+    /// The practitioner denied the login (or it failed its confirmation code).
+    #[error("the practitioner denied the login")]
+    LoginDenied,
     /// Not ready to serve (`/readyz`): the store does not answer or its
     /// schema is behind this binary.
     #[error("not ready: {0}")]
@@ -187,6 +193,8 @@ impl Error {
             CursorInvalid(_) => ErrorCode::CursorInvalid,
             GrantUnknown(_) => ErrorCode::GrantUnknown,
             UserCodeInvalid(_) => ErrorCode::UserCodeInvalid,
+            DemoSessionUnknown => ErrorCode::DemoSessionUnknown,
+            LoginDenied => ErrorCode::LoginDenied,
             NotReady(_) => ErrorCode::Unavailable,
             Store(StoreError::Duplicate(_)) => ErrorCode::Conflict,
             Store(_) | Signing(_) | Internal(_) => ErrorCode::Internal,

@@ -20,6 +20,7 @@
 
 pub mod canonical;
 mod signed_properties;
+pub mod verify;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;

@@ -81,7 +81,7 @@ async fn demo_page_is_not_mounted_without_demo() {
 }
 
 #[tokio::test]
-async fn demo_page_names_the_terminal_but_never_embeds_its_secret() {
+async fn demo_page_never_embeds_a_terminal_credential() {
     let env = Env::with_config(|c| c.demo = true).await;
     let seed = env
         .running
@@ -97,8 +97,8 @@ async fn demo_page_names_the_terminal_but_never_embeds_its_secret() {
     assert_eq!(r.status(), StatusCode::OK);
     let html = r.text().await.unwrap();
     assert!(
-        html.contains(&seed.client_id),
-        "the page fills in the client id"
+        !html.contains(&seed.client_id),
+        "the page acts through a demo session, not as a named terminal"
     );
     assert!(
         !html.contains(&seed.client_secret),

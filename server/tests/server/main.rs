@@ -22,6 +22,7 @@ mod cli;
 mod confirmation;
 mod csc_info;
 mod common;
+mod demo;
 mod hardening;
 mod metrics;
 mod http;

@@ -27,9 +27,20 @@ const HTTP_SOURCES: &[(&str, &str)] = &[
     ("admin.rs", include_str!("../../src/http/admin.rs")),
 ];
 
-/// Routes that are on purpose in no document: the EHR demo page exists
-/// only with `--demo` and is a page for people, not an API.
-const UNDOCUMENTED: &[(&str, &str)] = &[("get", "/demo")];
+/// Routes that are on purpose in no document: the EHR demo page and its
+/// session calls exist only with `--demo` (docs/api.md lists them as
+/// demo-only); they are a page for people, not an API to integrate.
+const UNDOCUMENTED: &[(&str, &str)] = &[
+    ("get", "/demo"),
+    ("get", "/demo/demo.js"),
+    ("get", "/demo/demo.css"),
+    ("post", "/demo/api/session"),
+    ("delete", "/demo/api/session"),
+    ("get", "/demo/api/session/qr.png"),
+    ("get", "/demo/api/session/events"),
+    ("post", "/demo/api/session/token"),
+    ("post", "/demo/api/session/sign"),
+];
 
 /// Which listener a source file's routes are on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
