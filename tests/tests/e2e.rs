@@ -42,3 +42,5 @@ mod oauth_clients;
 mod signing_log;
 #[path = "e2e/crash.rs"]
 mod crash;
+#[path = "e2e/browser.rs"]
+mod browser;
