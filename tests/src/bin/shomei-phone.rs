@@ -242,17 +242,19 @@ async fn run(cli: Cli) -> Result<(), PhoneError> {
                 print_signature(e, json, tz);
             }
             // Following: poll `since` the walk's watermark (docs/protocol.md §9.3), oldest first.
-            while follow {
-                tokio::time::sleep(std::time::Duration::from_secs(interval)).await;
-                match phone.signatures_since(grant, watermark).await {
-                    Ok((new, at)) => {
-                        watermark = at;
-                        for e in &new {
-                            print_signature(e, json, tz);
+            if follow {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(interval)).await;
+                    match phone.signatures_since(grant, watermark).await {
+                        Ok((new, at)) => {
+                            watermark = at;
+                            for e in &new {
+                                print_signature(e, json, tz);
+                            }
                         }
+                        Err(e) if transient(&e) => eprintln!("shomei-phone: {e}; polling again"),
+                        Err(e) => return Err(e),
                     }
-                    Err(e) if transient(&e) => eprintln!("shomei-phone: {e}; polling again"),
-                    Err(e) => return Err(e),
                 }
             }
         }
