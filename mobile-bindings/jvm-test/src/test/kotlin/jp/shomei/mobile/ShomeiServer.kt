@@ -150,3 +150,30 @@ class Terminal(private val baseUrl: String, clientId: String, clientSecret: Stri
         return ImageIO.read(r.body().inputStream()) ?: error("qr.png is not a readable PNG")
     }
 }
+
+/** A terminal registered by the operator at `facilityId`, with its one-time secret. */
+fun ShomeiServer.registerTerminal(facilityId: String, name: String): Terminal {
+    val t = admin("terminal", "create", "--facility", facilityId, "--name", name)
+    return Terminal(url, t.str("client_id"), t.str("client_secret"))
+}
+
+/** A doctor registered by the operator at `facilityId`; their practitioner id. */
+fun ShomeiServer.registerDoctor(facilityId: String, name: String): String =
+    admin("practitioner", "create", "--facility", facilityId, "--name", name, "--role", "doctor").str("id", "practitioner_id")
+
+/**
+ * A phone enrolled for `practitionerId` the way the app does it: the operator's enrollment QR
+ * (PNG) is read from its pixels through scan_frame, and a java.security P-256 key stands in for
+ * the Keystore key.
+ */
+suspend fun ShomeiServer.enrollPhone(practitionerId: String): Pair<Authenticator, JvmEcKey> {
+    val png = File(dataDir, "enroll-${java.util.UUID.randomUUID()}.png")
+    val code = admin("enrollment", "create", "--practitioner", practitionerId, "--png", png.path)
+    val frame = Frames.fromImage(ImageIO.read(png))
+    val scanned = scanFrame(frame.buffer, frame.width.toUInt(), frame.height.toUInt(), frame.rowStride.toUInt())
+    val payload = org.junit.jupiter.api.Assertions.assertInstanceOf(ScanResult.Shomei::class.java, scanned).payload.url
+    val key = JvmEcKey()
+    val auth = Authenticator(key)
+    auth.enroll(payload, code.str("activation_password", "password"), "JVM test phone", Platform.ANDROID, key)
+    return auth to key
+}

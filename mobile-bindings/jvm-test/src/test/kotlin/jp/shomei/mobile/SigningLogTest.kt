@@ -1,10 +1,8 @@
 package jp.shomei.mobile
 
-import java.io.File
 import java.security.MessageDigest
 import java.util.Base64
 import java.util.UUID
-import javax.imageio.ImageIO
 import kotlinx.coroutines.runBlocking
 import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.Assertions.assertEquals
@@ -35,8 +33,7 @@ class SigningLogTest {
     fun startServer() {
         server = ShomeiServer()
         facilityId = server.admin("facility", "create", "--name", "さくらクリニック").str("id", "facility_id")
-        val t = server.admin("terminal", "create", "--facility", facilityId, "--name", "診察室 2")
-        terminal = Terminal(server.url, t.str("client_id"), t.str("client_secret"))
+        terminal = server.registerTerminal(facilityId, "診察室 2")
     }
 
     @AfterAll
@@ -48,19 +45,9 @@ class SigningLogTest {
     private class Doctor(val auth: Authenticator, val credentialId: String)
 
     private fun doctor(name: String): Doctor = runBlocking {
-        val practitionerId = server.admin(
-            "practitioner", "create", "--facility", facilityId, "--name", name, "--role", "doctor",
-        ).str("id", "practitioner_id")
+        val practitionerId = server.registerDoctor(facilityId, name)
         val credentialId = server.admin("credential", "generate", "--practitioner", practitionerId).str("credential_id", "id")
-        val png = File(server.dataDir, "enroll-${UUID.randomUUID()}.png")
-        val code = server.admin("enrollment", "create", "--practitioner", practitionerId, "--png", png.path)
-        val frame = Frames.fromImage(ImageIO.read(png))
-        val scanned = scanFrame(frame.buffer, frame.width.toUInt(), frame.height.toUInt(), frame.rowStride.toUInt())
-        val payload = assertInstanceOf(ScanResult.Shomei::class.java, scanned).payload.url
-        val key = JvmEcKey()
-        val auth = Authenticator(key)
-        auth.enroll(payload, code.str("activation_password", "password"), "JVM test phone", Platform.ANDROID, key)
-        Doctor(auth, credentialId)
+        Doctor(server.enrollPhone(practitionerId).first, credentialId)
     }
 
     /** The morning: the terminal starts a login, the phone approves it; (access token, grant id). */
@@ -202,19 +189,10 @@ class SigningLogScreenModelTest {
     @Test
     fun `the day loads under its grant and following adds the new signatures on top`() = runBlocking {
         val facilityId = server.admin("facility", "create", "--name", "さくらクリニック").str("id", "facility_id")
-        val t = server.admin("terminal", "create", "--facility", facilityId, "--name", "受付PC 1")
-        terminal = Terminal(server.url, t.str("client_id"), t.str("client_secret"))
-        val practitionerId = server.admin(
-            "practitioner", "create", "--facility", facilityId, "--name", "山田 花子", "--role", "doctor",
-        ).str("id", "practitioner_id")
+        terminal = server.registerTerminal(facilityId, "受付PC 1")
+        val practitionerId = server.registerDoctor(facilityId, "山田 花子")
         val credentialId = server.admin("credential", "generate", "--practitioner", practitionerId).str("credential_id", "id")
-        val png = File(server.dataDir, "enroll-${UUID.randomUUID()}.png")
-        val code = server.admin("enrollment", "create", "--practitioner", practitionerId, "--png", png.path)
-        val frame = Frames.fromImage(ImageIO.read(png))
-        val scanned = scanFrame(frame.buffer, frame.width.toUInt(), frame.height.toUInt(), frame.rowStride.toUInt())
-        val key = JvmEcKey()
-        val auth = Authenticator(key)
-        auth.enroll(assertInstanceOf(ScanResult.Shomei::class.java, scanned).payload.url, code.str("activation_password", "password"), "JVM test phone", Platform.ANDROID, key)
+        val (auth, _) = server.enrollPhone(practitionerId)
         val login = terminal.startLogin()
         val qr = Frames.fromImage(terminal.qrPng(login.str("login_id")))
         val loginPayload = assertInstanceOf(ScanResult.Shomei::class.java, scanFrame(qr.buffer, qr.width.toUInt(), qr.height.toUInt(), qr.rowStride.toUInt())).payload.url

@@ -1,12 +1,8 @@
 package jp.shomei.mobile
 
-import java.io.File
-import java.util.UUID
-import javax.imageio.ImageIO
 import kotlinx.coroutines.runBlocking
 import org.junit.jupiter.api.AfterAll
 import org.junit.jupiter.api.Assertions.assertEquals
-import org.junit.jupiter.api.Assertions.assertInstanceOf
 import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.BeforeAll
 import org.junit.jupiter.api.Test
@@ -30,8 +26,7 @@ class TypedCodeTest {
     fun startServer() {
         server = ShomeiServer()
         facilityId = server.admin("facility", "create", "--name", "さくらクリニック").str("id", "facility_id")
-        val t = server.admin("terminal", "create", "--facility", facilityId, "--name", "受付PC 1")
-        terminal = Terminal(server.url, t.str("client_id"), t.str("client_secret"))
+        terminal = server.registerTerminal(facilityId, "受付PC 1")
     }
 
     @AfterAll
@@ -40,18 +35,7 @@ class TypedCodeTest {
     }
 
     private fun enrolled(facility: String = facilityId): Pair<Authenticator, JvmEcKey> = runBlocking {
-        val practitionerId = server.admin(
-            "practitioner", "create", "--facility", facility, "--name", "佐藤 花子", "--role", "doctor",
-        ).str("id", "practitioner_id")
-        val png = File(server.dataDir, "enroll-${UUID.randomUUID()}.png")
-        val code = server.admin("enrollment", "create", "--practitioner", practitionerId, "--png", png.path)
-        val frame = Frames.fromImage(ImageIO.read(png))
-        val scanned = scanFrame(frame.buffer, frame.width.toUInt(), frame.height.toUInt(), frame.rowStride.toUInt())
-        val payload = assertInstanceOf(ScanResult.Shomei::class.java, scanned).payload.url
-        val key = JvmEcKey()
-        val auth = Authenticator(key)
-        auth.enroll(payload, code.str("activation_password", "password"), "JVM test phone", Platform.ANDROID, key)
-        auth to key
+        server.enrollPhone(server.registerDoctor(facility, "佐藤 花子"))
     }
 
     @Test
