@@ -595,3 +595,82 @@ async fn the_demo_never_acts_for_a_terminal_the_operator_registered() {
             .any(|e| e["action"] == "login.start")
     );
 }
+
+/// A demo server under the `code` confirmation policy, its login approved
+/// on the phone: (env, the page's cookie, the code the phone shows).
+async fn approved_under_the_code_policy() -> (Env, String, String) {
+    let env = Env::with_config(|c| {
+        c.demo = true;
+        c.policy.confirmation = shomei_server::service::Confirmation::Code;
+    })
+    .await;
+    let phone = demo_phone(&env).await;
+    let (s, started, cookie, _) = start(&env, None).await;
+    assert_eq!(s, StatusCode::CREATED, "{started}");
+    assert_eq!(started["confirmation"], "code", "the page is told to ask for the code");
+    let cookie = cookie.unwrap();
+    let payload = scan_qr(&env, &cookie).await;
+    let number = started["match_number"].as_u64().unwrap() as u8;
+    let (s, v) = answer(&env, &phone, payload, Decision::Approve, number).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let shown = v["confirmation_code"]
+        .as_str()
+        .expect("the phone's decision response carries the code")
+        .to_owned();
+    (env, cookie, shown)
+}
+
+/// A code the phone did not show (same length, every digit changed).
+fn other_code(shown: &str) -> String {
+    shown
+        .chars()
+        .map(|c| c.to_digit(10).map_or(c, |d| char::from_digit((d + 1) % 10, 10).unwrap()))
+        .collect()
+}
+
+#[tokio::test]
+async fn under_the_code_policy_the_page_holds_the_grant_only_with_the_phones_code() {
+    let (env, cookie, shown) = approved_under_the_code_policy().await;
+    let token = "/demo/api/session/token";
+    let (s, v) = post(&env, token, Some(&cookie), json!({})).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "bad_request"), "no code typed: {v}");
+    let (s, v) = post(&env, token, Some(&cookie), json!({ "confirmation_code": other_code(&shown) })).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "bad_request"), "a wrong code: {v}");
+    let (s, v) = post(&env, "/demo/api/session/sign", Some(&cookie), json!({})).await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "conflict"), "no grant held yet: {v}");
+
+    let (s, holding) = post(&env, token, Some(&cookie), json!({ "confirmation_code": shown })).await;
+    assert_eq!(s, StatusCode::OK, "{holding}");
+    assert!(holding["signing_as"].as_str().unwrap().contains("(doctor)"), "{holding}");
+    let (s, signed) = post(&env, "/demo/api/session/sign", Some(&cookie), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{signed}");
+    assert_eq!(signed["verified"], true, "{signed}");
+    let wrong: Vec<_> = audit(&env)
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "login.confirmation_wrong")
+        .collect();
+    assert_eq!(wrong.len(), 1, "the one wrong code is audited");
+    assert!(wrong[0]["actor"].as_str().unwrap().starts_with("terminal:"), "{}", wrong[0]);
+}
+
+#[tokio::test]
+async fn three_wrong_codes_on_the_page_end_the_login_as_login_denied() {
+    let (env, cookie, shown) = approved_under_the_code_policy().await;
+    let token = "/demo/api/session/token";
+    let wrong = other_code(&shown);
+    for attempt in 1..=2 {
+        let (s, v) = post(&env, token, Some(&cookie), json!({ "confirmation_code": wrong })).await;
+        assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "bad_request"), "attempt {attempt}: {v}");
+    }
+    let (s, v) = post(&env, token, Some(&cookie), json!({ "confirmation_code": wrong })).await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "login_denied"), "the third: {v}");
+    let (s, v) = post(&env, token, Some(&cookie), json!({ "confirmation_code": shown })).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::FORBIDDEN, "login_denied"),
+        "the right code after the grant ended holds nothing: {v}"
+    );
+    let (s, v) = post(&env, "/demo/api/session/sign", Some(&cookie), json!({})).await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "conflict"), "{v}");
+}
