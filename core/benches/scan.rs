@@ -16,6 +16,14 @@
 //! - `SHOMEI_SCAN_BENCH_SEEDS`: synthetic frames per degradation (default 8).
 //! - `SHOMEI_SCAN_BENCH_OUT`: where the synthetic sets are written for the
 //!   peer (default: a directory under the system temp dir).
+//! - `SHOMEI_SCAN_BENCH_QUICK=1`: no baselines, no per-pass table.
+//! - `SHOMEI_SCAN_BENCH_CONFIGS=key,key,...`: only these configurations, in
+//!   this order (keys: rqrr, rxing, combined, no-early-stop, default,
+//!   no-gate, previous, no-rqrr, third).
+//! - `SHOMEI_SCAN_BENCH_DIFF=1`: list (on stderr) the images each
+//!   configuration reads differently from the first one, with its trace.
+//! - `SHOMEI_SCAN_BENCH_TIMING_ONLY=1`: only the time per camera frame.
+//! - `SHOMEI_SCAN_BENCH_PEER=0`: do not run zxing-cpp.
 //!
 //! A hit counts only when a decoded text equals the expected text exactly.
 //! Nothing here is tuned per image; the pass table shows what each pass of the
@@ -31,7 +39,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use image::GrayImage;
-use shomei_core::scan::{Decoder, Pass, Prep, ScanConfig, ScanOutcome, scan_frame_with};
+use shomei_core::scan::{
+    Decoder, Pass, Prep, ScanConfig, ScanOutcome, scan_frame_traced, scan_frame_with,
+};
 use shomei_core::{LoginId, LoginPayload, Origin, QrSecret};
 
 struct Sample {
@@ -181,9 +191,17 @@ fn marked_texts(items: &[&Marked], config: &ScanConfig) -> Vec<std::collections:
         .collect()
 }
 
-/// (codes read, median ms) on BoofCV photos: distinct texts, at most the marked count.
-fn run_marked(items: &[Marked], config: &ScanConfig) -> (usize, Duration) {
-    let mut read = 0;
+/// Codes read on BoofCV photos (distinct texts, at most the marked count),
+/// median and 90th-percentile time per photo, and what each photo read.
+struct MarkedRun {
+    read: usize,
+    median: Duration,
+    p90: Duration,
+    per_image: Vec<usize>,
+}
+
+fn run_marked(items: &[Marked], config: &ScanConfig) -> MarkedRun {
+    let mut per_image = Vec::new();
     let mut times = Vec::new();
     for m in items {
         let (w, h) = m.img.dimensions();
@@ -191,13 +209,24 @@ fn run_marked(items: &[Marked], config: &ScanConfig) -> (usize, Duration) {
         let out = scan_frame_with(m.img.as_raw(), w, h, w, config).expect("valid frame");
         times.push(t0.elapsed());
         let distinct: std::collections::BTreeSet<String> = texts(&out).into_iter().collect();
-        read += distinct.len().min(m.codes);
+        per_image.push(distinct.len().min(m.codes));
     }
     times.sort();
-    (
-        read,
-        times.get(times.len() / 2).copied().unwrap_or_default(),
-    )
+    MarkedRun {
+        read: per_image.iter().sum(),
+        median: quantile(&times, 0.5),
+        p90: quantile(&times, 0.9),
+        per_image,
+    }
+}
+
+/// The `q` quantile of sorted times (nearest rank).
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::default();
+    }
+    let i = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i]
 }
 
 fn photo_root() -> PathBuf {
@@ -409,38 +438,59 @@ struct Run {
     any: usize,
     hit_flags: Vec<bool>,
     median: Duration,
+    p90: Duration,
+    /// Frames in which at least one decoder pass ran (the rest ended at the
+    /// finder gate).
+    decoded: usize,
 }
 
 fn run(samples: &[&Sample], config: &ScanConfig, repeat: usize) -> Run {
     let mut hit_flags = Vec::with_capacity(samples.len());
     let mut times = Vec::with_capacity(samples.len());
     let mut any = 0;
+    let mut decoded = 0;
     for s in samples {
         let (w, h) = s.img.dimensions();
         let mut best = Duration::MAX;
         let mut hit = false;
         let mut found_any = false;
+        let mut passes = false;
         for _ in 0..repeat.max(1) {
             let t0 = Instant::now();
-            let out = scan_frame_with(s.img.as_raw(), w, h, w, config).expect("valid frame");
+            let (out, trace) =
+                scan_frame_traced(s.img.as_raw(), w, h, w, config).expect("valid frame");
             best = best.min(t0.elapsed());
+            passes |= trace.passes_run > 0;
             hit = texts(&out).contains(&s.expected);
             if out != ScanOutcome::NothingFound {
                 found_any = true;
             }
         }
         any += usize::from(found_any);
+        decoded += usize::from(passes);
         hit_flags.push(hit);
         times.push(best);
     }
     times.sort();
-    let median = times.get(times.len() / 2).copied().unwrap_or_default();
     Run {
         hits: hit_flags.iter().filter(|h| **h).count(),
         any,
         hit_flags,
-        median,
+        median: quantile(&times, 0.5),
+        p90: quantile(&times, 0.9),
+        decoded,
     }
+}
+
+/// `config` with `extra` passes appended (candidates measured beside the default).
+fn with_passes(mut config: ScanConfig, extra: &[(Decoder, Prep)]) -> ScanConfig {
+    for &(decoder, prep) in extra {
+        let pass = Pass { decoder, prep };
+        if !config.passes.contains(&pass) {
+            config.passes.push(pass);
+        }
+    }
+    config
 }
 
 fn ms(d: Duration) -> String {
@@ -537,7 +587,11 @@ fn main() {
     }
     let python = std::env::var("SHOMEI_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/scan_zxing_peer.py");
-    let peer: Option<serde_json::Value> =
+    let run_peer = std::env::var("SHOMEI_SCAN_BENCH_PEER").map_or(true, |v| v != "0");
+    let peer: Option<serde_json::Value> = if !run_peer {
+        eprintln!("SHOMEI_SCAN_BENCH_PEER=0: peer not run");
+        None
+    } else {
         match Command::new(&python).arg(&script).args(&peer_args).output() {
             Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).ok(),
             Ok(o) => {
@@ -548,7 +602,8 @@ fn main() {
                 eprintln!("cannot run {python}: {e}");
                 None
             }
-        };
+        }
+    };
     let peer_cell = |set: &str, who: &str, what: &str| -> String {
         peer.as_ref()
             .and_then(|p| p["sets"][set][who][what].as_f64())
@@ -590,11 +645,12 @@ fn main() {
     };
     // SHOMEI_SCAN_BENCH_QUICK: only the default and the default without the
     // gate, and no per-pass table (a quicker loop while changing the scanner).
-    let mut configs: Vec<(&str, ScanConfig)> = vec![
-        ("rqrr only", unbounded(ScanConfig::rqrr_only())),
-        ("rxing only", unbounded(ScanConfig::rxing_only())),
-        ("rqrr+rxing", unbounded(ScanConfig::combined())),
+    let configs: Vec<(&str, &str, ScanConfig)> = vec![
+        ("rqrr", "rqrr only", unbounded(ScanConfig::rqrr_only())),
+        ("rxing", "rxing only", unbounded(ScanConfig::rxing_only())),
+        ("combined", "rqrr+rxing", unbounded(ScanConfig::combined())),
         (
+            "no-early-stop",
             "final without early stop",
             unbounded(ScanConfig {
                 finder_gate: false,
@@ -603,42 +659,69 @@ fn main() {
             }),
         ),
         (
-            "final (default: early stop)",
+            "default",
+            "final (default)",
             unbounded(ScanConfig::default()),
         ),
         (
-            "default + finder gate",
+            "no-gate",
+            "default without finder gate",
             unbounded(ScanConfig {
-                finder_gate: true,
-                early_stop: true,
+                finder_gate: false,
                 ..ScanConfig::default()
             }),
         ),
-        // A candidate extension, measured beside the default (not in it):
-        // zxing-cpp's downscale pyramid goes further than half size.
         (
-            "default + quarter-size passes",
+            "previous",
+            "previous default (8 passes, no gate)",
             unbounded({
                 let mut c = ScanConfig::default();
-                c.passes.push(Pass {
-                    decoder: Decoder::RxingCpp,
-                    prep: Prep::Quarter,
-                });
-                c.passes.push(Pass {
-                    decoder: Decoder::Rqrr,
-                    prep: Prep::Half,
-                });
-                c.passes.push(Pass {
-                    decoder: Decoder::Rqrr,
-                    prep: Prep::Quarter,
-                });
+                c.passes.truncate(8);
+                c.finder_gate = false;
                 c
             }),
         ),
+        // The default without rqrr's passes: what rqrr adds, image by image.
+        (
+            "no-rqrr",
+            "default without rqrr",
+            unbounded({
+                let mut c = ScanConfig::default();
+                c.passes.retain(|p| p.decoder != Decoder::Rqrr);
+                c
+            }),
+        ),
+        // A candidate extension, measured beside the default (not in it):
+        // zxing-cpp's downscale step is a third.
+        (
+            "third",
+            "default + third-size pass",
+            unbounded(with_passes(
+                ScanConfig::default(),
+                &[(Decoder::RxingCpp, Prep::Third)],
+            )),
+        ),
     ];
-    if quick {
-        configs.drain(..3);
-    }
+    // SHOMEI_SCAN_BENCH_CONFIGS=key,key,...: only those configurations, in
+    // that order (the first is the reference of SHOMEI_SCAN_BENCH_DIFF).
+    let configs: Vec<(&str, ScanConfig)> = match std::env::var("SHOMEI_SCAN_BENCH_CONFIGS") {
+        Ok(keys) => keys
+            .split(',')
+            .filter_map(|k| {
+                let found = configs.iter().find(|(key, _, _)| *key == k.trim());
+                if found.is_none() {
+                    eprintln!("unknown configuration {k:?}");
+                }
+                found.map(|(_, name, c)| (*name, c.clone()))
+            })
+            .collect(),
+        Err(_) => configs
+            .into_iter()
+            .filter(|(key, _, _)| !quick || !matches!(*key, "rqrr" | "rxing" | "combined"))
+            .map(|(_, name, c)| (name, c))
+            .collect(),
+    };
+    let diff = std::env::var_os("SHOMEI_SCAN_BENCH_DIFF").is_some();
 
     println!("# Shomei scan benchmark");
     println!();
@@ -662,168 +745,257 @@ fn main() {
             ""
         },
     );
-    println!();
-    println!("## Decode rate (exact text) and median time per image");
-    println!();
-    println!("| decoder | real photos | median ms | synthetic | median ms |");
-    println!("|---|---|---|---|---|");
+    // SHOMEI_SCAN_BENCH_TIMING_ONLY: only the time per camera frame (for a
+    // profiler or a quick look at frames without a code).
+    let timing_only = std::env::var_os("SHOMEI_SCAN_BENCH_TIMING_ONLY").is_some();
     let mut final_photo_flags = Vec::new();
-    for (name, cfg) in &configs {
-        let rp = run(&photos, cfg, 1);
-        let rs = run(&synth_refs, cfg, 1);
-        println!(
-            "| {name} | {}/{} | {} | {}/{} | {} |",
-            rp.hits,
-            photos.len(),
-            ms(rp.median),
-            rs.hits,
-            synth_refs.len(),
-            ms(rs.median)
-        );
-        if name.starts_with("final (default") {
-            final_photo_flags = rp.hit_flags;
+    if !timing_only {
+        println!();
+        println!("## Decode rate (exact text) and median time per image");
+        println!();
+        println!("| decoder | real photos | median ms | synthetic | median ms |");
+        println!("|---|---|---|---|---|");
+        let mut photo_flags: Vec<Vec<bool>> = Vec::new();
+        let mut synth_flags: Vec<Vec<bool>> = Vec::new();
+        for (name, cfg) in &configs {
+            let rp = run(&photos, cfg, 1);
+            let rs = run(&synth_refs, cfg, 1);
+            photo_flags.push(rp.hit_flags.clone());
+            synth_flags.push(rs.hit_flags.clone());
+            println!(
+                "| {name} | {}/{} | {} | {}/{} | {} |",
+                rp.hits,
+                photos.len(),
+                ms(rp.median),
+                rs.hits,
+                synth_refs.len(),
+                ms(rs.median)
+            );
+            if name.starts_with("final (default") || final_photo_flags.is_empty() {
+                final_photo_flags = rp.hit_flags;
+            }
         }
-    }
-    println!(
-        "| zxing-cpp (peer) | {}/{} | {} | {}/{} | {} |",
-        peer_hits_sum("photos/", "zxing_cpp"),
-        photos.len(),
-        // The peer reports medians per set, listed in set order.
-        photo_sets
-            .iter()
-            .map(|(n, _)| peer_cell(&format!("photos/{n}"), "zxing_cpp", "median_ms"))
-            .collect::<Vec<_>>()
-            .join("/"),
-        peer_cell("synthetic", "zxing_cpp", "hits"),
-        synth_refs.len(),
-        peer_cell("synthetic", "zxing_cpp", "median_ms"),
-    );
-    if peer.as_ref().and_then(|p| p["zbar"].as_bool()) == Some(true) {
         println!(
-            "| zbar (peer, zbarimg per file) | {}/{} | {} (incl. process start) | {}/{} | - |",
-            peer_hits_sum("photos/", "zbar"),
+            "| zxing-cpp (peer) | {}/{} | {} | {}/{} | {} |",
+            peer_hits_sum("photos/", "zxing_cpp"),
             photos.len(),
+            // The peer reports medians per set, listed in set order.
             photo_sets
                 .iter()
-                .map(|(n, _)| peer_cell(&format!("photos/{n}"), "zbar", "median_ms_incl_process"))
+                .map(|(n, _)| peer_cell(&format!("photos/{n}"), "zxing_cpp", "median_ms"))
                 .collect::<Vec<_>>()
                 .join("/"),
-            peer_cell("synthetic", "zbar", "hits"),
+            peer_cell("synthetic", "zxing_cpp", "hits"),
             synth_refs.len(),
+            peer_cell("synthetic", "zxing_cpp", "median_ms"),
         );
-    }
-    println!();
-    println!("Real photos per set, final vs zxing-cpp:");
-    let mut offset = 0;
-    for (name, s) in &photo_sets {
-        let hits = final_photo_flags[offset..offset + s.len()]
-            .iter()
-            .filter(|h| **h)
-            .count();
-        offset += s.len();
-        println!(
-            "- {name}: {hits}/{} vs {}",
-            s.len(),
-            peer_cell(&format!("photos/{name}"), "zxing_cpp", "hits")
-        );
-    }
-
-    if !boofcv.is_empty() {
+        if peer.as_ref().and_then(|p| p["zbar"].as_bool()) == Some(true) {
+            println!(
+                "| zbar (peer, zbarimg per file) | {}/{} | {} (incl. process start) | {}/{} | - |",
+                peer_hits_sum("photos/", "zbar"),
+                photos.len(),
+                photo_sets
+                    .iter()
+                    .map(|(n, _)| peer_cell(
+                        &format!("photos/{n}"),
+                        "zbar",
+                        "median_ms_incl_process"
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("/"),
+                peer_cell("synthetic", "zbar", "hits"),
+                synth_refs.len(),
+            );
+        }
+        println!();
+        println!("Real photos per set: hits, median / p90 ms per photo");
         println!();
         println!(
-            "## BoofCV photos ({}): codes read (distinct texts, at most the marked count) and median ms per photo",
-            boof_root.display()
-        );
-        println!();
-        println!(
-            "| category | codes | {} | zxing-cpp (peer) |",
+            "| set | {} | zxing-cpp (peer) |",
             configs
                 .iter()
                 .map(|(n, _)| *n)
                 .collect::<Vec<_>>()
                 .join(" | ")
         );
-        println!("|---|---|{}---|", "---|".repeat(configs.len()));
-        let mut totals = vec![0usize; configs.len()];
-        let mut total_codes = 0;
-        for (name, items) in &boofcv {
-            let codes: usize = items.iter().map(|m| m.codes).sum();
-            total_codes += codes;
-            let mut cells = Vec::new();
-            for (i, (_, cfg)) in configs.iter().enumerate() {
-                let (read, median) = run_marked(items, cfg);
-                totals[i] += read;
-                cells.push(format!("{read} ({} ms)", ms(median)));
-            }
-            let set = format!("count/{name}");
+        println!("|---|{}---|", "---|".repeat(configs.len()));
+        for (name, set) in &photo_sets {
+            let refs: Vec<&Sample> = set.iter().collect();
+            let cells: Vec<String> = configs
+                .iter()
+                .map(|(_, cfg)| {
+                    let r = run(&refs, cfg, 1);
+                    format!(
+                        "{}/{} ({} / {})",
+                        r.hits,
+                        refs.len(),
+                        ms(r.median),
+                        ms(r.p90)
+                    )
+                })
+                .collect();
+            let key = format!("photos/{name}");
             println!(
-                "| {name} ({} photos) | {codes} | {} | {} ({} ms) |",
-                items.len(),
+                "| {name} | {} | {} ({} / {}) |",
                 cells.join(" | "),
-                peer_cell(&set, "zxing_cpp", "hits"),
-                peer_cell(&set, "zxing_cpp", "median_ms")
+                peer_cell(&key, "zxing_cpp", "hits"),
+                peer_cell(&key, "zxing_cpp", "median_ms"),
+                peer_cell(&key, "zxing_cpp", "p90_ms"),
             );
         }
+        if diff {
+            for (i, (name, cfg)) in configs.iter().enumerate().skip(1) {
+                for (set, flags, samples) in [
+                    ("photos", &photo_flags, &photos),
+                    ("synthetic", &synth_flags, &synth_refs),
+                ] {
+                    let names: Vec<&str> = samples.iter().map(|s| s.name.as_str()).collect();
+                    let lost: Vec<String> = (0..names.len())
+                        .filter(|&j| flags[0][j] && !flags[i][j])
+                        .map(|j| {
+                            let img = &samples[j].img;
+                            let (w, h) = img.dimensions();
+                            let (_, t) = scan_frame_traced(img.as_raw(), w, h, w, cfg).unwrap();
+                            format!("{} ({t:?})", names[j])
+                        })
+                        .collect();
+                    let won: Vec<&str> = (0..names.len())
+                        .filter(|&j| !flags[0][j] && flags[i][j])
+                        .map(|j| names[j])
+                        .collect();
+                    eprintln!(
+                        "diff {name} vs {}: {set} lost {lost:?} won {won:?}",
+                        configs[0].0
+                    );
+                }
+            }
+        }
+
+        if !boofcv.is_empty() {
+            println!();
+            println!(
+                "## BoofCV photos ({}): codes read (distinct texts, at most the marked count), median / p90 ms per photo",
+                boof_root.display()
+            );
+            println!();
+            println!(
+                "| category | codes | {} | zxing-cpp (peer) |",
+                configs
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            );
+            println!("|---|---|{}---|", "---|".repeat(configs.len()));
+            let mut totals = vec![0usize; configs.len()];
+            let mut total_codes = 0;
+            for (name, items) in &boofcv {
+                let codes: usize = items.iter().map(|m| m.codes).sum();
+                total_codes += codes;
+                let mut cells = Vec::new();
+                let mut reference: Option<Vec<usize>> = None;
+                for (i, (cname, cfg)) in configs.iter().enumerate() {
+                    let r = run_marked(items, cfg);
+                    totals[i] += r.read;
+                    cells.push(format!("{} ({} / {})", r.read, ms(r.median), ms(r.p90)));
+                    if diff {
+                        match &reference {
+                            None => reference = Some(r.per_image.clone()),
+                            Some(base) => {
+                                let changed: Vec<String> = base
+                                    .iter()
+                                    .zip(&r.per_image)
+                                    .enumerate()
+                                    .filter(|(_, (a, b))| a != b)
+                                    .map(|(j, (a, b))| {
+                                        let img = &items[j].img;
+                                        let (w, h) = img.dimensions();
+                                        let (_, t) =
+                                            scan_frame_traced(img.as_raw(), w, h, w, cfg).unwrap();
+                                        format!("{name}-{j} {w}x{h}: {a}->{b} ({t:?})")
+                                    })
+                                    .collect();
+                                if !changed.is_empty() {
+                                    eprintln!(
+                                        "diff {cname} vs {}: BoofCV {changed:?}",
+                                        configs[0].0
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+                let set = format!("count/{name}");
+                println!(
+                    "| {name} ({} photos) | {codes} | {} | {} ({} / {}) |",
+                    items.len(),
+                    cells.join(" | "),
+                    peer_cell(&set, "zxing_cpp", "hits"),
+                    peer_cell(&set, "zxing_cpp", "median_ms"),
+                    peer_cell(&set, "zxing_cpp", "p90_ms")
+                );
+            }
+            println!(
+                "| all | {total_codes} | {} | {} |",
+                totals
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" | "),
+                peer_hits_sum("count/", "zxing_cpp")
+            );
+        }
+
+        println!();
+        println!("## Synthetic set per degradation ({seeds} frames each)");
+        println!();
         println!(
-            "| all | {total_codes} | {} | {} |",
-            totals
+            "| kind | {} | zxing-cpp |",
+            configs
                 .iter()
-                .map(|t| t.to_string())
+                .map(|(n, _)| *n)
                 .collect::<Vec<_>>()
-                .join(" | "),
-            peer_hits_sum("count/", "zxing_cpp")
+                .join(" | ")
         );
-    }
-
-    println!();
-    println!("## Synthetic set per degradation ({seeds} frames each)");
-    println!();
-    println!(
-        "| kind | {} | zxing-cpp |",
-        configs
+        println!("|---|{}---|", "---|".repeat(configs.len()));
+        let per_config_flags: Vec<Vec<bool>> = configs
             .iter()
-            .map(|(n, _)| *n)
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
-    println!("|---|{}---|", "---|".repeat(configs.len()));
-    let per_config_flags: Vec<Vec<bool>> = configs
-        .iter()
-        .map(|(_, c)| run(&synth_refs, c, 1).hit_flags)
-        .collect();
-    for kind in degrade::KINDS {
-        let idx: Vec<usize> = synth
-            .iter()
-            .enumerate()
-            .filter(|(_, (k, _))| *k == kind)
-            .map(|(i, _)| i)
+            .map(|(_, c)| run(&synth_refs, c, 1).hit_flags)
             .collect();
-        let cells: Vec<String> = per_config_flags
-            .iter()
-            .map(|f| idx.iter().filter(|i| f[**i]).count().to_string())
-            .collect();
-        let kind_samples: Vec<&Sample> = idx.iter().map(|i| &synth[*i].1).collect();
-        let dir = out_dir.join(format!("kind-{kind:?}"));
-        let peer_kind = write_set(&dir, &kind_samples)
-            .ok()
-            .and_then(|_| {
-                Command::new(&python)
-                    .arg(&script)
-                    .arg(format!("k={}", dir.display()))
-                    .output()
-                    .ok()
-            })
-            .filter(|o| o.status.success())
-            .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
-            .and_then(|v| v["sets"]["k"]["zxing_cpp"]["hits"].as_f64())
-            .map(|v| v.to_string())
-            .unwrap_or_else(|| "-".into());
-        println!("| {kind:?} | {} | {peer_kind} |", cells.join(" | "));
+        for kind in degrade::KINDS {
+            let idx: Vec<usize> = synth
+                .iter()
+                .enumerate()
+                .filter(|(_, (k, _))| *k == kind)
+                .map(|(i, _)| i)
+                .collect();
+            let cells: Vec<String> = per_config_flags
+                .iter()
+                .map(|f| idx.iter().filter(|i| f[**i]).count().to_string())
+                .collect();
+            let kind_samples: Vec<&Sample> = idx.iter().map(|i| &synth[*i].1).collect();
+            let dir = out_dir.join(format!("kind-{kind:?}"));
+            let peer_kind = write_set(&dir, &kind_samples)
+                .ok()
+                .and_then(|_| {
+                    Command::new(&python)
+                        .arg(&script)
+                        .arg(format!("k={}", dir.display()))
+                        .output()
+                        .ok()
+                })
+                .filter(|o| o.status.success())
+                .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+                .and_then(|v| v["sets"]["k"]["zxing_cpp"]["hits"].as_f64())
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "-".into());
+            println!("| {kind:?} | {} | {peer_kind} |", cells.join(" | "));
+        }
     }
 
     println!();
     println!(
-        "## Time per camera frame (median over the set, best of 5 runs per frame; 2 for the real scenes)"
+        "## Time per camera frame (median / p90 ms over the set, best of 5 runs per frame; 2 for the real scenes)"
     );
     println!();
     println!(
@@ -855,9 +1027,21 @@ fn main() {
         for (_, cfg) in &configs {
             let r = run(&refs, cfg, repeat);
             if no_code {
-                cells.push(format!("{} ({} false)", ms(r.median), r.any));
+                cells.push(format!(
+                    "{} / {} ({} false, decoders ran on {})",
+                    ms(r.median),
+                    ms(r.p90),
+                    r.any,
+                    r.decoded
+                ));
             } else {
-                cells.push(format!("{} ({}/{})", ms(r.median), r.hits, refs.len()));
+                cells.push(format!(
+                    "{} / {} ({}/{})",
+                    ms(r.median),
+                    ms(r.p90),
+                    r.hits,
+                    refs.len()
+                ));
             }
         }
         let peer_hits = if no_code {
@@ -870,14 +1054,15 @@ fn main() {
             )
         };
         println!(
-            "| {label} ({} frames) | {} | {}{peer_hits} |",
+            "| {label} ({} frames) | {} | {} / {}{peer_hits} |",
             refs.len(),
             cells.join(" | "),
-            peer_cell(label, "zxing_cpp", "median_ms")
+            peer_cell(label, "zxing_cpp", "median_ms"),
+            peer_cell(label, "zxing_cpp", "p90_ms")
         );
     }
 
-    if quick {
+    if quick || timing_only {
         return;
     }
     println!();
@@ -909,9 +1094,7 @@ fn main() {
         .map(|p| (true, *p))
         .chain(
             [
-                (Decoder::Rqrr, Prep::Half),
-                (Decoder::RxingCpp, Prep::Quarter),
-                (Decoder::Rqrr, Prep::Quarter),
+                (Decoder::RxingCpp, Prep::Third),
                 (Decoder::Rqrr, Prep::Inverted),
                 (Decoder::RxingJavaMulti, Prep::Working),
                 (Decoder::RxingJava, Prep::LocalMean),

@@ -44,11 +44,12 @@
 //!
 //! Before any decoder, [`finder`] looks for finder-pattern candidates at the
 //! working, half and quarter size (and the full-resolution centre of a
-//! reduced frame). Once every candidate lies inside a code already read, no
-//! later pass can find another code and the scan stops
-//! ([`ScanConfig::early_stop`], on). With [`ScanConfig::finder_gate`] (off by
-//! default, see its docs) a frame in which no three candidates could form a
-//! code ends as [`ScanOutcome::NothingFound`] before any decoder runs.
+//! reduced frame). A frame in which no two candidates could be finder
+//! patterns of one code ends as [`ScanOutcome::NothingFound`] before any
+//! decoder runs ([`ScanConfig::finder_gate`], on): most camera frames hold
+//! no code, and this is what makes them cheap. Once every candidate lies
+//! inside a code already read, no later pass can find another code and the
+//! scan stops ([`ScanConfig::early_stop`], on).
 //!
 //! # Measured
 //!
@@ -126,6 +127,9 @@ pub enum Prep {
     LocalMean,
     /// The working image reduced to half size: blur shrinks with it.
     Half,
+    /// The working image reduced to a third (zxing-cpp's downscale step):
+    /// between half and quarter size.
+    Third,
     /// The working image reduced to a quarter size: large, soft codes and
     /// photographed screens (the pixel grid averages out).
     Quarter,
@@ -159,10 +163,10 @@ pub struct ScanConfig {
     pub working_side: Option<u32>,
     /// No new pass starts after this much time has been spent on the frame.
     pub budget: Duration,
-    /// End a frame in which no three finder-pattern candidates could form a
-    /// code before the first decoder runs (see the module docs). Off by
-    /// default: measured, it makes frames without a code several times
-    /// faster but loses a few hard codes the passes read (docs/scanning.md).
+    /// End a frame in which no two finder-pattern candidates could belong to
+    /// one code before the first decoder runs (see the module docs). On by
+    /// default: measured without a lost read on the photo and synthetic sets,
+    /// and frames without a code end in a few milliseconds (docs/scanning.md).
     pub finder_gate: bool,
     /// Look for finder-pattern candidates first and stop once every one lies
     /// inside a code already read (no later pass could find another code).
@@ -182,10 +186,16 @@ impl Default for ScanConfig {
                 pass(Decoder::RxingJava, Prep::Working),
                 pass(Decoder::RxingCpp, Prep::Half),
                 pass(Decoder::RxingCpp, Prep::CenterFull),
+                // Smaller scales: photographed monitors (the pixel grid
+                // averages out) and soft codes; measured +3 monitor photos,
+                // +1 blurred, +1 ZXing photo, no loss (docs/scanning.md).
+                pass(Decoder::RxingCpp, Prep::Quarter),
+                pass(Decoder::Rqrr, Prep::Half),
+                pass(Decoder::Rqrr, Prep::Quarter),
             ],
             working_side: Some(1280),
             budget: Duration::from_millis(250),
-            finder_gate: false,
+            finder_gate: true,
             early_stop: true,
         }
     }
@@ -276,6 +286,10 @@ pub struct ScanTrace {
     /// Finder-pattern candidates that could belong to a code (0 with the gate
     /// off, or when the gate ended the scan).
     pub candidates: usize,
+    /// Finder-pattern candidates seen at all scales, whether or not two of
+    /// them could belong to one code (0 when neither the gate nor the early
+    /// stop is on).
+    pub seen: usize,
     /// Decoder passes that ran.
     pub passes_run: usize,
 }
@@ -291,14 +305,16 @@ pub fn scan_frame_traced(
     let start = Instant::now();
     let mut trace = ScanTrace::default();
     let full = pack_frame(luma, width, height, row_stride)?;
-    let working = match config.working_side {
+    // The full-resolution frame is kept only when the working image is a
+    // reduction of it (for the centre pass); otherwise it is the working image.
+    let (working, full) = match config.working_side {
         Some(side) if width.max(height) > side => {
             let f = side as f64 / width.max(height) as f64;
             let nw = ((width as f64 * f).round() as u32).max(1);
             let nh = ((height as f64 * f).round() as u32).max(1);
-            area_resize(&full, nw, nh)
+            (area_resize(&full, nw, nh), Some(full))
         }
-        _ => full.clone(),
+        _ => (full, None),
     };
     let mut preps = Preps {
         full,
@@ -307,7 +323,8 @@ pub fn scan_frame_traced(
     };
     let mut stop_when_read = false;
     let candidates = if config.finder_gate || config.early_stop {
-        let gate = preps.finder_candidates();
+        let gate = preps.finder_candidates(&config.passes);
+        trace.seen = gate.all.len();
         if config.finder_gate && gate.in_codes.is_empty() {
             return Ok((ScanOutcome::NothingFound, trace));
         }
@@ -406,7 +423,7 @@ fn pack_frame(
 
 /// What the finder gate saw, in working-image coordinates.
 struct Gate {
-    /// Candidates of which three could form a code (none: no code can be read).
+    /// Candidates of which two could belong to one code (none: no code can be read).
     in_codes: Vec<finder::Candidate>,
     /// Every candidate, at every scale.
     all: Vec<finder::Candidate>,
@@ -417,7 +434,8 @@ struct Gate {
 /// Lazily built pass inputs, so a frame decoded by the first pass pays for no
 /// preprocessing.
 struct Preps {
-    full: GrayImage,
+    /// The frame at full resolution, when the working image was reduced from it.
+    full: Option<GrayImage>,
     working: GrayImage,
     cache: Vec<(Prep, Option<GrayImage>)>,
 }
@@ -425,32 +443,41 @@ struct Preps {
 impl Preps {
     /// Finder-pattern candidates that could belong to a code, in
     /// working-image coordinates: in the working image, at half and quarter
-    /// size (blur shrinks with the image) and, when the frame was reduced, in
-    /// the centre at full resolution (a far code).
-    fn finder_candidates(&mut self) -> Gate {
-        // Every scale, not just the first with a triple: the early stop needs
+    /// size (blur shrinks with the image), at a third when a pass of `passes`
+    /// decodes there and, when the frame was reduced, in the centre at full
+    /// resolution (a far code).
+    /// Inverted and binarized images are covered by the working image: the
+    /// search sees both polarities and binarizes itself.
+    fn finder_candidates(&mut self, passes: &[Pass]) -> Gate {
+        // Every scale, not just the first with a pair: the early stop needs
         // every code the frame may hold (a blurred one may only show at half
         // size beside a sharp one).
-        let (found, mut busy) = finder::candidates(&self.working);
-        let mut in_codes = finder::in_code_triples(&found);
-        let mut all = found;
-        for prep in [Prep::Half, Prep::Quarter, Prep::CenterFull] {
+        let (mut all, mut busy) = finder::candidates(&self.working);
+        // Half and quarter size always (a code too blurred at the working
+        // size shows there), a third when a pass decodes there.
+        let scales = [Prep::Half, Prep::Third, Prep::Quarter, Prep::CenterFull];
+        let searched = |s: &Prep| *s != Prep::Third || passes.iter().any(|p| p.prep == *s);
+        for prep in scales.into_iter().filter(searched) {
             let map = self.to_working(prep);
             if let Some(img) = self.get(prep) {
                 let (found, b) = finder::candidates(img);
                 busy |= b;
-                let to_working = |c: finder::Candidate| {
+                // Module sizes in working-image pixels too, so that
+                // candidates of different scales compare: the patterns of
+                // one code may show at different scales (a blurred corner
+                // only at half size).
+                let scale = map(1.0, 0.0).0 - map(0.0, 0.0).0;
+                all.extend(found.into_iter().map(|c| {
                     let (x, y) = map(c.x, c.y);
                     finder::Candidate {
                         x,
                         y,
-                        module: c.module,
+                        module: c.module * scale,
                     }
-                };
-                in_codes.extend(finder::in_code_triples(&found).into_iter().map(to_working));
-                all.extend(found.into_iter().map(to_working));
+                }));
             }
         }
+        let in_codes = finder::in_code_pairs(&all);
         Gate {
             in_codes,
             all,
@@ -461,12 +488,18 @@ impl Preps {
     /// Maps a point of `prep`'s image to working-image coordinates.
     fn to_working(&self, prep: Prep) -> impl Fn(f32, f32) -> (f32, f32) + use<> {
         let (ww, wh) = self.working.dimensions();
-        let (fw, fh) = self.full.dimensions();
+        let (fw, fh) = self.full.as_ref().unwrap_or(&self.working).dimensions();
         let (sx, sy, ox, oy) = match prep {
             Prep::Working | Prep::Inverted | Prep::LocalMean => (1.0, 1.0, 0.0, 0.0),
             Prep::Half => (
                 ww as f32 / (ww / 2).max(1) as f32,
                 wh as f32 / (wh / 2).max(1) as f32,
+                0.0,
+                0.0,
+            ),
+            Prep::Third => (
+                ww as f32 / (ww / 3).max(1) as f32,
+                wh as f32 / (wh / 3).max(1) as f32,
                 0.0,
                 0.0,
             ),
@@ -513,6 +546,10 @@ impl Preps {
                 let (ww, wh) = w.dimensions();
                 (ww >= 64 && wh >= 64).then(|| area_resize(w, ww / 2, wh / 2))
             }
+            Prep::Third => {
+                let (ww, wh) = w.dimensions();
+                (ww >= 96 && wh >= 96).then(|| area_resize(w, ww / 3, wh / 3))
+            }
             Prep::Quarter => {
                 let (ww, wh) = w.dimensions();
                 if ww < 128 || wh < 128 {
@@ -529,13 +566,11 @@ impl Preps {
                 })
             }
             Prep::CenterFull => {
-                let (fw, fh) = self.full.dimensions();
                 // Only worth it when the working image lost resolution.
-                if (fw, fh) == w.dimensions() {
-                    return None;
-                }
+                let full = self.full.as_ref()?;
+                let (fw, fh) = full.dimensions();
                 let (cw, ch) = (fw / 2, fh / 2);
-                Some(image::imageops::crop_imm(&self.full, fw / 4, fh / 4, cw, ch).to_image())
+                Some(image::imageops::crop_imm(full, fw / 4, fh / 4, cw, ch).to_image())
             }
         }
     }
@@ -661,6 +696,23 @@ fn area_resize(src: &GrayImage, nw: u32, nh: u32) -> GrayImage {
         nh.max(1) as usize,
     );
     let raw = src.as_raw();
+    if sw == 2 * nw && sh == 2 * nh {
+        // Exactly half: every output pixel is the mean of a 2×2 block (the
+        // general path below gives the same values, several times slower).
+        let mut out = vec![0u8; nw * nh];
+        for (y, line) in out.chunks_exact_mut(nw).enumerate() {
+            let r0 = &raw[2 * y * sw..(2 * y + 1) * sw];
+            let r1 = &raw[(2 * y + 1) * sw..(2 * y + 2) * sw];
+            for (x, o) in line.iter_mut().enumerate() {
+                let s = u16::from(r0[2 * x])
+                    + u16::from(r0[2 * x + 1])
+                    + u16::from(r1[2 * x])
+                    + u16::from(r1[2 * x + 1]);
+                *o = (s / 4) as u8;
+            }
+        }
+        return GrayImage::from_raw(nw as u32, nh as u32, out).expect("nw*nh bytes");
+    }
     let xb: Vec<(usize, usize)> = (0..nw)
         .map(|x| {
             let a = x * sw / nw;
@@ -734,6 +786,23 @@ mod tests {
         // (rqrr issue #54); whatever panics inside a pass must not reach the app.
         let texts: Vec<Decoded> = contained(|| panic!("decoder bug"));
         assert!(texts.is_empty());
+    }
+
+    #[test]
+    fn area_resize_by_exactly_half_is_the_mean_of_each_2x2_block() {
+        let img = GrayImage::from_fn(37 * 2, 23 * 2, |x, y| {
+            image::Luma([((x * 31 + y * 17 + x * y) % 256) as u8])
+        });
+        let fast = area_resize(&img, 37, 23);
+        for y in 0..23 {
+            for x in 0..37 {
+                let s: u32 = [(0, 0), (1, 0), (0, 1), (1, 1)]
+                    .iter()
+                    .map(|&(dx, dy)| u32::from(img.get_pixel(2 * x + dx, 2 * y + dy)[0]))
+                    .sum();
+                assert_eq!(u32::from(fast.get_pixel(x, y)[0]), s / 4, "({x}, {y})");
+            }
+        }
     }
 
     #[test]

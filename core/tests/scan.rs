@@ -599,3 +599,42 @@ fn rendered_codes_of_every_size_are_decoded_from_pixels_through_the_gate() {
         assert!(trace.candidates >= 3, "version {version}: {trace:?}");
     }
 }
+
+#[test]
+fn default_scan_ends_a_frame_without_finder_patterns_before_any_decoder() {
+    // The gate is on by default: what the phone sees while it is being aimed
+    // costs no decoder pass.
+    assert!(ScanConfig::default().finder_gate);
+    for (what, img) in [
+        ("flat grey", GrayImage::from_pixel(1280, 720, Luma([128]))),
+        ("office scene", office_scene(3)),
+    ] {
+        let (out, trace) = scan_frame_traced(img.as_raw(), 1280, 720, 1280, &unbounded()).unwrap();
+        assert_eq!(out, ScanOutcome::NothingFound, "{what}");
+        assert_eq!(trace.passes_run, 0, "{what}: {trace:?}");
+    }
+}
+
+#[test]
+fn a_code_with_one_finder_pattern_hidden_still_reaches_the_decoders() {
+    // Glare or a finger over one corner: the two visible finder patterns are
+    // enough for the gate to let the decoders look (they have their own
+    // thresholds and may still find the third).
+    let p = login(far_future());
+    let module = 4;
+    let mut code = render(&p.to_url(), module);
+    // top-right finder pattern: 7 modules after the 4-module quiet zone
+    let (w, q) = (code.width(), 4 * module);
+    for y in q..q + 8 * module {
+        for x in w - q - 8 * module..w - q {
+            code.put_pixel(x, y, Luma([255]));
+        }
+    }
+    let frame = centered(640, 480, &code);
+    let (_, trace) = traced(&frame, true);
+    assert!(trace.candidates >= 2, "{trace:?}");
+    assert!(
+        trace.passes_run > 0,
+        "the gate must not end this frame: {trace:?}"
+    );
+}

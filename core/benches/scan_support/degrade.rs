@@ -15,7 +15,8 @@ use qrcode::{EcLevel, QrCode};
 /// Renders `text` as a QR code (level M, as the server renders payloads) with
 /// `module_px` pixels per module and the standard 4-module quiet zone.
 pub fn render(text: &str, module_px: u32) -> GrayImage {
-    let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M).expect("text fits a QR code");
+    let code = QrCode::with_error_correction_level(text.as_bytes(), EcLevel::M)
+        .expect("text fits a QR code");
     code.render::<Luma<u8>>()
         .quiet_zone(true)
         .module_dimensions(module_px, module_px)
@@ -46,9 +47,17 @@ pub fn scale(img: &GrayImage, f: f32) -> GrayImage {
 /// Rotate by `degrees` about the centre on a canvas large enough to keep the
 /// corners (white fill, as around a code on a screen).
 pub fn rotate(img: &GrayImage, degrees: f32) -> GrayImage {
-    let side = ((img.width().pow(2) + img.height().pow(2)) as f32).sqrt().ceil() as u32 + 4;
+    let side = ((img.width().pow(2) + img.height().pow(2)) as f32)
+        .sqrt()
+        .ceil() as u32
+        + 4;
     let canvas = centered(side, side, img);
-    rotate_about_center(&canvas, degrees.to_radians(), Interpolation::Bilinear, Luma([255]))
+    rotate_about_center(
+        &canvas,
+        degrees.to_radians(),
+        Interpolation::Bilinear,
+        Luma([255]),
+    )
 }
 
 /// Gaussian blur (defocus / hand shake), `sigma` in pixels.
@@ -68,8 +77,14 @@ pub fn perspective(img: &GrayImage, k: f32) -> GrayImage {
     let canvas = centered(img.width() + 2 * pad, img.height() + 2 * pad, img);
     let (w, h) = (canvas.width() as f32, canvas.height() as f32);
     let from = [(0.0, 0.0), (w, 0.0), (w, h), (0.0, h)];
-    let to = [(w * k, h * k * 0.5), (w * (1.0 - k * 0.3), 0.0), (w, h), (0.0, h * (1.0 - k * 0.4))];
-    let proj = Projection::from_control_points(from, to).expect("control points in general position");
+    let to = [
+        (w * k, h * k * 0.5),
+        (w * (1.0 - k * 0.3), 0.0),
+        (w, h),
+        (0.0, h * (1.0 - k * 0.4)),
+    ];
+    let proj =
+        Projection::from_control_points(from, to).expect("control points in general position");
     warp(&canvas, &proj, Interpolation::Bilinear, Luma([255]))
 }
 
@@ -178,13 +193,19 @@ pub fn degraded(text: &str, kind: Kind, seed: u64) -> GrayImage {
     let fit = |img: &GrayImage, side: f32| scale(img, side / img.width().max(img.height()) as f32);
     let img = match kind {
         Kind::Scaled => fit(&base, rng.range(150.0, 420.0)),
-        Kind::Rotated => rotate(&fit(&base, 300.0), rng.range(10.0, 30.0) * if rng.next_u64() & 1 == 0 { 1.0 } else { -1.0 }),
+        Kind::Rotated => rotate(
+            &fit(&base, 300.0),
+            rng.range(10.0, 30.0) * if rng.next_u64() & 1 == 0 { 1.0 } else { -1.0 },
+        ),
         Kind::Blur1 => blur(&fit(&base, 320.0), 1.0),
         Kind::Blur15 => blur(&fit(&base, 320.0), 1.5),
         Kind::Noise => noise(&fit(&base, 320.0), f64::from(rng.range(15.0, 35.0)), seed),
         Kind::Perspective => fit(&perspective(&base, rng.range(0.1, 0.25)), 420.0),
         Kind::DarkMode => invert(&fit(&base, rng.range(200.0, 400.0))),
-        Kind::Moire => fit(&screen_photo(&base, 3, rng.range(-4.0, 4.0), rng.range(0.55, 0.8)), rng.range(300.0, 420.0)),
+        Kind::Moire => fit(
+            &screen_photo(&base, 3, rng.range(-4.0, 4.0), rng.range(0.55, 0.8)),
+            rng.range(300.0, 420.0),
+        ),
         Kind::LowContrast => low_contrast(&fit(&base, 320.0), 70, 170),
         Kind::Combined => {
             let r = rotate(&fit(&base, 280.0), rng.range(-20.0, 20.0));

@@ -3,10 +3,10 @@
 //!
 //! Why: most camera frames hold no code (the phone is still being aimed), and
 //! a frame without a code used to run every decoder pass, many times slower
-//! than zxing-cpp (docs/scanning.md). Every decoder we run needs three finder
-//! patterns to locate a code, so a frame in which no three candidates could
-//! form one — in either polarity, at any of the scales the passes use — ends
-//! here. The same candidates also tell the scanner when every code in the
+//! than zxing-cpp (docs/scanning.md). Every decoder we run needs finder
+//! patterns to locate a code, so a frame in which no two candidates could
+//! belong to one code — in either polarity, at any of the scales the passes
+//! use — ends here (two, not three: see [`in_code_pairs`]). The same candidates also tell the scanner when every code in the
 //! frame has been read (each candidate lies inside a decoded code), so it
 //! stops after the first pass that reads them all instead of running the rest
 //! for a code that is not there.
@@ -69,10 +69,9 @@ pub(crate) fn candidates(img: &GrayImage) -> (Vec<Candidate>, bool) {
         let mut n = 0usize;
         let mut color = row[0];
         let mut start = 0usize;
-        for x in 1..=w {
-            if x < w && row[x] == color {
-                continue;
-            }
+        let mut x = 0usize;
+        while x < w {
+            x = run_end(row, x + 1, color);
             // run [start, x) of `color` complete
             runs.copy_within(1.., 0);
             starts.copy_within(1.., 0);
@@ -123,49 +122,31 @@ pub(crate) fn candidates(img: &GrayImage) -> (Vec<Candidate>, bool) {
     (kept.into_iter().map(|(c, _)| c).collect(), busy)
 }
 
-/// Whether three candidates could be the finder patterns of one code, by QR
-/// geometry alone (nothing here is fitted to images): similar module sizes
-/// (within 2.5×, a strong perspective), the two sides from the corner
-/// pattern between 7 and 250 modules long (a version-1 code's centres are 14
-/// modules apart, a version-40 code's 170) and within 3× of each other, and
-/// the corner angle between 40° and 140°.
-fn could_be_code(corner: &Candidate, b: &Candidate, c: &Candidate) -> bool {
-    let ms = [corner.module, b.module, c.module];
-    let (lo, hi) = (
-        ms.iter().copied().fold(f32::MAX, f32::min),
-        ms.iter().copied().fold(0.0, f32::max),
-    );
-    if hi > 2.5 * lo || lo <= 0.0 {
-        return false;
-    }
-    let m = (corner.module + b.module + c.module) / 3.0;
-    let (ux, uy) = (b.x - corner.x, b.y - corner.y);
-    let (vx, vy) = (c.x - corner.x, c.y - corner.y);
-    let (du, dv) = ((ux * ux + uy * uy).sqrt(), (vx * vx + vy * vy).sqrt());
-    let side = 7.0 * m..=250.0 * m;
-    if !side.contains(&du) || !side.contains(&dv) || du > 3.0 * dv || dv > 3.0 * du {
-        return false;
-    }
-    let cos = (ux * vx + uy * vy) / (du * dv);
-    cos.abs() <= 0.766 // cos 40°
-}
-
-/// The candidates that belong to at least one triple that [`could_be_code`]
-/// (each at most once); empty when no code can be in the image.
-pub(crate) fn in_code_triples(cands: &[Candidate]) -> Vec<Candidate> {
+/// The candidates of which two could be finder patterns of one code, by QR
+/// geometry alone (nothing here is fitted to images): module sizes within
+/// 2.5× (a strong perspective), centres 7 to 250 modules apart (a version-1
+/// code's are 14 apart, a version-40 code's 170 along a side, 240 across).
+/// Empty when no code can be in the image.
+///
+/// Two, not three: requiring the third pattern lost codes the decoders read
+/// (one blurred, one glare, one perspective photo, one moiré frame:
+/// docs/scanning.md) — glare, blur or a finger hides one corner from this
+/// search while the decoders, with their own thresholds, still find it.
+pub(crate) fn in_code_pairs(cands: &[Candidate]) -> Vec<Candidate> {
     let n = cands.len();
     let mut used = vec![false; n];
     for a in 0..n {
-        for b in 0..n {
-            for c in b + 1..n {
-                if a == b || a == c {
-                    continue;
-                }
-                if could_be_code(&cands[a], &cands[b], &cands[c]) {
-                    used[a] = true;
-                    used[b] = true;
-                    used[c] = true;
-                }
+        for b in a + 1..n {
+            let (p, q) = (&cands[a], &cands[b]);
+            let (lo, hi) = (p.module.min(q.module), p.module.max(q.module));
+            if lo <= 0.0 || hi > 2.5 * lo {
+                continue;
+            }
+            let m = (p.module + q.module) / 2.0;
+            let d = ((p.x - q.x).powi(2) + (p.y - q.y).powi(2)).sqrt();
+            if (7.0 * m..=250.0 * m).contains(&d) {
+                used[a] = true;
+                used[b] = true;
             }
         }
     }
@@ -175,6 +156,25 @@ pub(crate) fn in_code_triples(cands: &[Candidate]) -> Vec<Candidate> {
         .filter(|(_, u)| *u)
         .map(|(c, _)| *c)
         .collect()
+}
+
+/// The first index from `from` on where `row` (0/1 bytes) is not `color`, or
+/// its length; eight pixels at a time, since most of a frame is long runs.
+fn run_end(row: &[u8], from: usize, color: u8) -> usize {
+    let fill = u64::from(color) * 0x0101_0101_0101_0101;
+    let mut x = from;
+    while x + 8 <= row.len() {
+        let word = u64::from_le_bytes(row[x..x + 8].try_into().expect("8 bytes"));
+        let diff = word ^ fill;
+        if diff != 0 {
+            return x + (diff.trailing_zeros() / 8) as usize;
+        }
+        x += 8;
+    }
+    while x < row.len() && row[x] == color {
+        x += 1;
+    }
+    x
 }
 
 /// Two candidates closer than about three modules are the same finder pattern
@@ -275,17 +275,19 @@ impl Binarized {
             let out = &mut dark[y * w..(y + 1) * w];
             let tb = &thr[(y / BLOCK) * bw..(y / BLOCK + 1) * bw];
             let mut prev = 0u8;
-            for (x, (&v, d)) in row.iter().zip(out.iter_mut()).enumerate() {
-                let (t, dz) = tb[x / BLOCK];
-                let v = i32::from(v);
-                prev = if v <= t - dz {
-                    1
-                } else if v > t + dz {
-                    0
-                } else {
-                    prev
-                };
-                *d = prev;
+            for ((pixels, dark), &(t, dz)) in row.chunks(BLOCK).zip(out.chunks_mut(BLOCK)).zip(tb) {
+                let (lo, hi) = (t - dz, t + dz);
+                for (&v, d) in pixels.iter().zip(dark) {
+                    let v = i32::from(v);
+                    prev = if v <= lo {
+                        1
+                    } else if v > hi {
+                        0
+                    } else {
+                        prev
+                    };
+                    *d = prev;
+                }
             }
         }
         Binarized { w, h, dark }
@@ -454,34 +456,48 @@ mod tests {
     fn three_patterns_in_an_l_could_be_a_code() {
         // version 2: centres 18 modules apart
         let l = [at(100.0, 100.0), at(172.0, 100.0), at(100.0, 172.0)];
-        assert_eq!(in_code_triples(&l).len(), 3);
-        // the same with a stray candidate far away: the stray is not kept
+        assert_eq!(in_code_pairs(&l).len(), 3);
+        // the same with a stray candidate more than 250 modules from all: not kept
         let mut more = l.to_vec();
-        more.push(at(900.0, 600.0));
-        assert_eq!(in_code_triples(&more), l.to_vec());
+        more.push(at(1300.0, 1000.0));
+        assert_eq!(in_code_pairs(&more), l.to_vec());
     }
 
     #[test]
-    fn two_patterns_or_three_in_a_line_cannot_be_a_code() {
-        assert!(in_code_triples(&[at(100.0, 100.0), at(172.0, 100.0)]).is_empty());
-        let line = [at(100.0, 100.0), at(172.0, 100.0), at(244.0, 100.0)];
-        assert!(in_code_triples(&line).is_empty());
+    fn two_patterns_at_a_code_distance_could_be_a_code() {
+        // the third hidden (glare, blur, a finger): still worth the decoders
+        let two = [at(100.0, 100.0), at(172.0, 100.0)];
+        assert_eq!(in_code_pairs(&two).len(), 2);
     }
 
     #[test]
-    fn patterns_of_very_different_sizes_or_too_close_cannot_be_a_code() {
+    fn one_pattern_or_patterns_of_very_different_sizes_or_too_close_cannot_be_a_code() {
+        assert!(in_code_pairs(&[at(100.0, 100.0)]).is_empty());
         let sizes = [
             at(100.0, 100.0),
             Candidate {
                 module: 12.0,
                 ..at(172.0, 100.0)
             },
-            at(100.0, 172.0),
         ];
-        assert!(in_code_triples(&sizes).is_empty());
-        // 5 modules apart: closer than any code's finder patterns
-        let close = [at(100.0, 100.0), at(120.0, 100.0), at(100.0, 120.0)];
-        assert!(in_code_triples(&close).is_empty());
+        assert!(in_code_pairs(&sizes).is_empty());
+        // 5 modules apart: closer than any code's finder patterns (the same
+        // pattern seen at two scales lands here too)
+        let close = [at(100.0, 100.0), at(120.0, 100.0)];
+        assert!(in_code_pairs(&close).is_empty());
+    }
+
+    #[test]
+    fn run_end_finds_the_first_other_colour() {
+        let mut row = vec![0u8; 40];
+        assert_eq!(run_end(&row, 0, 0), 40);
+        assert_eq!(run_end(&row, 3, 1), 3);
+        for at in [1, 7, 8, 9, 15, 16, 31, 33, 39] {
+            row.iter_mut().for_each(|v| *v = 0);
+            row[at] = 1;
+            assert_eq!(run_end(&row, 0, 0), at, "dark pixel at {at}");
+            assert_eq!(run_end(&row, at, 1), at + 1, "one dark pixel at {at}");
+        }
     }
 
     #[test]
