@@ -453,6 +453,11 @@ pub enum CredentialCmd {
         /// rsa2048 | ecdsa-p256
         #[arg(long, default_value = "rsa2048")]
         algorithm: String,
+        /// software | pkcs11 (generate inside the server's HSM token; the
+        /// key never leaves it). Default: pkcs11 when the server has a
+        /// `[pkcs11]` token, else software.
+        #[arg(long)]
+        key_store: Option<String>,
     },
     /// Import PEM key + certificate chain, or a PKCS#12 file.
     Import {
@@ -466,6 +471,10 @@ pub enum CredentialCmd {
         pkcs12: Option<PathBuf>,
         #[arg(long, env = "SHOMEI_PKCS12_PASSWORD", hide_env_values = true)]
         password: Option<String>,
+        /// With --cert alone: the hex CKA_ID of a key pair already on the
+        /// server's PKCS#11 token that the certificate was issued for.
+        #[arg(long, requires = "cert", conflicts_with_all = ["key", "pkcs12"])]
+        pkcs11_key_id: Option<String>,
     },
     List {
         #[arg(long)]
@@ -788,13 +797,13 @@ pub async fn admin(a: AdminArgs) -> Result<(), AdminError> {
         AdminCommand::Credential(CredentialCmd::Generate {
             practitioner,
             algorithm,
+            key_store,
         }) => {
-            let v = c
-                .post(
-                    "/admin/v1/credentials",
-                    json!({ "practitioner_id": practitioner, "algorithm": algorithm }),
-                )
-                .await?;
+            let mut body = json!({ "practitioner_id": practitioner, "algorithm": algorithm });
+            if let Some(k) = key_store {
+                body["key_store"] = json!(k);
+            }
+            let v = c.post("/admin/v1/credentials", body).await?;
             print(json, &v, |v| {
                 format!(
                     "credential {} created: {}",
@@ -809,6 +818,7 @@ pub async fn admin(a: AdminArgs) -> Result<(), AdminError> {
             cert,
             pkcs12,
             password,
+            pkcs11_key_id,
         }) => {
             let read = |p: &PathBuf| {
                 std::fs::read(p).map_err(|source| AdminError::Read {
@@ -817,6 +827,11 @@ pub async fn admin(a: AdminArgs) -> Result<(), AdminError> {
                 })
             };
             let body = match (key, cert, pkcs12) {
+                (None, Some(ce), None) if pkcs11_key_id.is_some() => json!({
+                    "practitioner_id": practitioner,
+                    "cert_pem": String::from_utf8_lossy(&read(&ce)?),
+                    "pkcs11_key_id": pkcs11_key_id,
+                }),
                 (Some(k), Some(ce), None) => json!({
                     "practitioner_id": practitioner,
                     "key_pem": String::from_utf8_lossy(&read(&k)?),
@@ -831,7 +846,7 @@ pub async fn admin(a: AdminArgs) -> Result<(), AdminError> {
                     return Err(AdminError::Refused {
                         status: 0,
                         code: "bad_request".into(),
-                        detail: "give --key and --cert, or --pkcs12 [--password]".into(),
+                        detail: "give --key and --cert, --cert and --pkcs11-key-id, or --pkcs12 [--password]".into(),
                     });
                 }
             };

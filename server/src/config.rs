@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::service::Policy;
+use crate::signing::Pkcs11Config;
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8700";
@@ -39,6 +40,8 @@ pub enum ConfigError {
     Audit(String),
     #[error("replicas: {0}")]
     Replicas(String),
+    #[error("pkcs11: {0}")]
+    Pkcs11(String),
     #[error("TLS needs both a certificate and a key: {0} is given without {1}")]
     TlsPair(&'static str, &'static str),
 }
@@ -84,6 +87,9 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// `[pkcs11]`: new practitioner keys are generated inside this token.
+    #[serde(default)]
+    pub pkcs11: Option<Pkcs11Config>,
 }
 
 /// `[audit]`: signed checkpoints of the audit chain, kept outside the database.
@@ -167,6 +173,9 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     /// HTTPS on both listeners when set; plain HTTP otherwise.
     pub tls: Option<TlsFiles>,
+    /// The PKCS#11 token practitioner keys are generated and used in
+    /// (docs/operations.md, "Keys in an HSM"); `None`: software keys only.
+    pub pkcs11: Option<Pkcs11Config>,
 }
 
 impl ServeConfig {
@@ -223,7 +232,11 @@ impl ServeConfig {
             (Some(_), None) => return Err(ConfigError::TlsPair("tls_cert", "tls_key")),
             (None, Some(_)) => return Err(ConfigError::TlsPair("tls_key", "tls_cert")),
         };
+        if let Some(p) = &file.pkcs11 {
+            p.validate().map_err(ConfigError::Pkcs11)?;
+        }
         Ok(ServeConfig {
+            pkcs11: file.pkcs11,
             log_format: o.log_format.or(file.log_format).unwrap_or_default(),
             tls,
             data_dir,

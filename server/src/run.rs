@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 use crate::config::ServeConfig;
 use crate::http::{HttpState, admin_router, router};
 use crate::service::{App, random_bytes};
-use crate::signing::{Kek, SoftwareBackend};
+use crate::signing::{Kek, Pkcs11Backend, Pkcs11Token, SigningBackend, SoftwareBackend};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +40,8 @@ pub enum ServeError {
     WeakOperatorToken { source_name: String },
     #[error("key-encryption key: {0}")]
     Kek(#[from] crate::signing::SigningError),
+    #[error("PKCS#11 token ([pkcs11] in the config): {0}")]
+    Pkcs11(crate::signing::SigningError),
     #[error("operator token file {path}: {source}")]
     Token { path: PathBuf, source: std::io::Error },
     #[error("store: {0}")]
@@ -334,6 +336,19 @@ pub async fn start(cfg: ServeConfig) -> Result<Running, ServeError> {
         _ => Kek::load_or_create(cfg.data_dir.join("kek"))?,
     };
     let kek = Arc::new(kek);
+    // The token before anything listens: a wrong module, label or PIN
+    // stops startup with its own message.
+    let hsm = match cfg.pkcs11.clone() {
+        Some(p) => {
+            let token = tokio::task::spawn_blocking(move || Pkcs11Token::open(&p))
+                .await
+                .map_err(|e| ServeError::Pkcs11(crate::signing::SigningError::Token(e.to_string())))?
+                .map_err(ServeError::Pkcs11)?;
+            tracing::info!(token = token.label(), "PKCS#11 token open and logged in");
+            Some(Arc::new(token))
+        }
+        None => None,
+    };
     let token = operator_token(&cfg.data_dir)?;
     let db = match &cfg.database_url {
         Some(u) => u.clone(),
@@ -375,7 +390,11 @@ pub async fn start(cfg: ServeConfig) -> Result<Running, ServeError> {
             Origin::parse(&format!("{scheme}://{host}:{}", addr.port())).map_err(|e| ServeError::Origin(e.to_string()))?
         }
     };
-    let backend = Arc::new(SoftwareBackend::new(kek.clone()));
+    let software = SoftwareBackend::new(kek.clone());
+    let backend: Arc<dyn SigningBackend> = match hsm {
+        Some(token) => Arc::new(Pkcs11Backend::new(token, software)),
+        None => Arc::new(software),
+    };
     let app = App::new(store, cfg.policy.clone(), origin, kek, backend);
     app.checkpoints.set_file(cfg.audit.checkpoint_file.clone().unwrap_or_else(|| cfg.data_dir.join(CHECKPOINT_FILE_NAME)));
     if cfg.audit.checkpoint_interval_s > 0 {

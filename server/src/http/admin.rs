@@ -23,7 +23,7 @@ use crate::audit::checkpoint::Checkpoint;
 use crate::service::audit::{AuditKeyView, AuditReport};
 use crate::service::enrollment::EnrollmentCode;
 use crate::service::evidence::EvidenceBundle;
-use crate::signing::{KeyAlgorithm, import_pem, import_pkcs12};
+use crate::signing::{KeyAlgorithm, certificates_from_pem, import_pem, import_pkcs12};
 
 pub(super) fn routes(state: HttpState) -> Router<HttpState> {
     Router::new()
@@ -247,6 +247,12 @@ pub(super) struct GenerateBody {
     #[schema(pattern = "^(rsa2048|ecdsa-p256)$")]
     #[serde(default)]
     algorithm: Option<String>,
+    /// Where the key pair is generated: `pkcs11` (inside the configured
+    /// HSM token, never exported) or `software` (sealed under the KEK).
+    /// Default: `pkcs11` when the server has a `[pkcs11]` token, else `software`.
+    #[schema(pattern = "^(software|pkcs11)$")]
+    #[serde(default)]
+    key_store: Option<String>,
 }
 
 #[utoipa::path(
@@ -264,7 +270,14 @@ pub(super) struct GenerateBody {
 pub(super) async fn generate_credential(State(s): State<HttpState>, h: HeaderMap, ApiJson(b): ApiJson<GenerateBody>) -> ApiResult<(StatusCode, Json<CredentialView>)> {
     operator(&s, &h)?;
     let alg = KeyAlgorithm::parse(b.algorithm.as_deref().unwrap_or("rsa2048")).map_err(|e| Error::BadRequest(e.to_string()))?;
-    Ok((StatusCode::CREATED, Json(s.app.create_credential(&b.practitioner_id, CredentialSource::Generate(alg)).await?)))
+    let in_token = match b.key_store.as_deref() {
+        None => s.app.backend.token().is_some(),
+        Some("pkcs11") => true,
+        Some("software") => false,
+        Some(other) => return Err(Error::BadRequest(format!("key_store must be software or pkcs11, not {other:?}")).into()),
+    };
+    let source = if in_token { CredentialSource::GenerateInToken(alg) } else { CredentialSource::Generate(alg) };
+    Ok((StatusCode::CREATED, Json(s.app.create_credential(&b.practitioner_id, source).await?)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -275,6 +288,9 @@ pub(super) struct ImportBody {
     /// Standard base64 of the PKCS#12 file.
     pkcs12: Option<String>,
     password: Option<String>,
+    /// With `cert_pem` (no `key_pem`): the hex `CKA_ID` of a key pair already
+    /// on the server's PKCS#11 token; the certificate must carry its public key.
+    pkcs11_key_id: Option<String>,
 }
 
 #[utoipa::path(
@@ -292,6 +308,15 @@ pub(super) struct ImportBody {
 )]
 pub(super) async fn import_credential(State(s): State<HttpState>, h: HeaderMap, ApiJson(b): ApiJson<ImportBody>) -> ApiResult<(StatusCode, Json<CredentialView>)> {
     operator(&s, &h)?;
+    if let Some(id) = b.pkcs11_key_id {
+        let (Some(cert_pem), None, None) = (b.cert_pem, b.key_pem, b.pkcs12) else {
+            return Err(Error::BadRequest("pkcs11_key_id goes with cert_pem alone (the key stays on the token)".into()).into());
+        };
+        let key_id = hex::decode(id.trim()).ok().filter(|k| !k.is_empty()).ok_or_else(|| Error::BadRequest("pkcs11_key_id must be hex".into()))?;
+        let certificate_chain = certificates_from_pem(&cert_pem)?;
+        let source = CredentialSource::ImportForTokenKey { key_id, certificate_chain };
+        return Ok((StatusCode::CREATED, Json(s.app.create_credential(&b.practitioner_id, source).await?)));
+    }
     let new = match (b.key_pem, b.cert_pem, b.pkcs12) {
         (Some(k), Some(c), None) => import_pem(&k, &c)?,
         (None, None, Some(p)) => {

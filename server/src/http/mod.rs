@@ -284,7 +284,7 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
     tag = "service",
     responses(
         (status = 200, description = "Ready: the store answered and has every migration of this binary applied", body = openapi::Ready),
-        (status = 503, description = "`unavailable`: the store does not answer (within 2 s) or migrations are missing", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`unavailable`: the store does not answer (within 2 s) or migrations are missing, or the configured PKCS#11 token does not answer or refuses its PIN", body = Problem, content_type = "application/problem+json"),
     )
 )]
 async fn readyz(
@@ -295,6 +295,7 @@ async fn readyz(
         Ok(Ok(pending)) if pending.is_empty() => Ok(Json(openapi::Ready {
             status: "ready".to_owned(),
             store: store.backend().to_owned(),
+            pkcs11_token: token_ready(&s).await?,
         })),
         Ok(Ok(pending)) => Err(Error::NotReady(format!("migrations not applied: {pending:?}")).into()),
         Ok(Err(e)) => {
@@ -302,6 +303,18 @@ async fn readyz(
             Err(Error::NotReady("the store does not answer (see server log)".into()).into())
         }
         Err(_) => Err(Error::NotReady(format!("the store did not answer within {} s", READY_TIMEOUT.as_secs())).into()),
+    }
+}
+
+/// The PKCS#11 token, if configured, answers within [`READY_TIMEOUT`] and
+/// gives a logged-in session.
+async fn token_ready(s: &HttpState) -> Result<Option<String>, ApiError> {
+    let Some(token) = s.app.backend.token().cloned() else { return Ok(None) };
+    match tokio::time::timeout(READY_TIMEOUT, tokio::task::spawn_blocking(move || token.status())).await {
+        Ok(Ok(Ok(st))) => Ok(Some(st.label)),
+        Ok(Ok(Err(e))) => Err(Error::NotReady(format!("PKCS#11 token: {e}")).into()),
+        Ok(Err(e)) => Err(Error::Internal(e.to_string()).into()),
+        Err(_) => Err(Error::NotReady(format!("the PKCS#11 token did not answer within {} s", READY_TIMEOUT.as_secs())).into()),
     }
 }
 

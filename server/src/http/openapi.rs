@@ -46,6 +46,10 @@ pub struct Ready {
     /// The store backend: `sqlite` or `postgres`.
     #[schema(pattern = "^(sqlite|postgres)$")]
     pub store: String,
+    /// With a `[pkcs11]` token: its label (it answered and a logged-in
+    /// session was had). Absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pkcs11_token: Option<String>,
 }
 
 /// The outcome of a login as the terminal sees it (`wait`, and the data of

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::enrollment::parse_role;
 use super::{App, Error, Result, b64u, ct_eq, new_uuid, random_bytes, rfc3339, sha256};
-use crate::signing::{DevCa, HcRole, KeyAlgorithm, NewCredential, SealedKey, Subject, certificate_info, certificate_validity};
+use crate::signing::{DevCa, HcRole, KeyAlgorithm, NewCredential, Pkcs11Token, SealedKey, SigningError, Subject, TokenKeyRef, certificate_info, certificate_validity, check_chain};
 use crate::store::{AuditEvent, Credential, Device, Facility, Grant, Practitioner, Terminal};
 
 const DEV_CA_SETTING: &str = "dev_ca";
@@ -70,6 +70,14 @@ pub struct CredentialView {
     #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<Time>,
+    /// Where the private key lives: `software` (sealed under the KEK) or
+    /// `pkcs11` (generated and kept inside the HSM token).
+    #[schema(pattern = "^(software|pkcs11)$")]
+    #[serde(default)]
+    pub key_store: String,
+    /// For `pkcs11` keys: the RFC 7512 URI of the key object on the token.
+    #[serde(default)]
+    pub key_uri: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -114,8 +122,30 @@ pub struct GrantView {
 pub enum CredentialSource {
     /// Issue from the built-in development CA.
     Generate(KeyAlgorithm),
+    /// Generate the key pair inside the configured PKCS#11 token; the
+    /// development CA certifies the public key read from the token.
+    GenerateInToken(KeyAlgorithm),
     /// Import an existing key and chain.
     Import(NewCredential),
+    /// A certificate chain for a key pair already on the configured token
+    /// (made there with the vendor's tool), named by its `CKA_ID`.
+    ImportForTokenKey {
+        /// The key pair's `CKA_ID`.
+        key_id: Vec<u8>,
+        /// DER certificates, leaf first.
+        certificate_chain: Vec<Vec<u8>>,
+    },
+}
+
+/// Where a credential's private key lives: `software` (sealed under the
+/// KEK in the store) or `pkcs11` (inside the token; the store holds its
+/// `pkcs11:` URI).
+fn key_store_of(c: &Credential) -> (&'static str, Option<String>) {
+    match TokenKeyRef::from_stored(&c.sealed_key) {
+        Some(Ok(r)) => ("pkcs11", Some(r.to_uri())),
+        Some(Err(_)) => ("pkcs11", None),
+        None => ("software", None),
+    }
 }
 
 fn terminal_view(t: &Terminal) -> TerminalView {
@@ -141,6 +171,8 @@ fn credential_view(c: &Credential, now_ms: i64) -> Result<CredentialView> {
         hc_role: i.hc_role_code,
         status: super::signature::credential_status(c, now_ms)?.as_str().to_owned(),
         revoked_at: c.revoked_ms.map(rfc3339),
+        key_store: key_store_of(c).0.to_owned(),
+        key_uri: key_store_of(c).1,
     })
 }
 
@@ -305,49 +337,94 @@ impl App {
 
     pub async fn create_credential(&self, practitioner_id: &str, source: CredentialSource) -> Result<CredentialView> {
         let p = self.store.get_practitioner(practitioner_id).await?.ok_or_else(|| Error::NotFound(format!("practitioner {practitioner_id}")))?;
-        let (new, how) = match source {
+        let id = new_uuid();
+        let (algorithm, stored_key, certificate_chain, how) = match source {
             CredentialSource::Generate(alg) => {
-                let ca = self.dev_ca().await?;
-                let role = match p.role.as_str() {
-                    "doctor" => HcRole::Doctor,
-                    "dentist" => HcRole::Dentist,
-                    _ => HcRole::Pharmacist,
-                };
-                let organization = match p.facility_ids.first() {
-                    Some(f) => self.store.get_facility(f).await?.map(|f| f.name),
-                    None => None,
-                };
-                let subject = Subject { common_name: p.display_name.clone(), role, organization };
+                let (ca, subject) = self.dev_ca_subject(&p).await?;
                 let new = tokio::task::spawn_blocking(move || ca.issue(&subject, alg)).await.map_err(|e| Error::Internal(e.to_string()))??;
-                (new, "dev-ca")
+                let sealed = SealedKey::seal(&self.kek, &id, &new);
+                (new.algorithm, sealed.sealed_pkcs8, new.certificate_chain, "dev-ca")
+            }
+            CredentialSource::GenerateInToken(alg) => {
+                let token = self.token()?;
+                let (ca, subject) = self.dev_ca_subject(&p).await?;
+                let label = id.clone();
+                let (key, chain) = tokio::task::spawn_blocking(move || -> Result<_> {
+                    let key = token.generate(alg, &label)?;
+                    let chain = ca.issue_for_public_key(&subject, alg, &key.public_key)?;
+                    Ok((key, chain))
+                })
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))??;
+                (alg, key.key_ref.to_uri().into_bytes(), chain, "pkcs11-dev-ca")
             }
             CredentialSource::Import(new) => {
-                // A certificate that can never sign again is refused at the door.
-                let leaf = new.certificate_chain.first().ok_or_else(|| Error::BadRequest("no certificate".into()))?;
-                let validity = certificate_validity(leaf)?;
-                if self.clock.now_ms() > validity.not_after_ms {
-                    let at = rfc3339(validity.not_after_ms).format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-                    return Err(Error::CertificateExpired(at));
+                self.check_not_expired(&new.certificate_chain)?;
+                let sealed = SealedKey::seal(&self.kek, &id, &new);
+                (new.algorithm, sealed.sealed_pkcs8, new.certificate_chain, "import")
+            }
+            CredentialSource::ImportForTokenKey { key_id, certificate_chain } => {
+                let (alg, cert_public) = check_chain(&certificate_chain)?;
+                self.check_not_expired(&certificate_chain)?;
+                let token = self.token()?;
+                let key_ref = TokenKeyRef { token_label: token.label().to_owned(), id: key_id };
+                let r = key_ref.clone();
+                let on_token = tokio::task::spawn_blocking(move || token.public_key(&r, alg)).await.map_err(|e| Error::Internal(e.to_string()))?.map_err(|e| match e {
+                    // The operator named a key that is not there: their input, not the server.
+                    SigningError::KeyNotOnToken { .. } => Error::BadRequest(e.to_string()),
+                    e => e.into(),
+                })?;
+                if on_token != cert_public {
+                    return Err(SigningError::CertificateKeyMismatch.into());
                 }
-                (new, "import")
+                (alg, key_ref.to_uri().into_bytes(), certificate_chain, "pkcs11-import")
             }
         };
-        let id = new_uuid();
-        let sealed = SealedKey::seal(&self.kek, &id, &new);
         let c = Credential {
             id: id.clone(),
             practitioner_id: practitioner_id.to_owned(),
-            algorithm: new.algorithm.as_str().to_owned(),
-            sealed_key: sealed.sealed_pkcs8,
-            certificate_chain: new.certificate_chain.clone(),
+            algorithm: algorithm.as_str().to_owned(),
+            sealed_key: stored_key,
+            certificate_chain,
             created_ms: self.clock.now_ms(),
             revoked_ms: None,
             revoked_reason: None,
         };
         let view = credential_view(&c, c.created_ms)?;
-        let audit = AuditEvent::new(OPERATOR, "credential.create", id, serde_json::json!({ "practitioner": practitioner_id, "algorithm": c.algorithm, "source": how, "subject": view.subject_dn }));
+        let audit = AuditEvent::new(OPERATOR, "credential.create", id, serde_json::json!({ "practitioner": practitioner_id, "algorithm": c.algorithm, "source": how, "key_store": view.key_store, "subject": view.subject_dn }));
         self.store.create_credential(&c, &audit).await?;
         Ok(view)
+    }
+
+    /// The dev CA and the certificate subject for practitioner `p`.
+    async fn dev_ca_subject(&self, p: &Practitioner) -> Result<(DevCa, Subject)> {
+        let ca = self.dev_ca().await?;
+        let role = match p.role.as_str() {
+            "doctor" => HcRole::Doctor,
+            "dentist" => HcRole::Dentist,
+            _ => HcRole::Pharmacist,
+        };
+        let organization = match p.facility_ids.first() {
+            Some(f) => self.store.get_facility(f).await?.map(|f| f.name),
+            None => None,
+        };
+        Ok((ca, Subject { common_name: p.display_name.clone(), role, organization }))
+    }
+
+    /// A certificate that can never sign again is refused at the door.
+    fn check_not_expired(&self, chain: &[Vec<u8>]) -> Result<()> {
+        let leaf = chain.first().ok_or_else(|| Error::BadRequest("no certificate".into()))?;
+        let validity = certificate_validity(leaf)?;
+        if self.clock.now_ms() > validity.not_after_ms {
+            let at = rfc3339(validity.not_after_ms).format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+            return Err(Error::CertificateExpired(at));
+        }
+        Ok(())
+    }
+
+    /// The configured PKCS#11 token, or `pkcs11_not_configured`.
+    fn token(&self) -> Result<std::sync::Arc<Pkcs11Token>> {
+        self.backend.token().cloned().ok_or_else(|| Error::BadRequest("key_store pkcs11: this server has no PKCS#11 token ([pkcs11] in its config)".into()))
     }
 
     pub async fn list_credentials(&self, practitioner_id: Option<&str>) -> Result<Vec<CredentialView>> {

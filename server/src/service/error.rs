@@ -120,6 +120,12 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error("signing failed: {0}")]
     Signing(SigningError),
+    /// The PKCS#11 token cannot sign now: every session busy for the
+    /// configured wait, the PIN refused or locked, the device gone, the
+    /// credential's key object no longer on it. 503
+    /// `unavailable`; the message (no secret in it) says which.
+    #[error("signing token unavailable: {0}")]
+    TokenUnavailable(SigningError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -134,6 +140,12 @@ impl From<SigningError> for Error {
             | SigningError::CertificateKeyMismatch
             | SigningError::Pkcs12Password
             | SigningError::Pkcs12(_) => Error::BadRequest(e.to_string()),
+            SigningError::TokenBusy { .. }
+            | SigningError::PinIncorrect { .. }
+            | SigningError::PinLocked { .. }
+            | SigningError::KeyNotOnToken { .. }
+            | SigningError::WrongToken { .. }
+            | SigningError::Token(_) => Error::TokenUnavailable(e),
             other => Error::Signing(other),
         }
     }
@@ -195,7 +207,7 @@ impl Error {
             UserCodeInvalid(_) => ErrorCode::UserCodeInvalid,
             DemoSessionUnknown => ErrorCode::DemoSessionUnknown,
             LoginDenied => ErrorCode::LoginDenied,
-            NotReady(_) => ErrorCode::Unavailable,
+            NotReady(_) | TokenUnavailable(_) => ErrorCode::Unavailable,
             Store(StoreError::Duplicate(_)) => ErrorCode::Conflict,
             Store(_) | Signing(_) | Internal(_) => ErrorCode::Internal,
         }

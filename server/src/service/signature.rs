@@ -251,7 +251,9 @@ impl App {
         // One RSA-2048 signature is ≈0.25 ms: cheaper than moving a single
         // hash to the blocking pool and back (two thread hand-offs), so small
         // calls sign on the runtime thread; big batches go to the pool.
-        let signatures = if refs.len() <= INLINE_SIGNATURES {
+        // A token key always signs on the blocking pool: its call may wait
+        // for a session or the device.
+        let signatures = if refs.len() <= INLINE_SIGNATURES && self.backend.signs_inline(&sealed) {
             sign(&refs)?
         } else {
             let backend = self.backend.clone();

@@ -124,6 +124,19 @@ pub trait SigningBackend: Send + Sync {
     fn held_keys(&self) -> usize {
         0
     }
+
+    /// Whether signing with `key` is quick, CPU-only work that may run on
+    /// the async runtime's thread (a software key), rather than a call that
+    /// may wait (a PKCS#11 token: its session pool, the device).
+    fn signs_inline(&self, key: &SealedKey) -> bool {
+        let _ = key;
+        true
+    }
+
+    /// The PKCS#11 token new keys can be generated on, if one is configured.
+    fn token(&self) -> Option<&Arc<super::Pkcs11Token>> {
+        None
+    }
 }
 
 /// The grant a key is opened for, and until when it may be held.
@@ -138,7 +151,7 @@ pub struct KeyHold<'a> {
     pub until_ms: i64,
 }
 
-fn check_request(
+pub(crate) fn check_request(
     key: &SealedKey,
     alg: SignatureAlgorithm,
     digests: &[&[u8]],
@@ -190,6 +203,12 @@ impl SoftwareBackend {
     }
 
     fn open(&self, key: &SealedKey) -> Result<OpenKey, SigningError> {
+        if let Some(r) = super::TokenKeyRef::from_stored(&key.sealed_pkcs8) {
+            return Err(SigningError::WrongToken {
+                wanted: r.map(|r| r.token_label).unwrap_or_default(),
+                configured: "no PKCS#11 token ([pkcs11] is not configured)".into(),
+            });
+        }
         let pkcs8: Zeroizing<Vec<u8>> = self
             .kek
             .open(&key.sealed_pkcs8, key.credential_id.as_bytes())?;

@@ -46,23 +46,9 @@ impl NewCredential {
         certificate_chain: Vec<Vec<u8>>,
     ) -> Result<Self, SigningError> {
         let key = ParsedKey::from_der(private_key_der)?;
-        let leaf = certificate_chain
-            .first()
-            .ok_or_else(|| SigningError::BadCertificate("no certificate given".into()))?;
-        let (cert_alg, cert_public) = public_key_of(leaf)?;
+        let (cert_alg, cert_public) = check_chain(&certificate_chain)?;
         if cert_alg != key.algorithm || cert_public != key.public_key {
             return Err(SigningError::CertificateKeyMismatch);
-        }
-        for (i, pair) in certificate_chain.windows(2).enumerate() {
-            verify_issued_by(&pair[0], &pair[1]).map_err(|why| {
-                SigningError::BadCertificate(format!(
-                    "chain broken: certificate {} did not issue certificate {i}: {why}",
-                    i + 1
-                ))
-            })?;
-        }
-        if let Some(last) = certificate_chain.last() {
-            parse(last)?;
         }
         Ok(NewCredential {
             algorithm: key.algorithm,
@@ -70,6 +56,43 @@ impl NewCredential {
             certificate_chain,
         })
     }
+}
+
+/// Check a certificate chain (leaf first): non-empty, each certificate
+/// issued (name and signature) by the next, all parseable. Returns the
+/// leaf's key algorithm and public key (`RSAPublicKey` DER or EC point),
+/// for matching against the private key — in memory or on a token.
+pub fn check_chain(certificate_chain: &[Vec<u8>]) -> Result<(KeyAlgorithm, Vec<u8>), SigningError> {
+    let leaf = certificate_chain
+        .first()
+        .ok_or_else(|| SigningError::BadCertificate("no certificate given".into()))?;
+    let leaf_key = public_key_of(leaf)?;
+    for (i, pair) in certificate_chain.windows(2).enumerate() {
+        verify_issued_by(&pair[0], &pair[1]).map_err(|why| {
+            SigningError::BadCertificate(format!(
+                "chain broken: certificate {} did not issue certificate {i}: {why}",
+                i + 1
+            ))
+        })?;
+    }
+    if let Some(last) = certificate_chain.last() {
+        parse(last)?;
+    }
+    Ok(leaf_key)
+}
+
+/// The `CERTIFICATE` blocks of a PEM text, in order (other blocks ignored).
+pub fn certificates_from_pem(text: &str) -> Result<Vec<Vec<u8>>, SigningError> {
+    let chain: Vec<Vec<u8>> = pem_blocks(text)
+        .map_err(SigningError::BadCertificate)?
+        .into_iter()
+        .filter(|b| b.label == "CERTIFICATE")
+        .map(|b| b.contents)
+        .collect();
+    if chain.is_empty() {
+        return Err(SigningError::BadCertificate("no CERTIFICATE block in the PEM".into()));
+    }
+    Ok(chain)
 }
 
 /// A private key in canonical form.
@@ -155,17 +178,7 @@ pub fn import_pem(key_pem: &str, cert_chain_pem: &str) -> Result<NewCredential, 
     }
     let key_der =
         key_der.ok_or_else(|| SigningError::BadKey("no PRIVATE KEY block in the PEM".into()))?;
-    let chain: Vec<Vec<u8>> = pem_blocks(cert_chain_pem)
-        .map_err(SigningError::BadCertificate)?
-        .into_iter()
-        .filter(|b| b.label == "CERTIFICATE")
-        .map(|b| b.contents)
-        .collect();
-    if chain.is_empty() {
-        return Err(SigningError::BadCertificate(
-            "no CERTIFICATE block in the PEM".into(),
-        ));
-    }
+    let chain = certificates_from_pem(cert_chain_pem)?;
     NewCredential::new(&key_der, chain)
 }
 

@@ -147,6 +147,45 @@ impl DevCa {
             )?,
         };
         let rc_key = rcgen_key(&key.pkcs8)?;
+        let cert = self.certify(subject, &rc_key)?;
+        Ok(NewCredential {
+            algorithm: key.algorithm,
+            pkcs8: key.pkcs8,
+            certificate_chain: vec![cert, self.cert_der.clone()],
+        })
+    }
+
+    /// Issue the same HPKI-shaped certificate as [`DevCa::issue`] for a key
+    /// the CA never sees: one generated inside a PKCS#11 token, given as
+    /// its public key (`RSAPublicKey` DER, or the uncompressed P-256 point).
+    /// The chain is `[leaf, CA]`.
+    pub fn issue_for_public_key(
+        &self,
+        subject: &Subject,
+        alg: KeyAlgorithm,
+        public_key: &[u8],
+    ) -> Result<Vec<Vec<u8>>, SigningError> {
+        let key = ForeignPublicKey {
+            raw: public_key.to_vec(),
+            alg: match alg {
+                KeyAlgorithm::Rsa2048 => &rcgen::PKCS_RSA_SHA256,
+                KeyAlgorithm::EcdsaP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            },
+        };
+        let cert = self.certify(subject, &key)?;
+        Ok(vec![cert, self.cert_der.clone()])
+    }
+
+    fn certify(
+        &self,
+        subject: &Subject,
+        key: &impl rcgen::PublicKeyData,
+    ) -> Result<Vec<u8>, SigningError> {
+        if subject.common_name.trim().is_empty() {
+            return Err(SigningError::CertificateGeneration(
+                "subject common name is empty".into(),
+            ));
+        }
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CountryName, "JP");
@@ -172,12 +211,25 @@ impl DevCa {
                 SUBJECT_DIRECTORY_ATTRIBUTES,
                 hc_role_extension_value(subject.role),
             ));
-        let cert = params.signed_by(&rc_key, &self.issuer).map_err(gen_err)?;
-        Ok(NewCredential {
-            algorithm: key.algorithm,
-            pkcs8: key.pkcs8,
-            certificate_chain: vec![cert.der().to_vec(), self.cert_der.clone()],
-        })
+        let cert = params.signed_by(key, &self.issuer).map_err(gen_err)?;
+        Ok(cert.der().to_vec())
+    }
+}
+
+/// A public key rcgen certifies without holding its private half.
+struct ForeignPublicKey {
+    /// The subjectPublicKey bits: `RSAPublicKey` DER or the EC point.
+    raw: Vec<u8>,
+    alg: &'static rcgen::SignatureAlgorithm,
+}
+
+impl rcgen::PublicKeyData for ForeignPublicKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.raw
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        self.alg
     }
 }
 

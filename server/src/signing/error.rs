@@ -56,6 +56,39 @@ pub enum SigningError {
     /// (key generation, signing with a key it accepted).
     #[error("cryptographic operation failed: {0}")]
     Crypto(&'static str),
+    /// The PKCS#11 module (shared library) is missing or is not a PKCS#11 module.
+    #[error("PKCS#11 module {path} cannot be loaded: {reason}")]
+    Pkcs11Module { path: String, reason: String },
+    /// No slot holds a token with the configured label.
+    #[error("no PKCS#11 token labelled {label:?} (tokens present: {present})")]
+    TokenNotFound { label: String, present: String },
+    /// C_Login answered CKR_PIN_INCORRECT. Never retried by the server: a
+    /// token locks its user PIN after a few wrong tries.
+    #[error("the PKCS#11 token {label:?} refused the user PIN (CKR_PIN_INCORRECT); not retried, fix the PIN source and restart")]
+    PinIncorrect { label: String },
+    /// The token's user PIN is locked (too many wrong tries); the security
+    /// officer must unlock it.
+    #[error("the PKCS#11 token {label:?} has its user PIN locked; the security officer must reset it")]
+    PinLocked { label: String },
+    /// The PIN source is missing, empty, or not a file/env value as configured.
+    #[error("PKCS#11 PIN: {0}")]
+    PinSource(String),
+    /// The PIN file can be read by other users.
+    #[error("PKCS#11 PIN file {path} is readable by group or others (mode {mode:o}); chmod 600 it")]
+    InsecurePinFile { path: String, mode: u32 },
+    /// A credential names a key object that is not on the token.
+    #[error("key {key} is not on the PKCS#11 token")]
+    KeyNotOnToken { key: String },
+    /// A credential's key lives on a PKCS#11 token but this server has none
+    /// configured (or another one).
+    #[error("credential key is on PKCS#11 token {wanted:?}, but this server uses {configured}")]
+    WrongToken { wanted: String, configured: String },
+    /// Every session to the token stayed busy for the configured wait.
+    #[error("all {sessions} PKCS#11 sessions stayed busy for {waited_ms} ms")]
+    TokenBusy { sessions: usize, waited_ms: u64 },
+    /// Any other failure the token reported (the PKCS#11 return value).
+    #[error("PKCS#11 token: {0}")]
+    Token(String),
     /// Reading or writing the KEK file.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

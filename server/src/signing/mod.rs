@@ -15,8 +15,10 @@
 //!   practitioner certificates (with the `hcRole` attribute) so that a fresh
 //!   install can sign without a real HPKI card.
 //! - [`import_pem`] / [`import_pkcs12`]: bring an existing key and chain in.
-//! - [`SigningBackend`] / [`SoftwareBackend`]: the place a PKCS#11 HSM can take
-//!   over later; the software backend holds opened keys per grant, bounded.
+//! - [`SigningBackend`] / [`SoftwareBackend`]: where signatures are made; the
+//!   software backend holds opened keys per grant, bounded.
+//! - [`Pkcs11Token`] / [`Pkcs11Backend`]: keys generated and kept inside a
+//!   PKCS#11 token (an HSM); the credential stores only a `pkcs11:` reference.
 //! - [`certificate_info`]: the fields CSC `credentials/info` reports.
 
 mod algorithm;
@@ -28,15 +30,17 @@ mod dev_ca;
 mod error;
 mod hc_role;
 mod kek;
+mod pkcs11;
 
 pub use algorithm::{KeyAlgorithm, SignatureAlgorithm, oid};
 pub use backend::{KeyHold, SealedKey, SigningBackend, SoftwareBackend};
 pub use certificate::{CertificateInfo, CertificateStatus, Validity, certificate_info, certificate_validity};
-pub use credential::{NewCredential, import_pem, import_pkcs12};
+pub use credential::{NewCredential, certificates_from_pem, check_chain, import_pem, import_pkcs12};
 pub use dev_ca::{DEV_CA_COMMON_NAME, DevCa, Subject};
 pub use error::SigningError;
 pub use hc_role::{HcRole, hc_role_extension_value, hc_role_from_certificate};
 pub use kek::Kek;
+pub use pkcs11::{Pkcs11Backend, Pkcs11Config, Pkcs11Token, TokenKey, TokenKeyRef, TokenStatus};
 
 /// Length of a SHA-256 digest, the only hash CSC signHash accepts here.
 pub const SHA256_LEN: usize = 32;

@@ -13,7 +13,9 @@
 //!   PostgreSQL;
 //! - `replicas`: two servers on one PostgreSQL database — LISTEN/NOTIFY
 //!   wakes waiters and drops held keys across replicas, a killed listener
-//!   reconnects and re-reads.
+//!   reconnects and re-reads;
+//! - `pkcs11`: the PKCS#11 backend on a real SoftHSM2 token (keys made in
+//!   the token, signHash/signDoc verified, every refusal).
 
 mod attestation;
 mod attestation_corpus;
@@ -27,6 +29,7 @@ mod hardening;
 mod metrics;
 mod http;
 mod openapi;
+mod pkcs11;
 mod readiness;
 mod replicas;
 mod signdoc;

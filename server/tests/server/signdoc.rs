@@ -13,13 +13,13 @@ use serde_json::{Value, json};
 
 use crate::common::{Env, World, assert_problem, std64};
 
-const SHA256_OID: &str = "2.16.840.1.101.3.4.2.1";
-const RSA_SHA256_OID: &str = "1.2.840.113549.1.1.11";
-const ECDSA_SHA256_OID: &str = "1.2.840.10045.4.3.2";
+pub(crate) const SHA256_OID: &str = "2.16.840.1.101.3.4.2.1";
+pub(crate) const RSA_SHA256_OID: &str = "1.2.840.113549.1.1.11";
+pub(crate) const ECDSA_SHA256_OID: &str = "1.2.840.10045.4.3.2";
 
 /// A prescription element as the EHR holds it, written in exc-c14n form
 /// (so its SHA-256 is the digest to send; xmlsec1 recomputes it).
-fn prescription_element(id: &str, days: u32) -> String {
+pub(crate) fn prescription_element(id: &str, days: u32) -> String {
     format!(
         "<PrescriptionDocument Id=\"{id}\"><Patient><Name>山田 太郎</Name><BirthDate>1960-04-01</BirthDate></Patient>\
          <Medication><Drug code=\"620004448\">アムロジピン錠5mg</Drug><Dose>1錠 1日1回 朝食後</Dose><Days>{days}</Days></Medication></PrescriptionDocument>"
@@ -28,13 +28,13 @@ fn prescription_element(id: &str, days: u32) -> String {
 
 /// The assembled prescription document: the EHR inserts the returned
 /// `PrescriptionSign` right after the prescription element.
-fn assembled(element: &str, signature_xml: &str) -> String {
+pub(crate) fn assembled(element: &str, signature_xml: &str) -> String {
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Document><Prescription>{element}{signature_xml}</Prescription></Document>\n"
     )
 }
 
-fn sha256(b: &[u8]) -> Vec<u8> {
+pub(crate) fn sha256(b: &[u8]) -> Vec<u8> {
     ring::digest::digest(&ring::digest::SHA256, b)
         .as_ref()
         .to_vec()
@@ -54,7 +54,7 @@ fn pem(label: &str, der: &[u8]) -> String {
 }
 
 /// The external tool, or None after a loud skip line (never under CI).
-fn tool(name: &str, probe: &[&str]) -> Option<&'static str> {
+pub(crate) fn tool(name: &str, probe: &[&str]) -> Option<&'static str> {
     let ok = Command::new(name)
         .args(probe)
         .output()
@@ -72,7 +72,7 @@ fn tool(name: &str, probe: &[&str]) -> Option<&'static str> {
 
 /// `xmlsec1 --verify` of the document, trusting only `ca_der` (the system
 /// CA store is pointed at nothing). Ok(stdout+stderr) or Err(the same).
-fn xmlsec1_verify(xmlsec1: &str, dir: &Path, doc: &str, ca_der: &[u8]) -> Result<String, String> {
+pub(crate) fn xmlsec1_verify(xmlsec1: &str, dir: &Path, doc: &str, ca_der: &[u8]) -> Result<String, String> {
     std::fs::write(dir.join("ca.pem"), pem("CERTIFICATE", ca_der)).unwrap();
     std::fs::write(dir.join("doc.xml"), doc).unwrap();
     let out = Command::new(xmlsec1)
@@ -105,7 +105,7 @@ fn xmlsec1_verify(xmlsec1: &str, dir: &Path, doc: &str, ca_der: &[u8]) -> Result
 }
 
 /// `openssl cms -verify` of a detached signature over `content`, trusting only `ca_der`.
-fn openssl_cms_verify(
+pub(crate) fn openssl_cms_verify(
     openssl: &str,
     dir: &Path,
     cms_der: &[u8],
@@ -152,7 +152,7 @@ fn openssl_cms_verify(
 /// x509-parser): SigningCertificateV2's digest is the SHA-256 of the
 /// KeyInfo certificate, its IssuerSerialV2 names that certificate's
 /// issuer and serial, and SigningTime is present and within `window`.
-fn check_xades_properties(xml: &str, window: (i64, i64)) {
+pub(crate) fn check_xades_properties(xml: &str, window: (i64, i64)) {
     const DS: &str = "http://www.w3.org/2000/09/xmldsig#";
     const XADES: &str = "http://uri.etsi.org/01903/v1.3.2#";
     let doc = roxmltree::Document::parse(xml).expect("returned XAdES is well-formed XML");
@@ -256,7 +256,7 @@ fn check_xades_properties(xml: &str, window: (i64, i64)) {
     );
 }
 
-async fn sign_doc(env: &Env, token: &str, w: &World, entries: Value) -> (StatusCode, Value) {
+pub(crate) async fn sign_doc(env: &Env, token: &str, w: &World, entries: Value) -> (StatusCode, Value) {
     env.csc(
         "signatures/signDoc",
         token,
@@ -266,12 +266,12 @@ async fn sign_doc(env: &Env, token: &str, w: &World, entries: Value) -> (StatusC
     .await
 }
 
-fn xades_entry(digest: &[u8], id: &str, sign_algo: &str) -> Value {
+pub(crate) fn xades_entry(digest: &[u8], id: &str, sign_algo: &str) -> Value {
     json!({ "hashes": [std64(digest)], "hashAlgorithmOID": SHA256_OID, "signature_format": "X", "conformance_level": "Ades-B-B",
             "signAlgo": sign_algo, "signed_envelope_property": "Detached", "reference_ids": [id] })
 }
 
-fn cms_entry(digests: &[Vec<u8>], sign_algo: &str) -> Value {
+pub(crate) fn cms_entry(digests: &[Vec<u8>], sign_algo: &str) -> Value {
     json!({ "hashes": digests.iter().map(|d| std64(d)).collect::<Vec<_>>(), "hashAlgorithmOID": SHA256_OID, "signature_format": "C",
             "conformance_level": "Ades-B-B", "signAlgo": sign_algo, "signed_envelope_property": "Detached" })
 }
@@ -309,7 +309,7 @@ async fn signing_world(env: &Env, algorithm: &str) -> (World, String, Vec<Vec<u8
     (w, token, chain)
 }
 
-fn now_s() -> i64 {
+pub(crate) fn now_s() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
