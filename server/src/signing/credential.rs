@@ -46,10 +46,16 @@ impl NewCredential {
         certificate_chain: Vec<Vec<u8>>,
     ) -> Result<Self, SigningError> {
         let key = ParsedKey::from_der(private_key_der)?;
-        let (cert_alg, cert_public) = check_chain(&certificate_chain)?;
+        let leaf = certificate_chain
+            .first()
+            .ok_or_else(|| SigningError::BadCertificate("no certificate given".into()))?;
+        // The key first: a leaf for another key is named as such even when
+        // the chain is also wrong.
+        let (cert_alg, cert_public) = public_key_of(leaf)?;
         if cert_alg != key.algorithm || cert_public != key.public_key {
             return Err(SigningError::CertificateKeyMismatch);
         }
+        check_chain(&certificate_chain)?;
         Ok(NewCredential {
             algorithm: key.algorithm,
             pkcs8: key.pkcs8,

@@ -284,6 +284,20 @@ impl std::fmt::Debug for Pkcs11Token {
 enum OpError {
     Ck(CkError),
     Signing(SigningError),
+    /// The session is not logged in (found out without a CKR_USER_NOT_LOGGED_IN:
+    /// a logged-out session simply does not see private objects).
+    NotLoggedIn,
+}
+
+/// Whether `s` is logged in as the user (its private objects visible).
+fn logged_in(s: &Session) -> bool {
+    use cryptoki::session::SessionState;
+    s.get_session_info().is_ok_and(|i| {
+        matches!(
+            i.session_state(),
+            SessionState::RoUser | SessionState::RwUser
+        )
+    })
 }
 
 impl From<CkError> for OpError {
@@ -444,6 +458,17 @@ impl Pkcs11Token {
         self.freed.notify_one();
     }
 
+    fn drop_idle(&self) {
+        let idle = {
+            let mut pool = self.pool();
+            let idle = std::mem::take(&mut pool.idle);
+            pool.open -= idle.len();
+            idle
+        };
+        drop(idle);
+        self.freed.notify_all();
+    }
+
     /// Run `op` on a pooled session: once more after a re-login
     /// (`CKR_USER_NOT_LOGGED_IN`), a replaced session (closed, token
     /// removed) or a stale key handle; never in a loop.
@@ -463,6 +488,12 @@ impl Pkcs11Token {
                     self.checkin(s, true);
                     return Err(e);
                 }
+                Err(OpError::NotLoggedIn) => {
+                    let relogin = self.login(&s);
+                    self.checkin(s, true);
+                    relogin?;
+                    last = None;
+                }
                 Err(OpError::Ck(e)) => match rv(&e) {
                     Some(RvError::UserNotLoggedIn) => {
                         let relogin = self.login(&s);
@@ -477,8 +508,11 @@ impl Pkcs11Token {
                         | RvError::TokenNotPresent
                         | RvError::DeviceError,
                     ) => {
-                        tracing::warn!(token = %self.label, error = %e, "PKCS#11 session lost; opening another");
+                        tracing::warn!(token = %self.label, error = %e, "PKCS#11 session lost; closing the idle ones and opening another");
                         self.checkin(s, false);
+                        // What closed this one (token removed and back, the
+                        // module reset) closed the idle ones too.
+                        self.drop_idle();
                         self.handles
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
@@ -486,11 +520,19 @@ impl Pkcs11Token {
                         last = Some(e);
                     }
                     Some(RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid) => {
-                        self.checkin(s, true);
+                        // A stale cached handle, or (SoftHSM2) a private key
+                        // handle used while logged out.
                         self.handles
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
                             .clear();
+                        let relogin = if logged_in(&s) {
+                            Ok(())
+                        } else {
+                            self.login(&s)
+                        };
+                        self.checkin(s, true);
+                        relogin?;
                         last = Some(e);
                     }
                     _ => {
@@ -501,7 +543,9 @@ impl Pkcs11Token {
             }
         }
         Err(SigningError::Token(
-            last.map(|e| e.to_string()).unwrap_or_default(),
+            last.map(|e| e.to_string()).unwrap_or_else(|| {
+                "the token still answers as logged out after a fresh login".into()
+            }),
         ))
     }
 
@@ -522,6 +566,9 @@ impl Pkcs11Token {
         ])?;
         let h = match found.as_slice() {
             [h] => *h,
+            // Logged out (the token's login state was lost): private
+            // objects are invisible, which is not the same as absent.
+            [] if !logged_in(s) => return Err(OpError::NotLoggedIn),
             [] => {
                 return Err(OpError::Signing(SigningError::KeyNotOnToken {
                     key: hex::encode(id),

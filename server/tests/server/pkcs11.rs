@@ -918,3 +918,83 @@ fn a_token_key_reference_round_trips_through_its_rfc7512_uri_and_a_sealed_key_is
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_logged_out_of_its_token_logs_in_again_and_signs() {
+    let Some(hsm) = softhsm() else { return };
+    let token = hsm.new_token();
+    let env = hsm_env(hsm.config(&token)).await;
+    let (w, grant, _) = hsm_world(&env, "rsa2048").await;
+    let (s, v) = env
+        .sign_one(&grant, &w.terminal, &w.credential, &[1; 32])
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // Login state belongs to the token and this process: a logout on any
+    // session logs out the server's pooled sessions too.
+    let session = hsm.user_session(&token);
+    session.logout().unwrap();
+    drop(session);
+    let (s, v) = env
+        .sign_one(&grant, &w.terminal, &w.credential, &[2; 32])
+        .await;
+    assert_eq!(s, StatusCode::OK, "the server did not log in again: {v}");
+    audit_intact(&env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_changed_under_the_running_server_is_refused_once_and_never_tried_again() {
+    let Some(hsm) = softhsm() else { return };
+    let token = hsm.new_token();
+    let env = hsm_env(hsm.config(&token)).await;
+    let (w, grant, _) = hsm_world(&env, "rsa2048").await;
+    let old = AuthPin::from(token.pin.clone());
+    let new = AuthPin::from(format!("{}7", token.pin));
+    // The security officer's tool changes the user PIN and logs out.
+    let session = hsm.user_session(&token);
+    session.set_pin(&old, &new).unwrap();
+    session.logout().unwrap();
+    drop(session);
+    let res = env
+        .sign_one(&grant, &w.terminal, &w.credential, &[1; 32])
+        .await;
+    assert_problem(&res, 503, "unavailable");
+    assert!(
+        res.1["detail"]
+            .as_str()
+            .unwrap()
+            .contains("CKR_PIN_INCORRECT"),
+        "{}",
+        res.1
+    );
+    // The PIN is set back: a server that tried its PIN again would now sign.
+    // It does not try: the refusal is latched until a restart.
+    let session = hsm.ctx.open_rw_session(hsm.slot_of(&token.label)).unwrap();
+    session.login(UserType::User, Some(&new)).unwrap();
+    session.set_pin(&new, &old).unwrap();
+    session.logout().unwrap();
+    drop(session);
+    let res = env
+        .sign_one(&grant, &w.terminal, &w.credential, &[2; 32])
+        .await;
+    assert_problem(&res, 503, "unavailable");
+    let r = env
+        .http
+        .get(format!("{}/readyz", env.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["detail"].as_str().unwrap().contains("PKCS#11 token"),
+        "{v}"
+    );
+    // A restarted server (same token, PIN source unchanged) signs again.
+    drop(env);
+    let env = hsm_env(hsm.config(&token)).await;
+    let (w, grant, _) = hsm_world(&env, "rsa2048").await;
+    let (s, v) = env
+        .sign_one(&grant, &w.terminal, &w.credential, &[3; 32])
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
