@@ -485,3 +485,42 @@ async fn postgres_every_state_change_another_replica_holds_is_published_once_com
     drop(env);
     db.drop_db().await;
 }
+
+/// A transaction that published a change and then rolled back delivers no
+/// notice: the same `pg_notify` the store's write transactions send, once
+/// rolled back, once committed, on a connection of its own; the feed passes
+/// on the committed one only (notices arrive in commit order, so the first
+/// one seen would be the rolled-back one if it had been sent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_change_published_by_a_transaction_that_rolled_back_is_never_delivered() {
+    use shomei_server::store::change::{CHANNEL, ChangeNotice, wall_ms};
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
+    let store = shomei_server::store::open(&db.url()).await.unwrap();
+    let mut feed = store.changes().expect("PostgreSQL has a change feed");
+    match tokio::time::timeout(Duration::from_secs(10), feed.recv()).await {
+        Ok(Some(ChangeEvent::Listening { reconnect: false, .. })) => {}
+        other => panic!("expected the first Listening, got {other:?}"),
+    }
+    let pool = sqlx::PgPool::connect(&db.url()).await.unwrap();
+    let publish = |id: &str| ChangeNotice { change: Change::Credential { id: id.to_owned() }, at_ms: wall_ms() }.to_payload();
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(publish("rolled-back")).execute(&mut *tx).await.unwrap();
+    tx.rollback().await.unwrap();
+    // Dropped without a commit (a `?` between publish and commit): rolled back too.
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(publish("dropped")).execute(&mut *tx).await.unwrap();
+    drop(tx);
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(publish("committed")).execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(next_change(&mut feed).await, Change::Credential { id: "committed".into() });
+    match tokio::time::timeout(Duration::from_millis(500), feed.recv()).await {
+        Err(_) => {}
+        Ok(other) => panic!("nothing else may arrive, got {other:?}"),
+    }
+    pool.close().await;
+    drop((feed, store));
+    db.drop_db().await;
+}
