@@ -524,3 +524,119 @@ async fn postgres_a_change_published_by_a_transaction_that_rolled_back_is_never_
     drop((feed, store));
     db.drop_db().await;
 }
+
+/// A TCP forwarder whose connections can go *silent*: the bytes of every
+/// connection opened before [`SilentGate::silence_existing`] are swallowed
+/// in both directions, and nothing is closed — a network path that died
+/// without a FIN or RST (a NAT entry dropped, a cable pulled beyond a
+/// switch). Connections opened afterwards are forwarded normally.
+struct SilentGate {
+    addr: std::net::SocketAddr,
+    opened: Arc<std::sync::atomic::AtomicU64>,
+    cutoff: Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SilentGate {
+    async fn to(upstream: std::net::SocketAddr) -> SilentGate {
+        use std::sync::atomic::AtomicU64;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let opened = Arc::new(AtomicU64::new(0));
+        let cutoff = Arc::new(AtomicU64::new(0));
+        let (opened2, cutoff2) = (opened.clone(), cutoff.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let n = opened2.fetch_add(1, Ordering::SeqCst);
+                let cutoff = cutoff2.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(upstream).await else { return };
+                    let (cr, cw) = client.into_split();
+                    let (sr, sw) = server.into_split();
+                    let pump = |mut r: tokio::net::tcp::OwnedReadHalf, mut w: tokio::net::tcp::OwnedWriteHalf, cutoff: Arc<AtomicU64>| async move {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        loop {
+                            let k = match r.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(k) => k,
+                            };
+                            if n < cutoff.load(Ordering::SeqCst) {
+                                continue; // silent: swallowed, nothing closed
+                            }
+                            if w.write_all(&buf[..k]).await.is_err() {
+                                break;
+                            }
+                        }
+                        // Keep the write half (no FIN) while the path is silent.
+                        if n < cutoff.load(Ordering::SeqCst) {
+                            std::future::pending::<()>().await;
+                        }
+                        drop(w);
+                    };
+                    let up = tokio::spawn(pump(cr, sw, cutoff.clone()));
+                    let down = tokio::spawn(pump(sr, cw, cutoff));
+                    let _ = tokio::join!(up, down);
+                });
+            }
+        });
+        SilentGate { addr, opened, cutoff, task }
+    }
+
+    fn url(&self, url: &str) -> String {
+        let mut u = url::Url::parse(url).unwrap();
+        u.set_host(Some(&self.addr.ip().to_string())).unwrap();
+        u.set_port(Some(self.addr.port())).unwrap();
+        u.to_string()
+    }
+
+    /// Every connection open now goes silent; new ones still pass.
+    fn silence_existing(&self) {
+        self.cutoff.store(self.opened.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
+impl Drop for SilentGate {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The listener's heartbeat (10 s, 5 s to answer) finds a network path that
+/// went silent without closing: the feed reports the loss, listens again on
+/// a new connection (a new session), and delivers what is committed next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_listener_whose_path_goes_silent_notices_by_its_heartbeat_and_listens_again() {
+    use shomei_server::store::change::{CHANNEL, ChangeNotice, wall_ms};
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
+    let gate = SilentGate::to(server_addr(&db.url())).await;
+    let store = shomei_server::store::open(&gate.url(&db.url())).await.unwrap();
+    let mut feed = store.changes().expect("PostgreSQL has a change feed");
+    let first = match tokio::time::timeout(Duration::from_secs(10), feed.recv()).await {
+        Ok(Some(ChangeEvent::Listening { reconnect: false, session })) => session,
+        other => panic!("expected the first Listening, got {other:?}"),
+    };
+    gate.silence_existing();
+    let silenced = std::time::Instant::now();
+    // Lost within HEARTBEAT + HEARTBEAT_TIMEOUT (15 s), with margin for a loaded machine.
+    match tokio::time::timeout(Duration::from_secs(40), feed.recv()).await {
+        Ok(Some(ChangeEvent::Lost)) => {}
+        other => panic!("the silent path was not noticed: {other:?}"),
+    }
+    let noticed = silenced.elapsed();
+    let again = match tokio::time::timeout(Duration::from_secs(40), feed.recv()).await {
+        Ok(Some(ChangeEvent::Listening { reconnect: true, session })) => session,
+        other => panic!("expected Listening again, got {other:?}"),
+    };
+    assert_ne!(again, first, "a new connection listens (the silent one is abandoned)");
+    eprintln!("silent path noticed after {noticed:?}");
+    let pool = sqlx::PgPool::connect(&db.url()).await.unwrap();
+    let payload = ChangeNotice { change: Change::Credential { id: "after".into() }, at_ms: wall_ms() }.to_payload();
+    sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(payload).execute(&pool).await.unwrap();
+    assert_eq!(next_change(&mut feed).await, Change::Credential { id: "after".into() });
+    pool.close().await;
+    drop((feed, store, gate));
+    db.drop_db().await;
+}
