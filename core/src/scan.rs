@@ -473,6 +473,7 @@ impl Preps {
                         x,
                         y,
                         module: c.module * scale,
+                        ..c
                     }
                 }));
             }

@@ -48,6 +48,9 @@ pub(crate) struct Candidate {
     pub y: f32,
     /// Estimated module size in pixels.
     pub module: f32,
+    /// On some row the ratio also held along both diagonals, as it does
+    /// through the centre of three concentric squares at any angle.
+    pub square: bool,
 }
 
 /// The candidates in `img` seen on at least [`MIN_ROWS`] rows, at most
@@ -88,9 +91,13 @@ pub(crate) fn candidates(img: &GrayImage) -> (Vec<Candidate>, bool) {
                         x: cx,
                         y: vc,
                         module: (module_h + module_v) / 2.0,
+                        square: bin.diagonal_check(xi, y, module_h),
                     };
                     match out.iter().position(|o| near(o, &c)) {
-                        Some(i) => rows[i] += 1,
+                        Some(i) => {
+                            rows[i] += 1;
+                            out[i].square |= c.square;
+                        }
                         None => {
                             out.push(c);
                             rows.push(1);
@@ -128,6 +135,10 @@ pub(crate) fn candidates(img: &GrayImage) -> (Vec<Candidate>, bool) {
 /// code's are 14 apart, a version-40 code's 170 along a side, 240 across).
 /// Empty when no code can be in the image.
 ///
+/// At least one of the two must have shown the ratio along both diagonals
+/// too (text makes many row-and-column look-alikes, few that also hold
+/// diagonally; requiring it of both lost moiré frames and a photo).
+///
 /// Two, not three: requiring the third pattern lost codes the decoders read
 /// (one blurred, one glare, one perspective photo, one moiré frame:
 /// docs/scanning.md) — glare, blur or a finger hides one corner from this
@@ -138,6 +149,9 @@ pub(crate) fn in_code_pairs(cands: &[Candidate]) -> Vec<Candidate> {
     for a in 0..n {
         for b in a + 1..n {
             let (p, q) = (&cands[a], &cands[b]);
+            if !p.square && !q.square {
+                continue;
+            }
             let (lo, hi) = (p.module.min(q.module), p.module.max(q.module));
             if lo <= 0.0 || hi > 2.5 * lo {
                 continue;
@@ -347,6 +361,51 @@ impl Binarized {
         runs.iter().all(|&r| r > 0).then_some(runs)
     }
 
+    /// The 1:1:3:1:1 check along both diagonals through (`x`, `y`).
+    fn diagonal_check(&self, x: usize, y: usize, module_h: f32) -> bool {
+        [(1isize, 1isize), (1, -1)].into_iter().all(|(dx, dy)| {
+            self.runs_along(x, y, dx, dy, module_h)
+                .is_some_and(|runs| is_finder_ratio(&runs))
+        })
+    }
+
+    /// Run lengths through (`x`, `y`) along (`dx`, `dy`) and back, as
+    /// [`Self::vertical_runs`].
+    fn runs_along(
+        &self,
+        x: usize,
+        y: usize,
+        dx: isize,
+        dy: isize,
+        module_h: f32,
+    ) -> Option<[usize; 5]> {
+        let max_run = (module_h * 3.0 * 3.0 + 2.0) as usize;
+        let c = self.at(x, y);
+        let inside =
+            |x: isize, y: isize| x >= 0 && y >= 0 && (x as usize) < self.w && (y as usize) < self.h;
+        let half = |sx: isize, sy: isize, start: isize| -> Option<[usize; 3]> {
+            let (mut px, mut py) = (x as isize + sx * start, y as isize + sy * start);
+            let mut out = [0usize; 3];
+            for (i, want) in [c, 1 - c, c].into_iter().enumerate() {
+                let mut len = 0;
+                while inside(px, py) && self.at(px as usize, py as usize) == want {
+                    len += 1;
+                    px += sx;
+                    py += sy;
+                    if len > max_run {
+                        return None;
+                    }
+                }
+                out[i] = len;
+            }
+            Some(out)
+        };
+        let back = half(-dx, -dy, 0)?;
+        let fwd = half(dx, dy, 1)?;
+        let runs = [back[2], back[1], back[0] + fwd[0], fwd[1], fwd[2]];
+        runs.iter().all(|&r| r > 0).then_some(runs)
+    }
+
     /// The centre of the middle run on the column through (`x`, `y`).
     fn vertical_centre(&self, x: usize, y: usize) -> f32 {
         let c = self.at(x, y);
@@ -449,7 +508,12 @@ mod tests {
     }
 
     fn at(x: f32, y: f32) -> Candidate {
-        Candidate { x, y, module: 4.0 }
+        Candidate {
+            x,
+            y,
+            module: 4.0,
+            square: true,
+        }
     }
 
     #[test]
@@ -468,6 +532,45 @@ mod tests {
         // the third hidden (glare, blur, a finger): still worth the decoders
         let two = [at(100.0, 100.0), at(172.0, 100.0)];
         assert_eq!(in_code_pairs(&two).len(), 2);
+    }
+
+    #[test]
+    fn two_look_alikes_neither_square_on_its_diagonals_cannot_be_a_code() {
+        let flat = |x, y| Candidate {
+            square: false,
+            ..at(x, y)
+        };
+        assert!(in_code_pairs(&[flat(100.0, 100.0), flat(172.0, 100.0)]).is_empty());
+        // one square pattern is enough (the other blurred or foreshortened)
+        assert_eq!(
+            in_code_pairs(&[at(100.0, 100.0), flat(172.0, 100.0)]).len(),
+            2
+        );
+    }
+
+    #[test]
+    fn a_drawn_finder_pattern_is_square_on_its_diagonals() {
+        let mut img = GrayImage::from_pixel(200, 160, image::Luma([235]));
+        draw_finder(&mut img, 50, 40, 5, false);
+        let (c, _) = candidates(&img);
+        assert!(c[0].square, "{c:?}");
+        // a plus-shaped look-alike: 1:1:3:1:1 across its row and column
+        // through the centre, but not along the diagonals
+        let mut plus = GrayImage::from_pixel(200, 160, image::Luma([235]));
+        for i in 0..35u32 {
+            for j in 0..35u32 {
+                let (dx, dy) = (i / 5, j / 5); // module coordinates 0..7
+                let on_axis = dx == 3 || dy == 3;
+                let ring = dx == 0 || dx == 6 || dy == 0 || dy == 6;
+                let core = (2..=4).contains(&dx) && (2..=4).contains(&dy);
+                if on_axis && (ring || core) {
+                    plus.put_pixel(50 + i, 40 + j, image::Luma([20]));
+                }
+            }
+        }
+        let (c, _) = candidates(&plus);
+        assert!(!c.is_empty(), "the plus passes the row and column checks");
+        assert!(c.iter().all(|c| !c.square), "{c:?}");
     }
 
     #[test]
