@@ -29,9 +29,14 @@
 //! it shares the cores with the server, as the issue's `wrk` did.
 //!
 //! Run: `cargo bench -p shomei-server --bench server` (release); add
-//! `-- signing-log` for row 5 alone, `-- cross-replica` for row 6 alone. Knobs:
+//! `-- signing-log` for row 5 alone, `-- cross-replica` for row 6 alone,
+//! `-- sign` for row 1 alone, `-- waiting` for row 4 alone. Knobs:
 //! `SHOMEI_BENCH_SECS` (per throughput phase, default 5), `SHOMEI_BENCH_WAITERS`
-//! (default 10000), `SHOMEI_BENCH_CONCURRENCY` (signHash workers, default 32).
+//! (default 10000), `SHOMEI_BENCH_CONCURRENCY` (signHash workers, default 32),
+//! `SHOMEI_BENCH_SERVER_BIN` (another `shomei` binary to start, e.g. an
+//! earlier build), `SHOMEI_BENCH_PERF` (a directory: `perf record` the
+//! server during each signHash phase), `SHOMEI_BENCH_HOLD_WAITING` (seconds
+//! to keep the waiting terminals connected after the RSS reading).
 //! Results and the machine: docs/performance.md.
 
 use std::io::{BufRead, BufReader};
@@ -62,6 +67,33 @@ struct Settings {
     secs: Duration,
     waiters: usize,
     concurrency: usize,
+    /// `-- sign` / `-- waiting`: only row 1 / row 4 (for profiling and
+    /// for comparing allocators or builds quickly); `None`: every row.
+    only: Option<&'static str>,
+    /// `SHOMEI_BENCH_PERF=<dir>`: `perf record` the server during each
+    /// signHash phase into `<dir>/signhash-<store>.data` (profiling runs
+    /// only: perf takes CPU from the same cores).
+    perf_dir: Option<std::path::PathBuf>,
+    /// `SHOMEI_BENCH_HOLD_WAITING=<s>`: keep the waiting terminals connected
+    /// this long after the RSS reading (to inspect the server: smaps, gdb).
+    hold_waiting: Duration,
+}
+
+impl Settings {
+    /// Whether per-store phase `row` (`sign`, `waiting`, or another) runs.
+    fn runs(&self, row: &str) -> bool {
+        self.only.is_none_or(|o| o == row)
+    }
+}
+
+/// The `shomei` binary the benchmark starts: the one built with it, or
+/// `SHOMEI_BENCH_SERVER_BIN` (e.g. a copy of an earlier build, to compare
+/// two builds of the server with the same load generator in one run).
+fn server_bin() -> String {
+    std::env::var("SHOMEI_BENCH_SERVER_BIN")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_shomei").to_owned())
 }
 
 // ---------------------------------------------------------------- the server process
@@ -89,7 +121,7 @@ impl ServerProc {
             .tempdir()
             .expect("temp dir");
         prepare(dir.path());
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shomei"));
+        let mut cmd = Command::new(server_bin());
         cmd.arg("serve")
             .args([
                 "--listen",
@@ -147,14 +179,7 @@ impl ServerProc {
 
     /// User+system CPU seconds the server has used so far.
     fn cpu_secs(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        // fields after the ")" of the command name; utime and stime are fields 14 and 15
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-            + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        ticks / clock_ticks()
+        cpu_secs_of(&self.pid().to_string())
     }
 
     /// (VmRSS, VmHWM) in MiB.
@@ -178,6 +203,17 @@ impl Drop for ServerProc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// User+system CPU seconds process `pid` (or `self`) has used so far.
+fn cpu_secs_of(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // fields after the ")" of the command name; utime and stime are fields 14 and 15
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / clock_ticks()
 }
 
 fn clock_ticks() -> f64 {
@@ -610,6 +646,66 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// A keep-alive HTTP/1.1 client connection that sends prepared request
+/// bytes and reads one response (status line, `content-length` body; no
+/// chunked encoding, which the server does not use for JSON answers).
+struct RawConnection {
+    stream: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawConnection {
+    async fn connect(addr: std::net::SocketAddr) -> Result<RawConnection, String> {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        Ok(RawConnection { stream, buf: Vec::with_capacity(4096) })
+    }
+
+    /// Sends `request`, returns (status, body).
+    async fn round_trip(&mut self, request: &[u8]) -> Result<(u16, Vec<u8>), String> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        self.stream.write_all(request).await.map_err(|e| e.to_string())?;
+        self.buf.clear();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = std::str::from_utf8(&self.buf[..end]).map_err(|e| e.to_string())?;
+                let mut lines = head.split("\r\n");
+                let status: u16 = lines
+                    .next()
+                    .and_then(|l| l.strip_prefix("HTTP/1.1 "))
+                    .and_then(|l| l.get(..3))
+                    .and_then(|c| c.parse().ok())
+                    .ok_or_else(|| format!("bad status line in {head:?}"))?;
+                let length: usize = lines
+                    .filter_map(|l| l.split_once(':'))
+                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                    .and_then(|(_, v)| v.trim().parse().ok())
+                    .ok_or_else(|| format!("no content-length in {head:?}"))?;
+                let body_start = end + 4;
+                while self.buf.len() < body_start + length {
+                    let n = self.stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+                    if n == 0 {
+                        return Err("connection closed mid-body".into());
+                    }
+                    self.buf.extend_from_slice(&chunk[..n]);
+                }
+                if self.buf.len() != body_start + length {
+                    return Err("more bytes than one response".into());
+                }
+                return Ok((status, self.buf[body_start..].to_vec()));
+            }
+            let n = self.stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("connection closed before the response".into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
 // ---------------------------------------------------------------- 1. raw RSA
 
 /// RSA-2048 PKCS#1 v1.5 signatures per second with aws-lc-rs on `threads`
@@ -648,6 +744,7 @@ fn raw_rsa(threads: usize, secs: Duration) -> f64 {
 
 // ---------------------------------------------------------------- per-store run
 
+#[derive(Default)]
 struct StoreRun {
     name: &'static str,
     /// /proc/loadavg (1, 5, 15 min) right after the signHash phase.
@@ -656,6 +753,8 @@ struct StoreRun {
     sign_failed: u64,
     sign_error: Option<String>,
     server_cpu_ms_per_sig: f64,
+    /// This process's CPU (the load generator) per signHash.
+    client_cpu_ms_per_sig: f64,
     commits_per_s: f64,
     logins_per_s: f64,
     login_failed: u64,
@@ -673,12 +772,72 @@ struct StoreRun {
 async fn run_store(name: &'static str, database_url: Option<String>, s: &Settings) -> StoreRun {
     let server = ServerProc::start(database_url.as_deref());
     let world = Arc::new(World::build(&server, PAIRS).await);
-    let base = world.base.clone();
+    let mut run = StoreRun { name, ..StoreRun::default() };
+    if s.runs("sign") {
+        sign_phase(&server, &world, s, &mut run).await;
+    }
+    if s.runs("logins") {
+        // -- raw store commits: one audit append per transaction, same kind of store
+        run.commits_per_s = {
+            let dir = tempfile::tempdir().expect("dir");
+            let url = match &database_url {
+                Some(u) => fresh_pg_database(u, "commit").await,
+                None => dir.path().join("commit.db").display().to_string(),
+            };
+            let store = shomei_server::store::open(&url).await.expect("store");
+            let (r, _, e) = throughput(s.concurrency.min(16), s.secs, move |w| {
+                let store = store.clone();
+                async move {
+                    let audit = shomei_server::store::AuditEvent::new(
+                        "bench",
+                        "bench.commit",
+                        format!("w{w}"),
+                        json!({}),
+                    );
+                    store
+                        .append_audit(0, &audit)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+            })
+            .await;
+            if let Some(e) = e {
+                eprintln!("store commit errors: {e}");
+            }
+            r
+        };
 
-    // -- signHash over HTTP, one hash per call
-    // pair 0: the practitioner with the credential
+        // -- complete logins over HTTP
+        (run.logins_per_s, run.login_failed, run.login_error) = {
+            let w = world.clone();
+            throughput(16, s.secs, move |_| {
+                let w = w.clone();
+                async move {
+                    let (t, p) = w.pair();
+                    full_login(&w.http, &w.base, t, p).await.map(|_| ())
+                }
+            })
+            .await
+        };
+    }
+    if s.runs("delays") {
+        // -- decision → SSE event and long-poll answer
+        (run.sse_ms, run.sse_ms_from_send, run.poll_ms) = delays(&world, 200).await;
+    }
+    if s.runs("waiting") {
+        // -- RSS with many terminals waiting
+        (run.rss_idle_mib, _) = server.rss_mib();
+        (run.waiting, run.waiter_cpu_pct, run.rss_waiting_mib, run.hwm_mib) =
+            many_waiting(&server, &world, s.waiters, s.hold_waiting).await;
+    }
+    run
+}
+
+/// Row 1's HTTP side: signHash, one hash per call, a live grant, for the
+/// practitioner with the credential (pair 0).
+async fn sign_phase(server: &ServerProc, world: &World, s: &Settings, run: &mut StoreRun) {
     let (terminal, phone) = (&world.terminals[0], &world.phones[0]);
-    let access = full_login(&world.http, &base, terminal, phone)
+    let access = full_login(&world.http, &world.base, terminal, phone)
         .await
         .expect("grant");
     let sign_body = {
@@ -686,118 +845,82 @@ async fn run_store(name: &'static str, database_url: Option<String>, s: &Setting
         json!({ "credentialID": world.credential, "hashes": [h], "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1", "signAlgo": "1.2.840.113549.1.1.11" })
             .to_string()
     };
-    let (url, term_auth) = (
-        format!("{base}/csc/v2/signatures/signHash"),
-        terminal.auth(),
+    let term_auth = terminal.auth();
+    // Profiling runs: perf samples the server over the whole phase (warm-up included).
+    let perf = s.perf_dir.as_ref().map(|dir| {
+        let out = dir.join(format!("signhash-{}.data", run.name.to_lowercase()));
+        eprintln!("perf record of server pid {} into {}", server.pid(), out.display());
+        Command::new("perf")
+            .args(["record", "-F", "499", "--call-graph", "dwarf,16384", "-p"])
+            .arg(server.pid().to_string())
+            .arg("-o")
+            .arg(&out)
+            .args(["--", "sleep"])
+            .arg(format!("{}", (s.secs * 6 / 5).as_secs_f64()))
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("perf (Debian linux-perf)")
+    });
+    // The load generator: one keep-alive connection per worker, each
+    // sending the same prepared request bytes and reading the answer with
+    // a minimal HTTP/1.1 reader (RawConnection), so that the client takes
+    // as little as possible of the two cores the server signs on. Every
+    // answer is still checked: status 200 and one 256-byte signature.
+    let addr: std::net::SocketAddr = world
+        .base
+        .strip_prefix("http://")
+        .expect("plain HTTP")
+        .parse()
+        .expect("address");
+    let request = std::sync::Arc::new(
+        format!(
+            "POST /csc/v2/signatures/signHash HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {access}\r\n\
+             shomei-terminal-authorization: {term_auth}\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n{sign_body}",
+            sign_body.len()
+        )
+        .into_bytes(),
     );
+    let connections: Arc<Vec<tokio::sync::Mutex<Option<RawConnection>>>> =
+        Arc::new((0..s.concurrency).map(|_| tokio::sync::Mutex::new(None)).collect());
     let cpu0 = server.cpu_secs();
+    let client_cpu0 = cpu_secs_of("self");
     let t0 = Instant::now();
-    let (sign_per_s, sign_failed, sign_error) = {
-        let (http, url, access, term_auth, body) = (
-            world.http.clone(),
-            url.clone(),
-            access.clone(),
-            term_auth.clone(),
-            sign_body.clone(),
-        );
-        throughput(s.concurrency, s.secs, move |_| {
-            let req = http
-                .post(&url)
-                .bearer_auth(&access)
-                .header("shomei-terminal-authorization", &term_auth)
-                .header("content-type", "application/json")
-                .body(body.clone());
-            async move {
-                let r = req.send().await.map_err(|e| e.to_string())?;
-                if !r.status().is_success() {
-                    return Err(format!("signHash: {}", r.status()));
-                }
-                let v: Value = r.json().await.map_err(|e| e.to_string())?;
-                match v["signatures"][0].as_str().map(|s| s.len()) {
-                    Some(344) => Ok(()), // base64 of 256 bytes
-                    _ => Err(format!("signHash body: {v}")),
-                }
+    let (sign_per_s, sign_failed, sign_error) = throughput(s.concurrency, s.secs, move |w| {
+        let (connections, request) = (connections.clone(), request.clone());
+        async move {
+            let mut slot = connections[w].lock().await;
+            if slot.is_none() {
+                *slot = Some(RawConnection::connect(addr).await?);
             }
-        })
-        .await
-    };
+            let conn = slot.as_mut().expect("connected");
+            let r = conn.round_trip(&request).await;
+            if r.is_err() {
+                *slot = None;
+            }
+            let (status, body) = r?;
+            if status != 200 {
+                return Err(format!("signHash: {status} {}", String::from_utf8_lossy(&body)));
+            }
+            let v: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+            match v["signatures"][0].as_str().map(|s| s.len()) {
+                Some(344) => Ok(()), // base64 of 256 bytes
+                _ => Err(format!("signHash body: {v}")),
+            }
+        }
+    })
+    .await;
     // all requests of the phase (warm-up included) cost server CPU; count them by the audit log
     let phase_secs = t0.elapsed().as_secs_f64();
     let cpu = server.cpu_secs() - cpu0;
-    let load_after_sign = load_average();
-    let server_cpu_ms_per_sig = cpu * 1000.0 / (sign_per_s * phase_secs).max(1.0);
-
-    // -- raw store commits: one audit append per transaction, same kind of store
-    let commits_per_s = {
-        let dir = tempfile::tempdir().expect("dir");
-        let url = match &database_url {
-            Some(u) => fresh_pg_database(u, "commit").await,
-            None => dir.path().join("commit.db").display().to_string(),
-        };
-        let store = shomei_server::store::open(&url).await.expect("store");
-        let (r, _, e) = throughput(s.concurrency.min(16), s.secs, move |w| {
-            let store = store.clone();
-            async move {
-                let audit = shomei_server::store::AuditEvent::new(
-                    "bench",
-                    "bench.commit",
-                    format!("w{w}"),
-                    json!({}),
-                );
-                store
-                    .append_audit(0, &audit)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-        })
-        .await;
-        if let Some(e) = e {
-            eprintln!("store commit errors: {e}");
-        }
-        r
-    };
-
-    // -- complete logins over HTTP
-    let (logins_per_s, login_failed, login_error) = {
-        let w = world.clone();
-        throughput(16, s.secs, move |_| {
-            let w = w.clone();
-            async move {
-                let (t, p) = w.pair();
-                full_login(&w.http, &w.base, t, p).await.map(|_| ())
-            }
-        })
-        .await
-    };
-
-    // -- decision → SSE event and long-poll answer
-    let (sse_ms, sse_ms_from_send, poll_ms) = delays(&world, 200).await;
-
-    // -- RSS with many terminals waiting
-    let (rss_idle_mib, _) = server.rss_mib();
-    let (waiting, waiter_cpu_pct, rss_waiting_mib, hwm_mib) =
-        many_waiting(&server, &world, s.waiters).await;
-
-    StoreRun {
-        name,
-        load_after_sign,
-        sign_per_s,
-        sign_failed,
-        sign_error,
-        server_cpu_ms_per_sig,
-        commits_per_s,
-        logins_per_s,
-        login_failed,
-        login_error,
-        sse_ms,
-        sse_ms_from_send,
-        poll_ms,
-        rss_idle_mib,
-        rss_waiting_mib,
-        hwm_mib,
-        waiting,
-        waiter_cpu_pct,
+    let client_cpu = cpu_secs_of("self") - client_cpu0;
+    run.load_after_sign = load_average();
+    if let Some(mut p) = perf {
+        let _ = p.wait();
     }
+    run.server_cpu_ms_per_sig = cpu * 1000.0 / (sign_per_s * phase_secs).max(1.0);
+    run.client_cpu_ms_per_sig = client_cpu * 1000.0 / (sign_per_s * phase_secs).max(1.0);
+    (run.sign_per_s, run.sign_failed, run.sign_error) = (sign_per_s, sign_failed, sign_error);
 }
 
 /// For `n` logins in turn: the terminal listens (SSE and a long-poll), the
@@ -886,7 +1009,7 @@ async fn delays(world: &World, n: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
 /// [`LOGINS_PER_WAITING_TERMINAL`] each; even ones on SSE, odd ones on a
 /// 60 s long-poll), then reads the server's RSS and its CPU over 4 s of
 /// waiting. Returns (waiting, CPU %, RSS, HWM).
-async fn many_waiting(server: &ServerProc, world: &World, n: usize) -> (usize, f64, f64, f64) {
+async fn many_waiting(server: &ServerProc, world: &World, n: usize, hold: Duration) -> (usize, f64, f64, f64) {
     let mut terminals = Vec::new();
     for i in 0..n.div_ceil(LOGINS_PER_WAITING_TERMINAL) {
         terminals.push(world.extra_terminal(&format!("EHR wait {i}")).await);
@@ -970,6 +1093,14 @@ async fn many_waiting(server: &ServerProc, world: &World, n: usize) -> (usize, f
     tokio::time::sleep(Duration::from_secs(4)).await;
     let cpu_pct = (server.cpu_secs() - cpu0) * 100.0 / t0.elapsed().as_secs_f64();
     let (rss, hwm) = server.rss_mib();
+    if !hold.is_zero() {
+        eprintln!(
+            "{waiting} terminals waiting on server pid {} (RSS {rss:.1} MiB); holding them {} s",
+            server.pid(),
+            hold.as_secs()
+        );
+        tokio::time::sleep(hold).await;
+    }
     release.notify_waiters();
     for t in tasks {
         let _ = t.await;
@@ -1423,6 +1554,11 @@ fn main() {
         secs: Duration::from_secs(env_u64("SHOMEI_BENCH_SECS", 5)),
         waiters: env_u64("SHOMEI_BENCH_WAITERS", 10_000) as usize,
         concurrency: env_u64("SHOMEI_BENCH_CONCURRENCY", 32) as usize,
+        only: std::env::args()
+            .skip(1)
+            .find_map(|a| ["sign", "waiting"].into_iter().find(|r| *r == a)),
+        perf_dir: std::env::var_os("SHOMEI_BENCH_PERF").map(std::path::PathBuf::from),
+        hold_waiting: Duration::from_secs(env_u64("SHOMEI_BENCH_HOLD_WAITING", 0)),
     };
     // `cargo bench -p shomei-server --bench server -- signing-log`: only that row.
     let only_signing_log = std::env::args().skip(1).any(|a| a == "signing-log");
@@ -1431,7 +1567,7 @@ fn main() {
     println!("machine: {}", machine());
     println!(
         "server: {} (child process, loopback); load generator: reqwest in this process on the same cores",
-        env!("CARGO_BIN_EXE_shomei")
+        server_bin()
     );
     println!();
     let cores = std::thread::available_parallelism()
@@ -1478,8 +1614,12 @@ fn main() {
         println!("load average at the end: {}", load_average());
         return;
     }
-    let raw_all = raw_rsa(cores, s.secs);
-    let raw_one = raw_rsa(1, s.secs.min(Duration::from_secs(3)));
+    let signs = s.runs("sign");
+    let (raw_all, raw_one) = if signs {
+        (raw_rsa(cores, s.secs), raw_rsa(1, s.secs.min(Duration::from_secs(3))))
+    } else {
+        (f64::NAN, f64::NAN)
+    };
     let runs: Vec<StoreRun> = rt.block_on(async {
         let mut runs = vec![run_store("SQLite", None, &s).await];
         match &pg {
@@ -1493,9 +1633,35 @@ fn main() {
         runs
     });
     // Raw RSA again after the HTTP phases: the machine's load may have changed meanwhile.
-    let raw_all_after = raw_rsa(cores, s.secs);
+    let raw_all_after = if signs { raw_rsa(cores, s.secs) } else { f64::NAN };
     let raw = (raw_all + raw_all_after) / 2.0;
+    print_store_runs(&s, &runs, cores, (raw_all, raw_all_after, raw, raw_one));
+    if s.only.is_some() {
+        println!("load average at the end: {}", load_average());
+        return;
+    }
+    print_signing_log(&log_runs());
+    print_cross_replica(cross_replica_run().as_ref());
+    println!("load average at the end: {}", load_average());
+}
 
+/// Rows 1–4 (those that ran).
+fn print_store_runs(s: &Settings, runs: &[StoreRun], cores: usize, (raw_all, raw_all_after, raw, raw_one): (f64, f64, f64, f64)) {
+    if s.runs("sign") {
+        print_signing(s, runs, cores, (raw_all, raw_all_after, raw, raw_one));
+    }
+    if s.runs("logins") {
+        print_logins(runs);
+    }
+    if s.runs("delays") {
+        print_delays(runs);
+    }
+    if s.runs("waiting") {
+        print_waiting(s, runs);
+    }
+}
+
+fn print_signing(s: &Settings, runs: &[StoreRun], cores: usize, (raw_all, raw_all_after, raw, raw_one): (f64, f64, f64, f64)) {
     println!(
         "## Signing: raw aws-lc-rs RSA-2048 vs signHash over HTTP (one hash per call, {} workers)",
         s.concurrency
@@ -1507,17 +1673,18 @@ fn main() {
     );
     println!();
     println!(
-        "| store | signHash/s | of raw (all cores) | server CPU per signHash | raw CPU per signature / server CPU per signHash | failed | load average after |"
+        "| store | signHash/s | of raw (all cores) | server CPU per signHash | raw CPU per signature / server CPU per signHash | load generator CPU per signHash | failed | load average after |"
     );
-    println!("|---|---|---|---|---|---|---|");
-    for r in &runs {
+    println!("|---|---|---|---|---|---|---|---|");
+    for r in runs {
         println!(
-            "| {} | {:.0} | {} | {:.3} ms | {} | {}{} | {} |",
+            "| {} | {:.0} | {} | {:.3} ms | {} | {:.3} ms | {}{} | {} |",
             r.name,
             r.sign_per_s,
             pct(r.sign_per_s, raw),
             r.server_cpu_ms_per_sig,
             pct(1000.0 / raw_one, r.server_cpu_ms_per_sig),
+            r.client_cpu_ms_per_sig,
             r.sign_failed,
             r.sign_error
                 .as_ref()
@@ -1527,13 +1694,16 @@ fn main() {
         );
     }
     println!();
+}
+
+fn print_logins(runs: &[StoreRun]) {
     println!("## Logins: raw store commits vs complete logins over HTTP (16 workers)");
     println!();
     println!(
         "| store | raw commits/s (audit append, own transaction) | complete logins/s | logins per raw commit | failed |"
     );
     println!("|---|---|---|---|---|");
-    for r in &runs {
+    for r in runs {
         println!(
             "| {} | {:.0} | {:.0} | {:.2} | {}{} |",
             r.name,
@@ -1548,6 +1718,9 @@ fn main() {
         );
     }
     println!();
+}
+
+fn print_delays(runs: &[StoreRun]) {
     println!(
         "## Decision → waiting terminal (ms; after the phone's decision response, negative = the event came first)"
     );
@@ -1556,7 +1729,7 @@ fn main() {
         "| store | samples | SSE p50 | SSE p99 | long-poll p50 | long-poll p99 | SSE p99 after the decision was sent |"
     );
     println!("|---|---|---|---|---|---|---|");
-    for r in &runs {
+    for r in runs {
         println!(
             "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
             r.name,
@@ -1569,13 +1742,16 @@ fn main() {
         );
     }
     println!();
+}
+
+fn print_waiting(s: &Settings, runs: &[StoreRun]) {
     println!("## Many terminals waiting (half SSE, half long-poll)");
     println!();
     println!(
         "| store | waiting | server RSS idle | RSS while waiting | peak RSS (HWM) | server CPU while they wait |"
     );
     println!("|---|---|---|---|---|---|");
-    for r in &runs {
+    for r in runs {
         println!(
             "| {} | {}/{} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.0} % of one core |",
             r.name,
@@ -1588,7 +1764,4 @@ fn main() {
         );
     }
     println!();
-    print_signing_log(&log_runs());
-    print_cross_replica(cross_replica_run().as_ref());
-    println!("load average at the end: {}", load_average());
 }
