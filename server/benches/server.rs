@@ -1566,7 +1566,7 @@ fn main() {
     println!();
     println!("machine: {}", machine());
     println!(
-        "server: {} (child process, loopback); load generator: reqwest in this process on the same cores",
+        "server: {} (child process, loopback); load generator: this process on the same cores (signHash: a thin keep-alive HTTP/1.1 client; the other rows: reqwest)",
         server_bin()
     );
     println!();
