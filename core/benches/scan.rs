@@ -271,7 +271,7 @@ fn load_dir(dir: &Path) -> Vec<Sample> {
 /// A real login payload URL with id and secret drawn from `seed`, so every run
 /// decodes the same pixels.
 fn fresh_url(seed: u64) -> String {
-    let mut rng = degrade::Rng::new(seed.wrapping_add(0x5105_e1));
+    let mut rng = degrade::Rng::new(seed.wrapping_add(0x0051_05e1));
     let mut bytes = || {
         let mut b = [0u8; 16];
         b.iter_mut().for_each(|v| *v = rng.next_u64() as u8);
@@ -368,7 +368,7 @@ fn page_frames(w: u32, h: u32, n: u64) -> Vec<Sample> {
             while y + gh < h - by - gh {
                 let mut x = bx + 2 * gw;
                 while x + gw < w - bx - 2 * gw {
-                    if rng.next_u64() % 6 == 0 {
+                    if rng.next_u64().is_multiple_of(6) {
                         x += gw; // space between words
                         continue;
                     }

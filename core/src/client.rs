@@ -530,13 +530,13 @@ pub(crate) fn check_since_batch(
 }
 
 fn check_grant(list: &SignatureList, grant: Option<Uuid>) -> Result<(), ClientError> {
-    if let Some(g) = grant {
-        if let Some(other) = list.signatures.iter().find(|s| s.grant_id != g) {
-            return Err(ClientError::Protocol(format!(
-                "signature {} of another grant was returned",
-                other.seq
-            )));
-        }
+    if let Some(g) = grant
+        && let Some(other) = list.signatures.iter().find(|s| s.grant_id != g)
+    {
+        return Err(ClientError::Protocol(format!(
+            "signature {} of another grant was returned",
+            other.seq
+        )));
     }
     Ok(())
 }

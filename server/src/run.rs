@@ -140,16 +140,16 @@ fn token_is_strong(t: &str) -> bool {
 /// `SHOMEI_OPERATOR_TOKEN` is set. Weak tokens and a token file readable by
 /// group/other are refused (like the KEK).
 fn operator_token(data_dir: &Path) -> Result<Zeroizing<String>, ServeError> {
-    if let Ok(t) = std::env::var("SHOMEI_OPERATOR_TOKEN") {
-        if !t.trim().is_empty() {
-            let t = Zeroizing::new(t.trim().to_owned());
-            if !token_is_strong(&t) {
-                return Err(ServeError::WeakOperatorToken {
-                    source_name: "SHOMEI_OPERATOR_TOKEN".into(),
-                });
-            }
-            return Ok(t);
+    if let Ok(t) = std::env::var("SHOMEI_OPERATOR_TOKEN")
+        && !t.trim().is_empty()
+    {
+        let t = Zeroizing::new(t.trim().to_owned());
+        if !token_is_strong(&t) {
+            return Err(ServeError::WeakOperatorToken {
+                source_name: "SHOMEI_OPERATOR_TOKEN".into(),
+            });
         }
+        return Ok(t);
     }
     let path = data_dir.join("operator.token");
     let err = |source| ServeError::Token { path: path.clone(), source };

@@ -174,7 +174,7 @@ impl Phone {
 
     /// Enrolls with an already-decoded enrollment payload.
     pub async fn enroll_payload(&mut self, payload: &EnrollmentPayload, activation_password: &str, device_name: &str) -> Result<&PhoneState, PhoneError> {
-        if u64::from(payload.expires_at) <= now_unix() {
+        if payload.expires_at <= now_unix() {
             return Err(PhoneError::Expired);
         }
         let key = self.key()?;
@@ -209,7 +209,7 @@ impl Phone {
     /// Checks a decoded login payload (expiry, right server) and fetches its context; the
     /// login becomes this phone's pending one.
     pub async fn open_login(&mut self, login: &LoginPayload) -> Result<LoginContext, PhoneError> {
-        if u64::from(login.expires_at) <= now_unix() {
+        if login.expires_at <= now_unix() {
             return Err(PhoneError::Expired);
         }
         let enrollment = self.enrollment()?;

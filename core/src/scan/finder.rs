@@ -123,7 +123,7 @@ pub(crate) fn candidates(img: &GrayImage) -> (Vec<Candidate>, bool) {
         .collect();
     let busy = kept.len() > MAX_CANDIDATES;
     if busy {
-        kept.sort_by(|a, b| b.1.cmp(&a.1));
+        kept.sort_by_key(|k| std::cmp::Reverse(k.1));
         kept.truncate(MAX_CANDIDATES);
     }
     (kept.into_iter().map(|(c, _)| c).collect(), busy)

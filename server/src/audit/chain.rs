@@ -171,10 +171,9 @@ pub fn verify_from<'a>(
     after_hash: [u8; 32],
     entries: impl IntoIterator<Item = &'a ChainedEntry>,
 ) -> Result<ChainSummary, ChainError> {
-    let mut expected_seq = after_seq + 1;
     let mut prev = after_hash;
     let mut count = 0u64;
-    for e in entries {
+    for (e, expected_seq) in entries.into_iter().zip(after_seq + 1..) {
         if e.seq != expected_seq {
             return Err(ChainError::SeqGap {
                 expected: expected_seq,
@@ -190,7 +189,6 @@ pub fn verify_from<'a>(
             return Err(ChainError::PrevMismatch { seq: e.seq });
         }
         prev = e.hash;
-        expected_seq += 1;
         count += 1;
     }
     Ok(ChainSummary { count, head: prev })

@@ -118,10 +118,10 @@ pub fn check_usable(g: &Grant, now_ms: i64) -> Result<()> {
             return Err(Error::GrantExpired);
         }
     }
-    if let Some(cap) = g.signature_cap {
-        if g.signatures_made >= cap {
-            return Err(Error::GrantExhausted);
-        }
+    if let Some(cap) = g.signature_cap
+        && g.signatures_made >= cap
+    {
+        return Err(Error::GrantExhausted);
     }
     Ok(())
 }

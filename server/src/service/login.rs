@@ -385,7 +385,7 @@ impl App {
     async fn allowed_at_terminal(&self, device: &Device, terminal_id: &str) -> Result<(Terminal, bool)> {
         let t = self.store.get_terminal(terminal_id).await?.ok_or_else(|| Error::Internal("login names a missing terminal".into()))?;
         let p = self.store.get_practitioner(&device.practitioner_id).await?.ok_or_else(|| Error::Internal("device names a missing practitioner".into()))?;
-        let ok = t.revoked_ms.is_none() && p.facility_ids.iter().any(|f| *f == t.facility_id);
+        let ok = t.revoked_ms.is_none() && p.facility_ids.contains(&t.facility_id);
         Ok((t, ok))
     }
 

@@ -233,10 +233,10 @@ impl App {
         }
         let key_alg = KeyAlgorithm::parse(&c.algorithm).map_err(|e| Error::Internal(e.to_string()))?;
         let alg = SignatureAlgorithm::from_csc(&req.sign_algo, req.hash_algorithm_oid.as_deref(), key_alg)?;
-        if let Some(cap) = grant.signature_cap {
-            if grant.signatures_made + digests.len() as i64 > cap {
-                return Err(Error::GrantExhausted);
-            }
+        if let Some(cap) = grant.signature_cap
+            && grant.signatures_made + digests.len() as i64 > cap
+        {
+            return Err(Error::GrantExhausted);
         }
         let sealed = SealedKey { credential_id: c.id.clone(), algorithm: key_alg, sealed_pkcs8: c.sealed_key.clone() };
         // The grant was checked usable just now (authorize_grant), so the

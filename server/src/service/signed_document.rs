@@ -245,10 +245,10 @@ impl App {
             }
         }
         let alg = alg.expect("at least one entry");
-        if let Some(cap) = grant.signature_cap {
-            if grant.signatures_made + jobs.len() as i64 > cap {
-                return Err(Error::GrantExhausted);
-            }
+        if let Some(cap) = grant.signature_cap
+            && grant.signatures_made + jobs.len() as i64 > cap
+        {
+            return Err(Error::GrantExhausted);
         }
         let signing_time = super::rfc3339(signing_ms)
             .format(&time::format_description::well_known::Rfc3339)

@@ -103,12 +103,12 @@ impl SignatureAlgorithm {
         key: KeyAlgorithm,
     ) -> Result<Self, SigningError> {
         let hash = hash_algo_oid.map(str::trim).filter(|h| !h.is_empty());
-        if let Some(h) = hash {
-            if h != oid::SHA256 {
-                return Err(SigningError::UnsupportedAlgorithm(format!(
-                    "hash algorithm {h}"
-                )));
-            }
+        if let Some(h) = hash
+            && h != oid::SHA256
+        {
+            return Err(SigningError::UnsupportedAlgorithm(format!(
+                "hash algorithm {h}"
+            )));
         }
         let alg = match sign_algo_oid.trim() {
             oid::SHA256_WITH_RSA => SignatureAlgorithm::RsaPkcs1Sha256,

@@ -634,7 +634,7 @@ impl Pkcs11Token {
         };
         let public_key = self.with_session(|_, s| {
             let (pub_h, _priv_h) = s.generate_key_pair(&mechanism, &public, &private)?;
-            Ok(read_public_key(s, pub_h, alg)?)
+            read_public_key(s, pub_h, alg)
         })?;
         Ok(TokenKey {
             key_ref: TokenKeyRef {

@@ -98,7 +98,7 @@ pub struct Verified {
 }
 
 /// The qualified name of an element or attribute as written in the source.
-fn qname<'a>(src: &'a str, start: usize) -> &'a str {
+fn qname(src: &str, start: usize) -> &str {
     let rest = &src[start..];
     let end = rest
         .find(|c: char| c.is_whitespace() || c == '>' || c == '/' || c == '=')

@@ -100,7 +100,7 @@ async fn a_checkpoint_detects_the_tail_cut_off_the_log() {
         "the chain alone cannot see a cut-off tail: {plain}"
     );
 
-    let report = verify_with(&env, &[cp.clone()]).await;
+    let report = verify_with(&env, std::slice::from_ref(&cp)).await;
     assert_eq!(report["ok"], false, "{report}");
     assert_eq!(report["checkpoints"][0]["failure"], "truncated", "{report}");
     assert!(
@@ -162,7 +162,7 @@ async fn a_checkpoint_detects_an_entry_rewritten_with_every_later_hash_recompute
         "a rehashed chain verifies on its own: {plain}"
     );
 
-    let report = verify_with(&env, &[cp.clone()]).await;
+    let report = verify_with(&env, std::slice::from_ref(&cp)).await;
     assert_eq!(report["ok"], false, "{report}");
     assert_eq!(report["checkpoints"][0]["failure"], "rewritten", "{report}");
     assert_eq!(report["checkpoints"][0]["seq"], cp.seq);
@@ -338,8 +338,8 @@ async fn periodic_checkpoints_follow_the_growing_log() {
     // Wait (bounded) for the periodic writer to cover the head; no timing is asserted.
     let mut covered = false;
     for _ in 0..100 {
-        if let Ok(text) = std::fs::read_to_string(&file) {
-            if Checkpoint::parse_file(&text)
+        if let Ok(text) = std::fs::read_to_string(&file)
+            && Checkpoint::parse_file(&text)
                 .map(|c| {
                     c.iter()
                         .any(|c| c.seq == head.seq && c.head == hex::encode(head.hash))
@@ -349,7 +349,6 @@ async fn periodic_checkpoints_follow_the_growing_log() {
                 covered = true;
                 break;
             }
-        }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     assert!(

@@ -55,10 +55,10 @@ fn family_of<'a>(name: &'a str, types: &BTreeMap<String, String>) -> Option<&'a 
         return Some(name);
     }
     for suffix in ["_bucket", "_sum", "_count"] {
-        if let Some(base) = name.strip_suffix(suffix) {
-            if types.get(base).is_some_and(|t| t == "histogram") {
-                return Some(base);
-            }
+        if let Some(base) = name.strip_suffix(suffix)
+            && types.get(base).is_some_and(|t| t == "histogram")
+        {
+            return Some(base);
         }
     }
     None

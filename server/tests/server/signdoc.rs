@@ -443,7 +443,7 @@ async fn every_document_signature_is_audited_with_digest_format_and_signing_time
         &w,
         json!([
             xades_entry(&xd, "rx-1", RSA_SHA256_OID),
-            cms_entry(&[cd.clone()], RSA_SHA256_OID)
+            cms_entry(std::slice::from_ref(&cd), RSA_SHA256_OID)
         ]),
     )
     .await;

@@ -269,7 +269,7 @@ async fn revoked_credential_records_no_signature(s: Arc<dyn Store>) {
         grant_id: "g1".into(), credential_id: "c1".into(), terminal_id: "t1".into(), hashes: vec![vec![1; 32], vec![2; 32]],
         sign_algo: "rsa".into(), now_ms: 500, signature_formats: vec!["X".into(), "C".into()], label: None,
     };
-    assert_eq!(s.record_signatures(&[rec.clone()]).await.unwrap(), vec![RecordOutcome::Recorded(2)]);
+    assert_eq!(s.record_signatures(std::slice::from_ref(&rec)).await.unwrap(), vec![RecordOutcome::Recorded(2)]);
     let details: Vec<serde_json::Value> = audit_all(&*s).await.iter().filter(|e| e.action == "signature.create").map(|e| serde_json::from_str(&e.details).unwrap()).collect();
     assert_eq!(details[0]["format"], "X");
     assert_eq!(details[1]["format"], "C");

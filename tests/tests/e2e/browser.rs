@@ -94,12 +94,11 @@ impl Driver {
     async fn ready(&self) {
         let deadline = Instant::now() + WAIT;
         loop {
-            if let Ok(r) = reqwest::get(format!("{}/status", self.url)).await {
-                if let Ok(v) = r.json::<Value>().await {
-                    if v["value"]["ready"] == true {
-                        return;
-                    }
-                }
+            if let Ok(r) = reqwest::get(format!("{}/status", self.url)).await
+                && let Ok(v) = r.json::<Value>().await
+                && v["value"]["ready"] == true
+            {
+                return;
             }
             assert!(
                 Instant::now() < deadline,

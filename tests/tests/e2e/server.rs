@@ -178,10 +178,10 @@ impl Server {
                     let line = line.trim();
                     if let Some(rest) = line.strip_prefix("listening on ") {
                         url = Some(rest.trim().to_string());
-                    } else if let Some(rest) = line.strip_prefix("admin API listening on ") {
-                        if url.is_some() {
-                            break rest.trim().to_string();
-                        }
+                    } else if let Some(rest) = line.strip_prefix("admin API listening on ")
+                        && url.is_some()
+                    {
+                        break rest.trim().to_string();
                     }
                 }
                 Err(_) => {
