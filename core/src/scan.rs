@@ -72,6 +72,7 @@ use rxing::{BarcodeFormat, BinaryBitmap, DecodeHints, Luma8LuminanceSource, Read
 use crate::payload::Payload;
 
 mod finder;
+mod grid;
 
 /// Largest frame accepted, in pixels (a 64-megapixel sensor); anything bigger
 /// is not a camera preview frame and would only burn memory.
@@ -112,6 +113,13 @@ pub enum Decoder {
     /// `TryHarder` on; its detector differs from the cpp port's and reads some
     /// codes the other misses (rxing's own `MultiFormatReader` runs both).
     RxingJava,
+    /// rxing's zxing-cpp detector (hybrid binarizer) with our own
+    /// finder-pattern candidates added to its own (a third pattern its
+    /// search missed), each triple sampled by its perspective grid and, when
+    /// that does not decode, by a grid measured from the code's timing
+    /// patterns (codes on curved surfaces, whose dimension the finder
+    /// patterns misjudge): see `grid.rs`.
+    Hybrid,
 }
 
 /// The image a [`Pass`] looks at.
@@ -136,6 +144,13 @@ pub enum Prep {
     /// The central half (each axis) of the frame at full resolution, for codes
     /// held far from the camera in a large frame.
     CenterFull,
+    /// The region around the finder-pattern candidates whose modules are
+    /// under three pixels, enlarged (bilinear) to about six pixels per
+    /// module: the decoders' block thresholds and their grid sampling, both
+    /// whole-pixel, lose modules that small; interpolation samples between
+    /// the pixels. Nothing when no such candidate exists (see
+    /// [`ScanConfig::finder_gate`]: the candidates come from its search).
+    Zoom,
 }
 
 /// One decoding attempt.
@@ -192,6 +207,13 @@ impl Default for ScanConfig {
                 pass(Decoder::RxingCpp, Prep::Quarter),
                 pass(Decoder::Rqrr, Prep::Half),
                 pass(Decoder::Rqrr, Prep::Quarter),
+                // Our finder candidates and a completed third pattern added
+                // to rxing's, a grid measured from the timing patterns
+                // (curved codes), and small modules enlarged: measured +2
+                // curved, +2 nominal, no loss (docs/scanning.md).
+                pass(Decoder::Hybrid, Prep::Working),
+                pass(Decoder::Hybrid, Prep::Half),
+                pass(Decoder::Hybrid, Prep::Zoom),
             ],
             working_side: Some(1280),
             budget: Duration::from_millis(250),
@@ -320,8 +342,11 @@ pub fn scan_frame_traced(
         full,
         working,
         cache: Vec::new(),
+        zoom: None,
     };
     let mut stop_when_read = false;
+    // Candidates that could belong to a code, in working-image pixels.
+    let mut seeds: Vec<finder::Candidate> = Vec::new();
     let candidates = if config.finder_gate || config.early_stop {
         let gate = preps.finder_candidates(&config.passes);
         trace.seen = gate.all.len();
@@ -329,6 +354,8 @@ pub fn scan_frame_traced(
             return Ok((ScanOutcome::NothingFound, trace));
         }
         trace.candidates = gate.in_codes.len();
+        seeds = gate.in_codes;
+        preps.zoom = zoom_region(&seeds, preps.working.dimensions());
         // The early stop waits for every candidate, not only those in
         // triples: a code whose third pattern the gate missed still holds
         // two unread candidates. A busy scene kept only its strongest
@@ -355,10 +382,22 @@ pub fn scan_frame_traced(
             break;
         }
         let to_working = preps.to_working(p.prep);
+        let seeds: Vec<grid::Seed> = if p.decoder == Decoder::Hybrid {
+            let (to, scale) = preps.from_working(p.prep);
+            seeds
+                .iter()
+                .map(|c| {
+                    let (x, y) = to(c.x, c.y);
+                    grid::Seed { x, y, module: c.module * scale }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let img = preps.get(p.prep);
         let Some(img) = img else { continue };
         trace.passes_run += 1;
-        for (mut text, points) in decode_contained(p.decoder, img) {
+        for (mut text, points) in decode_contained(p.decoder, img, &seeds) {
             match Payload::parse_ignoring_expiry(&text) {
                 Ok(payload) => {
                     zeroize::Zeroize::zeroize(&mut text);
@@ -438,6 +477,8 @@ struct Preps {
     full: Option<GrayImage>,
     working: GrayImage,
     cache: Vec<(Prep, Option<GrayImage>)>,
+    /// Working-image region (x, y, w, h) and factor of [`Prep::Zoom`].
+    zoom: Option<(u32, u32, u32, u32, f32)>,
 }
 
 impl Preps {
@@ -486,6 +527,17 @@ impl Preps {
         }
     }
 
+    /// Maps a point of the working image into `prep`'s image, and the scale
+    /// of lengths.
+    fn from_working(&self, prep: Prep) -> (impl Fn(f32, f32) -> (f32, f32) + use<>, f32) {
+        let to = self.to_working(prep);
+        let (ox, oy) = to(0.0, 0.0);
+        let (sx, _) = to(1.0, 0.0);
+        let (_, sy) = to(0.0, 1.0);
+        let (kx, ky) = ((sx - ox).max(1e-6), (sy - oy).max(1e-6));
+        (move |x, y| ((x - ox) / kx, (y - oy) / ky), 1.0 / kx)
+    }
+
     /// Maps a point of `prep`'s image to working-image coordinates.
     fn to_working(&self, prep: Prep) -> impl Fn(f32, f32) -> (f32, f32) + use<> {
         let (ww, wh) = self.working.dimensions();
@@ -510,6 +562,10 @@ impl Preps {
                 0.0,
                 0.0,
             ),
+            Prep::Zoom => match self.zoom {
+                Some((x0, y0, _, _, f)) => (1.0 / f, 1.0 / f, x0 as f32, y0 as f32),
+                None => (1.0, 1.0, 0.0, 0.0),
+            },
             Prep::CenterFull => {
                 let (sx, sy) = (ww as f32 / fw as f32, wh as f32 / fh as f32);
                 (sx, sy, (fw / 4) as f32 * sx, (fh / 4) as f32 * sy)
@@ -566,6 +622,17 @@ impl Preps {
                     None => area_resize(w, ww / 4, wh / 4),
                 })
             }
+            Prep::Zoom => {
+                let (x0, y0, cw, ch, f) = self.zoom?;
+                let crop = image::imageops::crop_imm(w, x0, y0, cw, ch).to_image();
+                let (zw, zh) = ((cw as f32 * f).round() as u32, (ch as f32 * f).round() as u32);
+                Some(image::imageops::resize(
+                    &crop,
+                    zw,
+                    zh,
+                    image::imageops::FilterType::Triangle,
+                ))
+            }
             Prep::CenterFull => {
                 // Only worth it when the working image lost resolution.
                 let full = self.full.as_ref()?;
@@ -575,6 +642,50 @@ impl Preps {
             }
         }
     }
+}
+
+/// Candidates with modules under this many working-image pixels are zoomed.
+const ZOOM_BELOW_PX: f32 = 4.0;
+/// Zoomed to about this many pixels per module.
+const ZOOM_TO_PX: f32 = 8.0;
+/// The zoomed image stays under this many pixels (a region too large to
+/// enlarge that far is enlarged less, or not at all below 1.5×).
+const ZOOM_MAX_PIXELS: f32 = 1_500_000.0;
+
+/// The region of [`Prep::Zoom`]: around the candidates with small modules
+/// (grown by 12 modules: the code's corners lie 3.5 modules beyond its
+/// finder centres, plus a quiet zone and a missed third pattern's side),
+/// and the factor that brings their modules to about [`ZOOM_TO_PX`].
+fn zoom_region(cands: &[finder::Candidate], (w, h): (u32, u32)) -> Option<(u32, u32, u32, u32, f32)> {
+    let small: Vec<&finder::Candidate> = cands
+        .iter()
+        .filter(|c| c.module > 0.0 && c.module < ZOOM_BELOW_PX)
+        .collect();
+    let module = small.iter().map(|c| c.module).fold(f32::MAX, f32::min);
+    let largest = small.iter().map(|c| c.module).fold(0.0, f32::max);
+    if small.is_empty() {
+        return None;
+    }
+    let pad = 12.0 * largest.max(1.0) + 8.0;
+    // The farthest a third pattern can be: the largest pair distance.
+    let span = small
+        .iter()
+        .flat_map(|a| small.iter().map(move |b| (a.x - b.x).abs().max((a.y - b.y).abs())))
+        .fold(0.0f32, f32::max);
+    let x0 = small.iter().map(|c| c.x).fold(f32::MAX, f32::min) - pad - span * 0.5;
+    let y0 = small.iter().map(|c| c.y).fold(f32::MAX, f32::min) - pad - span * 0.5;
+    let x1 = small.iter().map(|c| c.x).fold(f32::MIN, f32::max) + pad + span * 0.5;
+    let y1 = small.iter().map(|c| c.y).fold(f32::MIN, f32::max) + pad + span * 0.5;
+    let (x0, y0) = (x0.max(0.0) as u32, y0.max(0.0) as u32);
+    let (x1, y1) = ((x1.max(0.0) as u32).min(w), (y1.max(0.0) as u32).min(h));
+    if x1 <= x0 + 16 || y1 <= y0 + 16 {
+        return None;
+    }
+    let (cw, ch) = (x1 - x0, y1 - y0);
+    let f = (ZOOM_TO_PX / module.max(1.0))
+        .min((ZOOM_MAX_PIXELS / (cw as f32 * ch as f32)).sqrt())
+        .min(4.0);
+    (f >= 1.5).then_some((x0, y0, cw, ch, f))
 }
 
 /// Where a decoded code lies in the working image: the box around the points
@@ -624,8 +735,8 @@ impl Area {
 type Decoded = (String, Vec<(f32, f32)>);
 
 /// Runs one decoder with panics contained; a panic means "nothing found".
-fn decode_contained(decoder: Decoder, img: &GrayImage) -> Vec<Decoded> {
-    contained(|| decode(decoder, img))
+fn decode_contained(decoder: Decoder, img: &GrayImage, seeds: &[grid::Seed]) -> Vec<Decoded> {
+    contained(|| decode(decoder, img, seeds))
 }
 
 /// The decoders only read the image they are given and build fresh state per
@@ -634,7 +745,9 @@ fn contained<T>(f: impl FnOnce() -> Vec<T>) -> Vec<T> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_default()
 }
 
-fn decode(decoder: Decoder, img: &GrayImage) -> Vec<Decoded> {
+/// `seeds`: our finder-pattern candidates in `img`'s pixels (used by
+/// [`Decoder::Hybrid`] only).
+fn decode(decoder: Decoder, img: &GrayImage, seeds: &[grid::Seed]) -> Vec<Decoded> {
     let (w, h) = img.dimensions();
     match decoder {
         Decoder::Rqrr => {
@@ -650,6 +763,13 @@ fn decode(decoder: Decoder, img: &GrayImage) -> Vec<Decoded> {
                     g.decode().ok().map(|(_, text)| (text, points))
                 })
                 .collect()
+        }
+        Decoder::Hybrid => {
+            let Ok(source) = Luma8LuminanceSource::new(img.as_raw().clone(), w, h) else {
+                return Vec::new();
+            };
+            let bitmap = BinaryBitmap::new(HybridBinarizer::new(source));
+            grid::decode(bitmap.get_black_matrix(), seeds)
         }
         Decoder::RxingCpp | Decoder::RxingJavaMulti | Decoder::RxingJava => {
             let Ok(source) = Luma8LuminanceSource::new(img.as_raw().clone(), w, h) else {

@@ -14,7 +14,7 @@ use proptest::prelude::*;
 use std::time::Duration;
 
 use shomei_core::scan::{
-    ScanConfig, ScanError, ScanOutcome, ScanTrace, scan_frame, scan_frame_traced, scan_frame_with,
+    Decoder, Pass, Prep, ScanConfig, ScanError, ScanOutcome, ScanTrace, scan_frame, scan_frame_traced, scan_frame_with,
     scan_image,
 };
 use shomei_core::{
@@ -637,4 +637,55 @@ fn a_code_with_one_finder_pattern_hidden_still_reaches_the_decoders() {
         trace.passes_run > 0,
         "the gate must not end this frame: {trace:?}"
     );
+}
+
+/// The default pass list without the passes that measure the grid from the
+/// timing patterns or enlarge small modules (the default before them).
+fn without_hybrid() -> ScanConfig {
+    let mut config = unbounded();
+    config.passes.retain(|p| p.decoder != Decoder::Hybrid);
+    config
+}
+
+#[test]
+fn code_on_a_cylinder_is_read_by_the_timing_pattern_grid() {
+    // A code on a bottle: the columns near the edges foreshortened (70° of
+    // arc either side), or a milder curve seen from 15° above its axis (the
+    // rows bow). No perspective transform through the finder patterns maps
+    // these onto their modules, and the guessed dimension is off; the
+    // timing patterns give both. Without those passes neither is read.
+    let p = login(far_future());
+    for (arc, elevation) in [(70.0, 0.0), (40.0, 15.0)] {
+        let code = curve(&render(&p.to_url(), 4), arc, elevation);
+        let img = place(640, 480, 235, &code, 10, 10);
+        let what = format!("{arc}° arc, {elevation}° above");
+        assert_reads(&img, &p, &what);
+        let old = scan_frame_with(img.as_raw(), 640, 480, 640, &without_hybrid()).unwrap();
+        assert_eq!(old, ScanOutcome::NothingFound, "{what}: read without the grid passes");
+    }
+}
+
+#[test]
+fn small_modules_are_enlarged_around_their_finder_patterns() {
+    // 2.4 px per module, blurred: the zoom pass alone (the region around
+    // the gate's candidates, enlarged) reads it, at the right place in
+    // the frame whatever its offset.
+    let p = login(far_future());
+    let code = blur(&scale(&render(&p.to_url(), 4), 0.6), 0.6);
+    let zoom_only = ScanConfig {
+        passes: vec![Pass {
+            decoder: Decoder::Hybrid,
+            prep: Prep::Zoom,
+        }],
+        ..unbounded()
+    };
+    for (x, y) in [(40, 30), (420, 300)] {
+        let img = place(640, 480, 235, &code, x, y);
+        let (out, trace) = scan_frame_traced(img.as_raw(), 640, 480, 640, &zoom_only).unwrap();
+        assert_eq!(out, ScanOutcome::Shomei(Payload::Login(p.clone())), "code at ({x}, {y}): {trace:?}");
+    }
+    // A large code has no small-module candidates: the zoom pass has no image.
+    let (out, trace) = scan_frame_traced(code_frame(&p, 400.0).as_raw(), 640, 480, 640, &zoom_only).unwrap();
+    assert_eq!(out, ScanOutcome::NothingFound);
+    assert_eq!(trace.passes_run, 0, "{trace:?}");
 }

@@ -88,6 +88,50 @@ pub fn perspective(img: &GrayImage, k: f32) -> GrayImage {
     warp(&canvas, &proj, Interpolation::Bilinear, Luma([255]))
 }
 
+/// A code printed on a cylinder (a bottle, a can, a curled sheet), the
+/// cylinder's axis vertical: the label wraps `half_angle_degrees` either side
+/// of the line facing the camera, so columns near the left and right edges
+/// are foreshortened by cos φ while the centre keeps its size. Seen from
+/// `elevation_degrees` above the axis' normal, the parts of the label that
+/// turn away also shift vertically by r·(1 − cos φ)·sin α: rows bend into
+/// arcs. No single perspective transform maps such a code onto its grid,
+/// which is what sets it apart from [`perspective`].
+pub fn curve(img: &GrayImage, half_angle_degrees: f32, elevation_degrees: f32) -> GrayImage {
+    let pad = (img.width().max(img.height()) / 8).max(8);
+    let canvas = centered(img.width() + 2 * pad, img.height() + 2 * pad, img);
+    let (sw, sh) = (canvas.width() as f32, canvas.height() as f32);
+    let theta = half_angle_degrees.to_radians();
+    let (sin_a, cos_a) = elevation_degrees.to_radians().sin_cos();
+    // Arc length sw/2 spans theta: radius r, projected half width r·sin θ.
+    let r = sw / 2.0 / theta;
+    let half_w = r * theta.sin();
+    let lift = r * (1.0 - theta.cos()) * sin_a;
+    let (ow, oh) = ((2.0 * half_w).ceil() as u32, (sh * cos_a + lift).ceil() as u32);
+    let px = |xx: f32, yy: f32| -> f32 {
+        if xx < 0.0 || yy < 0.0 || xx >= sw - 1.0 || yy >= sh - 1.0 {
+            return 255.0;
+        }
+        let (x0, y0) = (xx.floor(), yy.floor());
+        let (fx, fy) = (xx - x0, yy - y0);
+        let at = |x: f32, y: f32| f32::from(canvas.get_pixel(x as u32, y as u32).0[0]);
+        at(x0, y0) * (1.0 - fx) * (1.0 - fy)
+            + at(x0 + 1.0, y0) * fx * (1.0 - fy)
+            + at(x0, y0 + 1.0) * (1.0 - fx) * fy
+            + at(x0 + 1.0, y0 + 1.0) * fx * fy
+    };
+    GrayImage::from_fn(ow, oh, |x, y| {
+        let xc = x as f32 + 0.5 - half_w;
+        if xc.abs() >= half_w {
+            return Luma([255]);
+        }
+        // Back from the projected position to the point on the label.
+        let phi = (xc / r).asin();
+        let s = r * phi + sw / 2.0 - 0.5;
+        let t = (y as f32 + 0.5 - r * (1.0 - phi.cos()) * sin_a) / cos_a - 0.5;
+        Luma([px(s, t).round().clamp(0.0, 255.0) as u8])
+    })
+}
+
 /// Dark mode: light modules on a dark background.
 pub fn invert(img: &GrayImage) -> GrayImage {
     let mut out = img.clone();
