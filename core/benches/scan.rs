@@ -19,7 +19,7 @@
 //! - `SHOMEI_SCAN_BENCH_QUICK=1`: no baselines, no per-pass table.
 //! - `SHOMEI_SCAN_BENCH_CONFIGS=key,key,...`: only these configurations, in
 //!   this order (keys: rqrr, rxing, combined, no-early-stop, default,
-//!   no-gate, previous, no-rqrr, third).
+//!   no-gate, previous, no-hybrid, no-rqrr, third).
 //! - `SHOMEI_SCAN_BENCH_DIFF=1`: list (on stderr) the images each
 //!   configuration reads differently from the first one, with its trace.
 //! - `SHOMEI_SCAN_BENCH_TIMING_ONLY=1`: only the time per camera frame.
@@ -678,6 +678,17 @@ fn main() {
                 let mut c = ScanConfig::default();
                 c.passes.truncate(8);
                 c.finder_gate = false;
+                c
+            }),
+        ),
+        // The default before the hybrid passes (issue 11, 2026-12-02): what
+        // they add or cost, image by image.
+        (
+            "no-hybrid",
+            "default without the hybrid passes",
+            unbounded({
+                let mut c = ScanConfig::default();
+                c.passes.retain(|p| p.decoder != Decoder::Hybrid);
                 c
             }),
         ),

@@ -652,10 +652,12 @@ const ZOOM_TO_PX: f32 = 8.0;
 /// enlarge that far is enlarged less, or not at all below 1.5×).
 const ZOOM_MAX_PIXELS: f32 = 1_500_000.0;
 
-/// The region of [`Prep::Zoom`]: around the candidates with small modules
-/// (grown by 12 modules: the code's corners lie 3.5 modules beyond its
-/// finder centres, plus a quiet zone and a missed third pattern's side),
-/// and the factor that brings their modules to about [`ZOOM_TO_PX`].
+/// The region of [`Prep::Zoom`]: around the candidates with small modules,
+/// grown by the largest distance between two of them (a pattern the search
+/// missed lies up to a side of the code away from the ones it saw) and 12
+/// modules (the code's corners lie 3.5 modules beyond its finder centres,
+/// then the quiet zone); and the factor that brings their modules to about
+/// [`ZOOM_TO_PX`].
 fn zoom_region(cands: &[finder::Candidate], (w, h): (u32, u32)) -> Option<(u32, u32, u32, u32, f32)> {
     let small: Vec<&finder::Candidate> = cands
         .iter()
@@ -672,10 +674,10 @@ fn zoom_region(cands: &[finder::Candidate], (w, h): (u32, u32)) -> Option<(u32, 
         .iter()
         .flat_map(|a| small.iter().map(move |b| (a.x - b.x).abs().max((a.y - b.y).abs())))
         .fold(0.0f32, f32::max);
-    let x0 = small.iter().map(|c| c.x).fold(f32::MAX, f32::min) - pad - span * 0.5;
-    let y0 = small.iter().map(|c| c.y).fold(f32::MAX, f32::min) - pad - span * 0.5;
-    let x1 = small.iter().map(|c| c.x).fold(f32::MIN, f32::max) + pad + span * 0.5;
-    let y1 = small.iter().map(|c| c.y).fold(f32::MIN, f32::max) + pad + span * 0.5;
+    let x0 = small.iter().map(|c| c.x).fold(f32::MAX, f32::min) - pad - span;
+    let y0 = small.iter().map(|c| c.y).fold(f32::MAX, f32::min) - pad - span;
+    let x1 = small.iter().map(|c| c.x).fold(f32::MIN, f32::max) + pad + span;
+    let y1 = small.iter().map(|c| c.y).fold(f32::MIN, f32::max) + pad + span;
     let (x0, y0) = (x0.max(0.0) as u32, y0.max(0.0) as u32);
     let (x1, y1) = ((x1.max(0.0) as u32).min(w), (y1.max(0.0) as u32).min(h));
     if x1 <= x0 + 16 || y1 <= y0 + 16 {
