@@ -25,7 +25,11 @@
 //! held far away. The pass order in [`ScanConfig::default`] is by measured
 //! gain: rxing's zxing-cpp port first (reads the most, fastest), then rqrr,
 //! then inversion (dark mode), our local-mean binarization, ZXing-Java's
-//! detector, half size, and the full-resolution centre.
+//! detector, half size, the full-resolution centre, smaller scales, and last
+//! the hybrid passes ([`Decoder::Hybrid`]): rxing's detector fed with our
+//! finder candidates and inferred third patterns, a sampling grid measured
+//! from the timing patterns (curved codes), and small modules enlarged
+//! ([`Prep::Zoom`]).
 //!
 //! Decoder panics (rqrr has panicked on crafted input) are caught per pass with
 //! `catch_unwind` and count as "nothing found in this pass". This needs the
