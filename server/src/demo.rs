@@ -353,7 +353,7 @@ impl Demo {
             documents: None,
             label: Some(RawLabel(format!("処方箋 (demo) {id}").into_bytes())),
         };
-        let out = app.csc_sign_doc(&grant, &t, req).await?;
+        let out = app.csc_sign_doc(crate::service::signature::SigningCall::new(t, grant), req).await?;
         let object = out
             .signature_object
             .first()

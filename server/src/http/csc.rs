@@ -6,10 +6,10 @@ use axum::http::{HeaderMap, header};
 use axum::routing::post;
 use axum::{Json, Router};
 
-use super::{ApiJson, ApiResult, HttpState, SIGN_HASH_BODY_LIMIT, bearer};
+use super::{ApiJson, ApiResult, HttpState, SIGN_HASH_BODY_LIMIT, basic, bearer};
 use crate::service::Error;
 use shomei_core::api::Problem;
-use crate::service::signature::{CredentialInfo, CredentialInfoRequest, CredentialList, SignHashRequest, SignHashResponse};
+use crate::service::signature::{CredentialInfo, CredentialInfoRequest, CredentialList, SignHashRequest, SignHashResponse, SigningCall};
 use crate::service::signed_document::{SignDocRequest, SignDocResponse};
 use crate::store::{Grant, Terminal};
 
@@ -111,6 +111,18 @@ async fn auth(s: &HttpState, headers: &HeaderMap) -> ApiResult<(Grant, Terminal)
     Ok((grant, terminal))
 }
 
+/// [`auth`] for a signing call, with the credential it names read in the
+/// same store statement (signHash and signDoc pay this on every call).
+async fn signing_auth(s: &HttpState, headers: &HeaderMap, credential_id: &str) -> ApiResult<SigningCall> {
+    let (id, secret) = basic(headers, TERMINAL_AUTH_HEADER).ok_or(Error::TerminalUnauthenticated)?;
+    let Some(token) = bearer(headers, header::AUTHORIZATION) else {
+        // Without a token, the terminal's credentials are still checked first.
+        s.terminal_from(headers, TERMINAL_AUTH_HEADER).await?;
+        return Err(Error::GrantInvalid.into());
+    };
+    Ok(s.app.authorize_signing(&id, &secret, &token, credential_id).await?)
+}
+
 #[utoipa::path(
     post,
     path = "/csc/v2/info",
@@ -196,8 +208,8 @@ pub(super) async fn sign_hash(
     headers: HeaderMap,
     ApiJson(req): ApiJson<SignHashRequest, SIGN_HASH_BODY_LIMIT>,
 ) -> ApiResult<Json<SignHashResponse>> {
-    let (g, t) = auth(&s, &headers).await?;
-    Ok(Json(s.app.csc_sign_hash(&g, &t, req).await?))
+    let call = signing_auth(&s, &headers, &req.credential_id).await?;
+    Ok(Json(s.app.csc_sign_hash(call, req).await?))
 }
 
 #[utoipa::path(
@@ -214,6 +226,6 @@ pub(super) async fn sign_hash(
     )
 )]
 pub(super) async fn sign_doc(State(s): State<HttpState>, headers: HeaderMap, ApiJson(req): ApiJson<SignDocRequest>) -> ApiResult<Json<SignDocResponse>> {
-    let (g, t) = auth(&s, &headers).await?;
-    Ok(Json(s.app.csc_sign_doc(&g, &t, req).await?))
+    let call = signing_auth(&s, &headers, &req.credential_id).await?;
+    Ok(Json(s.app.csc_sign_doc(call, req).await?))
 }

@@ -260,19 +260,7 @@ impl App {
 
     /// Checks terminal client credentials (constant-time on the secret).
     pub async fn authenticate_terminal(&self, client_id: &str, client_secret: &str) -> Result<Terminal> {
-        let t = match self.store.get_terminal(client_id).await? {
-            Some(t) => t,
-            None => {
-                // Same work as a known id, so timing does not reveal ids.
-                let _ = ct_eq(&sha256(client_secret.as_bytes()), &[0u8; 32]);
-                return Err(Error::TerminalUnauthenticated);
-            }
-        };
-        let raw = shomei_core::api::b64u::decode(client_secret).unwrap_or_default();
-        if !ct_eq(&sha256(&raw), &t.secret_hash) || t.revoked_ms.is_some() {
-            return Err(Error::TerminalUnauthenticated);
-        }
-        Ok(t)
+        admit_terminal(self.store.get_terminal(client_id).await?, client_secret)
     }
 
     pub async fn create_practitioner(&self, display_name: &str, role: &str, facility_ids: &[String]) -> Result<PractitionerView> {
@@ -501,4 +489,22 @@ impl App {
         self.store.append_audit(self.clock.now_ms(), &audit).await?;
         Err(Error::OperatorUnauthenticated)
     }
+}
+
+/// The terminal `found` for a client id, if `client_secret` is its secret
+/// and it is not revoked.
+pub(super) fn admit_terminal(found: Option<Terminal>, client_secret: &str) -> Result<Terminal> {
+    let t = match found {
+        Some(t) => t,
+        None => {
+            // Same work as a known id, so timing does not reveal ids.
+            let _ = ct_eq(&sha256(client_secret.as_bytes()), &[0u8; 32]);
+            return Err(Error::TerminalUnauthenticated);
+        }
+    };
+    let raw = shomei_core::api::b64u::decode(client_secret).unwrap_or_default();
+    if !ct_eq(&sha256(&raw), &t.secret_hash) || t.revoked_ms.is_some() {
+        return Err(Error::TerminalUnauthenticated);
+    }
+    Ok(t)
 }

@@ -48,7 +48,13 @@ impl App {
     /// The usable grant behind an access token, for this terminal.
     pub async fn authorize_grant(&self, access_token: &str, terminal: &Terminal) -> Result<Grant> {
         let raw = shomei_core::api::b64u::decode(access_token).map_err(|_| Error::GrantInvalid)?;
-        let g = self.store.get_grant_by_token_hash(&sha256(&raw)).await?.ok_or(Error::GrantInvalid)?;
+        let g = self.store.get_grant_by_token_hash(&sha256(&raw)).await?;
+        self.admit_grant(g, terminal)
+    }
+
+    /// The grant `found` for an access token, if it is `terminal`'s and usable now.
+    pub(super) fn admit_grant(&self, found: Option<Grant>, terminal: &Terminal) -> Result<Grant> {
+        let g = found.ok_or(Error::GrantInvalid)?;
         if g.terminal_id != terminal.id {
             return Err(Error::GrantTerminalMismatch);
         }

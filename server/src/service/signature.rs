@@ -85,6 +85,23 @@ impl SignatureLog {
     }
 }
 
+/// The terminal and grant one signing call (signHash, signDoc) is
+/// authorized by, with the credential read alongside them.
+pub struct SigningCall {
+    pub terminal: Terminal,
+    pub grant: Grant,
+    /// The credential row read with them: (the id asked for, the row if any).
+    credential: Option<(String, Option<Credential>)>,
+}
+
+impl SigningCall {
+    /// A call whose terminal and grant were authorized one by one (the demo
+    /// page); its credential is read when the call names it.
+    pub fn new(terminal: Terminal, grant: Grant) -> Self {
+        SigningCall { terminal, grant, credential: None }
+    }
+}
+
 /// CSC `credentials/list` response.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CredentialList {
@@ -185,6 +202,38 @@ impl App {
         self.store.get_credential(id).await?.filter(|c| c.practitioner_id == grant.practitioner_id).ok_or(Error::CredentialUnknown)
     }
 
+    /// Authenticates the terminal and authorizes the grant of a signing call,
+    /// reading them and the credential `credential_id` in one store statement:
+    /// the same checks, in the same order, with the same errors as
+    /// [`App::authenticate_terminal`] then [`App::authorize_grant`], on every call.
+    pub async fn authorize_signing(&self, client_id: &str, client_secret: &str, access_token: &str, credential_id: &str) -> Result<SigningCall> {
+        // A token that is not base64url names no grant; the statement then
+        // looks for an empty hash (no token has one), so the terminal is
+        // still checked first, as on the long path.
+        let token_hash = shomei_core::api::b64u::decode(access_token).ok().map(|raw| super::sha256(&raw));
+        let ctx = self.store.get_signing_context(client_id, token_hash.as_deref().unwrap_or_default(), credential_id).await?;
+        let (terminal, grant, credential) = match ctx {
+            Some(c) => (Some(c.terminal), c.grant, c.credential),
+            None => (None, None, None),
+        };
+        let terminal = super::admin::admit_terminal(terminal, client_secret)?;
+        if token_hash.is_none() {
+            return Err(Error::GrantInvalid);
+        }
+        let grant = self.admit_grant(grant, &terminal)?;
+        Ok(SigningCall { terminal, grant, credential: Some((credential_id.to_owned(), credential)) })
+    }
+
+    /// The call's credential `id` if it is the grant's practitioner's:
+    /// the one read with the call when it is for `id`, else from the store.
+    pub(super) async fn call_credential(&self, call: &mut SigningCall, id: &str) -> Result<Credential> {
+        let row = match call.credential.take() {
+            Some((read_for, row)) if read_for == id => row,
+            _ => self.store.get_credential(id).await?,
+        };
+        row.filter(|c| c.practitioner_id == call.grant.practitioner_id).ok_or(Error::CredentialUnknown)
+    }
+
     /// CSC `credentials/info`.
     pub async fn csc_credential_info(&self, grant: &Grant, req: &CredentialInfoRequest) -> Result<CredentialInfo> {
         let c = self.grant_credential(grant, &req.credential_id).await?;
@@ -216,9 +265,10 @@ impl App {
     }
 
     /// CSC `signatures/signHash`: sign, record in the audit log, then return.
-    pub async fn csc_sign_hash(&self, grant: &Grant, terminal: &Terminal, req: SignHashRequest) -> Result<SignHashResponse> {
+    pub async fn csc_sign_hash(&self, mut call: SigningCall, req: SignHashRequest) -> Result<SignHashResponse> {
         let label = super::signing_log::label_from_request(req.label.as_ref())?;
-        let c = self.grant_credential(grant, &req.credential_id).await?;
+        let c = self.call_credential(&mut call, &req.credential_id).await?;
+        let (grant, terminal) = (&call.grant, &call.terminal);
         check_can_sign(&c, self.clock.now_ms())?;
         if req.hashes.is_empty() || req.hashes.len() > MAX_HASHES {
             return Err(Error::HashInvalid(format!("1..={MAX_HASHES} hashes per call")));

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::signature::check_can_sign;
 use super::{App, Error, Result, random_bytes};
 use crate::signing::{KeyAlgorithm, SealedKey, SignatureAlgorithm, oid};
-use crate::store::{Grant, RecordOutcome, SignatureRecord, Terminal};
+use crate::store::{RecordOutcome, SignatureRecord};
 use crate::{cms, xades};
 
 /// Most signatures in one signDoc call (each XAdES answer is ~4 KiB).
@@ -212,14 +212,10 @@ enum Prepared {
 impl App {
     /// CSC `signatures/signDoc`: build XAdES / CMS signatures around the
     /// given digests, record them in the audit log, then return them.
-    pub async fn csc_sign_doc(
-        &self,
-        grant: &Grant,
-        terminal: &Terminal,
-        req: SignDocRequest,
-    ) -> Result<SignDocResponse> {
+    pub async fn csc_sign_doc(&self, mut call: super::signature::SigningCall, req: SignDocRequest) -> Result<SignDocResponse> {
         let label = super::signing_log::label_from_request(req.label.as_ref())?;
-        let c = self.grant_credential(grant, &req.credential_id).await?;
+        let c = self.call_credential(&mut call, &req.credential_id).await?;
+        let (grant, terminal) = (&call.grant, &call.terminal);
         if req.documents.is_some() {
             return Err(Error::BadRequest("documents are not accepted: send documentDigests (the document stays at the clinic)".into()));
         }

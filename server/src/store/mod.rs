@@ -479,6 +479,18 @@ pub struct SignaturePage {
     pub limit: i64,
 }
 
+/// What one signing call stands on, as [`Store::get_signing_context`]
+/// reads it: the calling terminal, the grant its token names (whichever
+/// terminal it belongs to) and the credential the request names (whichever
+/// practitioner it belongs to). The service checks them exactly as it checks
+/// the three when read one by one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningContext {
+    pub terminal: Terminal,
+    pub grant: Option<Grant>,
+    pub credential: Option<Credential>,
+}
+
 /// Why a signature record was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordOutcome {
@@ -608,6 +620,12 @@ pub trait Store: Send + Sync + 'static {
 
     async fn get_grant(&self, id: &str) -> StoreResult<Option<Grant>>;
     async fn get_grant_by_token_hash(&self, hash: &[u8]) -> StoreResult<Option<Grant>>;
+    /// The terminal `terminal_id`, the grant whose token hashes to
+    /// `token_hash` and the credential `credential_id`, in ONE statement:
+    /// signHash and signDoc read them on every call, and three lookups (each
+    /// a pool checkout and a round trip to the database's thread or server)
+    /// cost more than the signature. `None` when the terminal does not exist.
+    async fn get_signing_context(&self, terminal_id: &str, token_hash: &[u8], credential_id: &str) -> StoreResult<Option<SigningContext>>;
     /// Sets the access token hash once; false if already issued.
     async fn issue_grant_token(
         &self,

@@ -21,6 +21,9 @@ use super::{StoreError, StoreResult};
 /// Advisory lock key of the audit chain ("shomei" in ASCII, fits i64).
 const AUDIT_LOCK_KEY: i64 = 0x73686f6d6569;
 
+/// A pooled connection idle this long is pinged before it is used again.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
+
 /// This backend's schema migrations, embedded at build time.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -59,7 +62,24 @@ impl PgStore {
 
     /// Connects and applies migrations.
     pub async fn connect(url: &str) -> StoreResult<Self> {
-        let pool = PgPoolOptions::new().max_connections(16).connect(url).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            // sqlx pings every connection it checks out by default: a full
+            // round trip to the server before each statement, which doubled
+            // what a signHash waits on. Only a connection that sat idle long
+            // enough for a firewall or the server to have dropped it is
+            // pinged now; a busy pool's connections have just been used.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IF_IDLE_FOR {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
+            .connect(url)
+            .await?;
         MIGRATOR.run(&pool).await?;
         Ok(PgStore { pool })
     }

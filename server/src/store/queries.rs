@@ -8,6 +8,66 @@
 //! Each backend supplies `begin_write()` (its writer serialisation) and its
 //! migrations.
 
+/// A [`Terminal`](super::Terminal) from the columns named `<prefix>id`, … of
+/// a row (prefix `""` for `SELECT *`, `"t_"` in the joined signing context).
+macro_rules! terminal_columns {
+    ($r:expr, $p:literal) => {
+        Ok::<_, $crate::store::StoreError>(Terminal {
+            id: $r.try_get(concat!($p, "id"))?, facility_id: $r.try_get(concat!($p, "facility_id"))?, name: $r.try_get(concat!($p, "name"))?,
+            secret_hash: $r.try_get(concat!($p, "secret_hash"))?, created_ms: $r.try_get(concat!($p, "created_ms"))?,
+            revoked_ms: $r.try_get(concat!($p, "revoked_ms"))?,
+        })
+    };
+}
+pub(crate) use terminal_columns;
+
+/// A [`Credential`](super::Credential) from prefixed columns (see [`terminal_columns`]).
+macro_rules! credential_columns {
+    ($r:expr, $p:literal) => {
+        Ok::<_, $crate::store::StoreError>(Credential {
+            id: $r.try_get(concat!($p, "id"))?, practitioner_id: $r.try_get(concat!($p, "practitioner_id"))?,
+            algorithm: $r.try_get(concat!($p, "algorithm"))?, sealed_key: $r.try_get(concat!($p, "sealed_key"))?,
+            certificate_chain: chain_from_text(&$r.try_get::<String, _>(concat!($p, "certificate_chain"))?)?,
+            created_ms: $r.try_get(concat!($p, "created_ms"))?, revoked_ms: $r.try_get(concat!($p, "revoked_ms"))?,
+            revoked_reason: $r.try_get(concat!($p, "revoked_reason"))?,
+        })
+    };
+}
+pub(crate) use credential_columns;
+
+/// A [`Grant`](super::Grant) from prefixed columns (see [`terminal_columns`]).
+macro_rules! grant_columns {
+    ($r:expr, $p:literal) => {
+        Ok::<_, $crate::store::StoreError>(Grant {
+            id: $r.try_get(concat!($p, "id"))?, practitioner_id: $r.try_get(concat!($p, "practitioner_id"))?,
+            terminal_id: $r.try_get(concat!($p, "terminal_id"))?, device_id: $r.try_get(concat!($p, "device_id"))?,
+            login_id: $r.try_get(concat!($p, "login_id"))?, token_hash: $r.try_get(concat!($p, "token_hash"))?,
+            created_ms: $r.try_get(concat!($p, "created_ms"))?, expires_ms: $r.try_get(concat!($p, "expires_ms"))?,
+            last_used_ms: $r.try_get(concat!($p, "last_used_ms"))?, idle_timeout_s: $r.try_get(concat!($p, "idle_timeout_s"))?,
+            signature_cap: $r.try_get(concat!($p, "signature_cap"))?, signatures_made: $r.try_get(concat!($p, "signatures_made"))?,
+            revoked_ms: $r.try_get(concat!($p, "revoked_ms"))?, revoked_reason: $r.try_get(concat!($p, "revoked_reason"))?,
+        })
+    };
+}
+pub(crate) use grant_columns;
+
+/// [`super::Store::get_signing_context`]: the terminal, the grant of the
+/// token and the credential, each column under its table's prefix.
+pub(crate) const SIGNING_CONTEXT_SQL: &str = "SELECT \
+    t.id AS t_id, t.facility_id AS t_facility_id, t.name AS t_name, t.secret_hash AS t_secret_hash, \
+    t.created_ms AS t_created_ms, t.revoked_ms AS t_revoked_ms, \
+    g.id AS g_id, g.practitioner_id AS g_practitioner_id, g.terminal_id AS g_terminal_id, g.device_id AS g_device_id, \
+    g.login_id AS g_login_id, g.token_hash AS g_token_hash, g.created_ms AS g_created_ms, g.expires_ms AS g_expires_ms, \
+    g.last_used_ms AS g_last_used_ms, g.idle_timeout_s AS g_idle_timeout_s, g.signature_cap AS g_signature_cap, \
+    g.signatures_made AS g_signatures_made, g.revoked_ms AS g_revoked_ms, g.revoked_reason AS g_revoked_reason, \
+    c.id AS c_id, c.practitioner_id AS c_practitioner_id, c.algorithm AS c_algorithm, c.sealed_key AS c_sealed_key, \
+    c.certificate_chain AS c_certificate_chain, c.created_ms AS c_created_ms, c.revoked_ms AS c_revoked_ms, \
+    c.revoked_reason AS c_revoked_reason \
+    FROM terminals t \
+    LEFT JOIN grants g ON g.token_hash = $2 \
+    LEFT JOIN credentials c ON c.id = $3 \
+    WHERE t.id = $1";
+
 macro_rules! store_impl {
     ($store:ty, $db:ty, $row:ty, $dialect:expr) => {
         use sqlx::Row as _;
@@ -133,18 +193,10 @@ macro_rules! store_impl {
             Ok(Facility { id: r.try_get("id")?, name: r.try_get("name")?, created_ms: r.try_get("created_ms")? })
         }
         fn terminal_row(r: &$row) -> StoreResult<Terminal> {
-            Ok(Terminal {
-                id: r.try_get("id")?, facility_id: r.try_get("facility_id")?, name: r.try_get("name")?,
-                secret_hash: r.try_get("secret_hash")?, created_ms: r.try_get("created_ms")?, revoked_ms: r.try_get("revoked_ms")?,
-            })
+            $crate::store::queries::terminal_columns!(r, "")
         }
         fn credential_row(r: &$row) -> StoreResult<Credential> {
-            Ok(Credential {
-                id: r.try_get("id")?, practitioner_id: r.try_get("practitioner_id")?, algorithm: r.try_get("algorithm")?,
-                sealed_key: r.try_get("sealed_key")?, certificate_chain: chain_from_text(&r.try_get::<String, _>("certificate_chain")?)?,
-                created_ms: r.try_get("created_ms")?, revoked_ms: r.try_get("revoked_ms")?,
-                revoked_reason: r.try_get("revoked_reason")?,
-            })
+            $crate::store::queries::credential_columns!(r, "")
         }
         fn enrollment_row(r: &$row) -> StoreResult<Enrollment> {
             Ok(Enrollment {
@@ -183,14 +235,7 @@ macro_rules! store_impl {
             })
         }
         fn grant_row(r: &$row) -> StoreResult<Grant> {
-            Ok(Grant {
-                id: r.try_get("id")?, practitioner_id: r.try_get("practitioner_id")?, terminal_id: r.try_get("terminal_id")?,
-                device_id: r.try_get("device_id")?, login_id: r.try_get("login_id")?, token_hash: r.try_get("token_hash")?,
-                created_ms: r.try_get("created_ms")?, expires_ms: r.try_get("expires_ms")?, last_used_ms: r.try_get("last_used_ms")?,
-                idle_timeout_s: r.try_get("idle_timeout_s")?, signature_cap: r.try_get("signature_cap")?,
-                signatures_made: r.try_get("signatures_made")?, revoked_ms: r.try_get("revoked_ms")?,
-                revoked_reason: r.try_get("revoked_reason")?,
-            })
+            $crate::store::queries::grant_columns!(r, "")
         }
 
         fn signature_row(r: &$row) -> StoreResult<SignatureEntry> {
@@ -639,6 +684,22 @@ macro_rules! store_impl {
             async fn get_grant_by_token_hash(&self, h: &[u8]) -> StoreResult<Option<Grant>> {
                 let r = sqlx::query("SELECT * FROM grants WHERE token_hash = $1").bind(h).fetch_optional(&self.pool).await?;
                 r.as_ref().map(grant_row).transpose()
+            }
+
+            async fn get_signing_context(&self, terminal_id: &str, token_hash: &[u8], credential_id: &str) -> StoreResult<Option<SigningContext>> {
+                // Each LEFT JOIN finds at most one row (token_hash is UNIQUE,
+                // id the primary key), so this is one row or none.
+                let r = sqlx::query($crate::store::queries::SIGNING_CONTEXT_SQL).bind(terminal_id).bind(token_hash).bind(credential_id).fetch_optional(&self.pool).await?;
+                let Some(r) = r else { return Ok(None) };
+                let grant = match r.try_get::<Option<String>, _>("g_id")? {
+                    Some(_) => Some($crate::store::queries::grant_columns!(&r, "g_")?),
+                    None => None,
+                };
+                let credential = match r.try_get::<Option<String>, _>("c_id")? {
+                    Some(_) => Some($crate::store::queries::credential_columns!(&r, "c_")?),
+                    None => None,
+                };
+                Ok(Some(SigningContext { terminal: $crate::store::queries::terminal_columns!(&r, "t_")?, grant, credential }))
             }
 
             async fn issue_grant_token(&self, grant_id: &str, token_hash: &[u8], audit: &AuditEvent) -> StoreResult<bool> {

@@ -65,7 +65,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
+        // No ping before each checkout (sqlx's default): a connection to a
+        // local file does not go stale, and the ping is one more round trip
+        // to the connection's thread on every statement.
+        let pool = SqlitePoolOptions::new().max_connections(8).test_before_acquire(false).connect_with(opts).await?;
         MIGRATOR.run(&pool).await?;
         Ok(SqliteStore { pool, writer: Mutex::new(()) })
     }

@@ -402,6 +402,60 @@ async fn sign_with_another_terminals_grant_is_refused() {
     assert_problem(&res, 403, "grant_terminal_mismatch");
 }
 
+/// signHash and signDoc read terminal, grant and credential in one store
+/// statement; what they refuse, and in which order, is what the three
+/// lookups one by one refuse: the terminal's credentials first, then the
+/// grant, then the credential; and a refused call signs and records nothing.
+#[tokio::test]
+async fn signing_checks_terminal_then_grant_then_credential() {
+    let env = Env::new().await;
+    let w = env.world().await;
+    let phone = env.enroll(&w.practitioner).await;
+    let token = env.grant(&w.terminal, &phone).await;
+    let wrong_secret = (w.terminal.0.clone(), b64u(&[9; 32]));
+    let unknown_terminal = (uuid::Uuid::new_v4().to_string(), w.terminal.1.clone());
+    let p2 = env.admin("/admin/v1/practitioners", json!({ "display_name": "Dr B", "role": "doctor", "facility_ids": [w.facility] })).await;
+    let c2 = env.admin("/admin/v1/credentials", json!({ "practitioner_id": p2["id"] })).await;
+    let c2 = c2["id"].as_str().unwrap();
+    let other = env.terminal_in(&w.facility, "EHR 2").await;
+    let audit_before = env.admin_get("/admin/v1/audit/verify").await;
+
+    // A bad terminal secret outranks every grant problem, the token's form included.
+    for t in ["bm90LWEtZ3JhbnQ", "*not base64url*", token.as_str()] {
+        assert_problem(&env.sign_one(t, &wrong_secret, &w.credential, &[7; 32]).await, 401, "terminal_unauthenticated");
+        assert_problem(&env.sign_one(t, &unknown_terminal, &w.credential, &[7; 32]).await, 401, "terminal_unauthenticated");
+    }
+    // Without any bearer token: the terminal first, then grant_invalid.
+    let no_bearer = |terminal: &(String, String)| {
+        env.http
+            .post(format!("{}/csc/v2/signatures/signHash", env.base))
+            .header("shomei-terminal-authorization", basic(&terminal.0, &terminal.1))
+            .json(&json!({ "credentialID": w.credential, "hashes": [std64(&[7; 32])], "signAlgo": "1.2.840.113549.1.1.11" }))
+            .send()
+    };
+    let r = no_bearer(&wrong_secret).await.unwrap();
+    assert_problem(&(r.status(), r.json().await.unwrap()), 401, "terminal_unauthenticated");
+    let r = no_bearer(&w.terminal).await.unwrap();
+    assert_problem(&(r.status(), r.json().await.unwrap()), 401, "grant_invalid");
+    // A token that is not base64url names no grant.
+    assert_problem(&env.sign_one("*not base64url*", &w.terminal, &w.credential, &[7; 32]).await, 401, "grant_invalid");
+
+    // Then the credential: unknown, or another practitioner's.
+    assert_problem(&env.sign_one(&token, &w.terminal, &uuid::Uuid::new_v4().to_string(), &[7; 32]).await, 404, "credential_unknown");
+    assert_problem(&env.sign_one(&token, &w.terminal, c2, &[7; 32]).await, 404, "credential_unknown");
+    let doc = env.csc("signatures/signDoc", &token, &w.terminal, json!({ "credentialID": c2, "documentDigests": [] })).await;
+    assert_problem(&doc, 404, "credential_unknown");
+    // Another terminal presenting this grant: the mismatch, before the credential.
+    assert_problem(&env.sign_one(&token, &other, c2, &[7; 32]).await, 403, "grant_terminal_mismatch");
+
+    // Nothing of that was signed or recorded; the right call still signs.
+    let audit_after = env.admin_get("/admin/v1/audit/verify").await;
+    assert_eq!(audit_after["count"], audit_before["count"], "{audit_before} → {audit_after}");
+    let (s, v) = env.sign_one(&token, &w.terminal, &w.credential, &[7; 32]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(env.admin_get("/admin/v1/audit/verify").await["count"].as_u64(), audit_before["count"].as_u64().map(|n| n + 1));
+}
+
 #[tokio::test]
 async fn grant_revoked_by_operator_stops_signing() {
     let env = Env::new().await;

@@ -236,6 +236,41 @@ async fn grant_token_is_issued_once(s: Arc<dyn Store>) {
     assert_eq!(s.get_grant_by_token_hash(&[8; 32]).await.unwrap().unwrap().id, "g1");
 }
 
+/// The one-statement read behind every signHash/signDoc returns exactly
+/// what the three single lookups return, each part independently absent.
+async fn signing_context_is_the_three_lookups_in_one(s: Arc<dyn Store>) {
+    let (t, _) = seed(&*s).await;
+    s.create_enrollment(&enrollment("e1"), &ev("enrollment.create", "e1")).await.unwrap();
+    s.complete_enrollment("e1", &device("d1", 1), true, 50, &ev("device.enroll", "d1")).await.unwrap();
+    s.create_login(&login("l1", 1), &ev("login.start", "l1")).await.unwrap();
+    approve(&*s, "l1", "d1", grant("g1", "l1", "d1", Some(7))).await;
+    assert!(s.issue_grant_token("g1", &[8; 32], &ev("grant.token_issue", "g1")).await.unwrap());
+    let c = Credential {
+        id: "c1".into(), practitioner_id: "p1".into(), algorithm: "rsa2048".into(), sealed_key: vec![5; 40],
+        certificate_chain: vec![vec![6; 10], vec![7; 12]], created_ms: 60, revoked_ms: None, revoked_reason: None,
+    };
+    s.create_credential(&c, &ev("credential.create", "c1")).await.unwrap();
+    let t2 = Terminal { id: "t2".into(), facility_id: "f1".into(), name: "Front desk".into(), secret_hash: vec![2; 32], created_ms: 4, revoked_ms: Some(5) };
+    s.create_terminal(&t2, &ev("terminal.create", "t2")).await.unwrap();
+
+    let all = s.get_signing_context("t1", &[8; 32], "c1").await.unwrap().expect("terminal t1");
+    assert_eq!(all.terminal, t);
+    assert_eq!(all.grant, s.get_grant_by_token_hash(&[8; 32]).await.unwrap());
+    assert_eq!(all.grant.as_ref().map(|g| (g.id.as_str(), g.signature_cap)), Some(("g1", Some(7))));
+    assert_eq!(all.credential, Some(c.clone()));
+
+    // The grant of the token is returned whichever terminal asks (the
+    // service answers grant_terminal_mismatch), and a revoked terminal too.
+    let other = s.get_signing_context("t2", &[8; 32], "c1").await.unwrap().expect("terminal t2");
+    assert_eq!((other.terminal, other.grant.map(|g| g.id)), (t2, Some("g1".to_owned())));
+    // Each part on its own can be missing.
+    let none = s.get_signing_context("t1", &[9; 32], "c2").await.unwrap().expect("terminal t1");
+    assert_eq!((none.grant, none.credential), (None, None));
+    let no_token = s.get_signing_context("t1", &[], "c1").await.unwrap().expect("terminal t1");
+    assert_eq!((no_token.grant, no_token.credential), (None, Some(c)));
+    assert_eq!(s.get_signing_context("t9", &[8; 32], "c1").await.unwrap(), None, "unknown terminal");
+}
+
 async fn signature_records_respect_cap_and_revocation(s: Arc<dyn Store>) {
     seed(&*s).await;
     s.create_enrollment(&enrollment("e1"), &ev("enrollment.create", "e1")).await.unwrap();
@@ -579,6 +614,7 @@ const CASES: &[(&str, Case)] = cases![
     concurrent_decisions_exactly_one_wins,
     expired_login_cannot_be_decided,
     grant_token_is_issued_once,
+    signing_context_is_the_three_lookups_in_one,
     signature_records_respect_cap_and_revocation,
     revoked_credential_records_no_signature,
     audit_chain_verifies_after_every_operation,
