@@ -18,6 +18,7 @@
 pub mod change;
 pub mod postgres;
 mod queries;
+mod tally;
 
 /// The signing log's read statements (issue 14), shared by both backends
 /// and public so that the storage tests can ask each database for its plan

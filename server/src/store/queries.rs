@@ -74,6 +74,7 @@ macro_rules! store_impl {
         use $crate::audit::chain::{entry_hash, ChainedEntry, GENESIS};
         use $crate::store::*;
         use $crate::store::change::Change;
+        use $crate::store::tally;
 
         type Conn = <$db as sqlx::Database>::Connection;
 
@@ -99,6 +100,16 @@ macro_rules! store_impl {
                 .bind(&prev_hash[..]).bind(&hash[..])
                 .execute(&mut *conn).await?;
             Ok(seq)
+        }
+
+        /// Grants (or credentials) per statement of the group commit's
+        /// read and write-back (3 parameters and one compound SELECT term
+        /// each when written back: under SQLite's default limit of 500 terms).
+        const TALLY_CHUNK: usize = 128;
+
+        /// `$first, $first+1, …` (`n` placeholders).
+        fn placeholders(first: usize, n: usize) -> String {
+            (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
         }
 
         /// Audit rows per INSERT statement (8 parameters each; well under
@@ -757,41 +768,64 @@ macro_rules! store_impl {
 
             async fn record_signatures(&self, records: &[SignatureRecord]) -> StoreResult<Vec<RecordOutcome>> {
                 let mut w = self.begin_write().await?;
-                let mut out = Vec::with_capacity(records.len());
+                // Under the writer lock no grant or credential changes until
+                // this commits (a revocation committed before it wins, so no
+                // signature is returned after it): read the batch's grants and
+                // revoked credentials once, apply the per-record rule in order
+                // (store::tally), write each grant's counters back at once.
+                let mut grant_ids: Vec<&str> = records.iter().map(|r| r.grant_id.as_str()).collect();
+                grant_ids.sort_unstable();
+                grant_ids.dedup();
+                let mut credential_ids: Vec<&str> = records.iter().map(|r| r.credential_id.as_str()).collect();
+                credential_ids.sort_unstable();
+                credential_ids.dedup();
+                let mut grants = std::collections::HashMap::with_capacity(grant_ids.len());
+                for ids in grant_ids.chunks(TALLY_CHUNK) {
+                    let sql = format!(
+                        "SELECT id, terminal_id, practitioner_id, revoked_ms, expires_ms, signature_cap, signatures_made, idle_timeout_s, last_used_ms \
+                         FROM grants WHERE id IN ({})",
+                        placeholders(1, ids.len())
+                    );
+                    let rows = ids.iter().fold(sqlx::query(&sql), |q, id| q.bind(*id)).fetch_all(&mut *w.tx).await?;
+                    for r in &rows {
+                        grants.insert(r.try_get::<String, _>("id")?, tally::GrantTally {
+                            terminal_id: r.try_get("terminal_id")?, practitioner_id: r.try_get("practitioner_id")?,
+                            revoked: r.try_get::<Option<i64>, _>("revoked_ms")?.is_some(), expires_ms: r.try_get("expires_ms")?,
+                            signature_cap: r.try_get("signature_cap")?, signatures_made: r.try_get("signatures_made")?,
+                            idle_timeout_s: r.try_get("idle_timeout_s")?, last_used_ms: r.try_get("last_used_ms")?, touched: false,
+                        });
+                    }
+                }
+                let mut revoked_credentials: Vec<String> = Vec::new();
+                for ids in credential_ids.chunks(TALLY_CHUNK) {
+                    let sql = format!("SELECT id FROM credentials WHERE revoked_ms IS NOT NULL AND id IN ({})", placeholders(1, ids.len()));
+                    let rows = ids.iter().fold(sqlx::query(&sql), |q, id| q.bind(*id)).fetch_all(&mut *w.tx).await?;
+                    for r in &rows {
+                        revoked_credentials.push(r.try_get("id")?);
+                    }
+                }
+                let tallied = tally::tally(records, &mut grants, &revoked_credentials);
+                let touched: Vec<(&String, &tally::GrantTally)> = grants.iter().filter(|(_, g)| g.touched).collect();
+                for part in touched.chunks(TALLY_CHUNK) {
+                    // Rows as a UNION ALL of SELECTs: SQLite takes no column
+                    // list on a VALUES alias; both take UPDATE … FROM.
+                    let values = (0..part.len())
+                        .map(|i| format!("SELECT ${} AS id, ${} AS made, ${} AS used", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+                        .collect::<Vec<_>>()
+                        .join(" UNION ALL ");
+                    let sql = format!("UPDATE grants SET signatures_made = v.made, last_used_ms = v.used FROM ({values}) AS v WHERE grants.id = v.id");
+                    part.iter()
+                        .fold(sqlx::query(&sql), |q, (id, g)| q.bind(id.as_str()).bind(g.signatures_made).bind(g.last_used_ms))
+                        .execute(&mut *w.tx)
+                        .await?;
+                }
                 // The batch's audit entries, chained after the last stored one
                 // and inserted together (same rows as one append each).
                 let mut entries: Vec<(i64, AuditEvent)> = Vec::new();
                 // The signing-log row of each entry, in the same order.
                 let mut rows: Vec<SignatureRow<'_>> = Vec::new();
-                // Grants this batch used up.
-                let mut used_up: Vec<String> = Vec::new();
-                for rec in records {
-                    let n = rec.hashes.len() as i64;
-                    // Under the writer lock: a revocation committed before this
-                    // record wins, so no signature is returned after it. One
-                    // statement for the common case; on refusal, say why.
-                    let row = sqlx::query(
-                        "UPDATE grants SET signatures_made = signatures_made + $1, last_used_ms = $2 \
-                         WHERE id = $3 AND terminal_id = $4 AND revoked_ms IS NULL AND expires_ms > $2 \
-                         AND (signature_cap IS NULL OR signatures_made + $1 <= signature_cap) \
-                         AND (idle_timeout_s IS NULL OR last_used_ms + idle_timeout_s * 1000 > $2) \
-                         AND NOT EXISTS (SELECT 1 FROM credentials WHERE id = $5 AND revoked_ms IS NOT NULL) \
-                         RETURNING signatures_made, practitioner_id, signature_cap",
-                    )
-                    .bind(n).bind(rec.now_ms).bind(&rec.grant_id).bind(&rec.terminal_id).bind(&rec.credential_id)
-                    .fetch_optional(&mut *w.tx).await?;
-                    let Some(row) = row else {
-                        let revoked = sqlx::query("SELECT 1 AS one FROM credentials WHERE id = $1 AND revoked_ms IS NOT NULL")
-                            .bind(&rec.credential_id).fetch_optional(&mut *w.tx).await?;
-                        out.push(if revoked.is_some() { RecordOutcome::CredentialRevoked } else { RecordOutcome::GrantUnusable });
-                        continue;
-                    };
-                    let made: i64 = row.try_get("signatures_made")?;
-                    let practitioner_id: String = row.try_get("practitioner_id")?;
-                    if row.try_get::<Option<i64>, _>("signature_cap")?.is_some_and(|cap| made >= cap) {
-                        // That used the grant up: it ends here, on every replica.
-                        used_up.push(rec.grant_id.clone());
-                    }
+                for (rec, practitioner_id) in records.iter().zip(&tallied.practitioners) {
+                    let Some(practitioner_id) = practitioner_id else { continue };
                     for (i, h) in rec.hashes.iter().enumerate() {
                         let mut details = serde_json::json!({ "grant": rec.grant_id, "hash": hex::encode(h), "sign_algo": rec.sign_algo });
                         let format = match rec.signature_formats.get(i).map(String::as_str) {
@@ -816,8 +850,9 @@ macro_rules! store_impl {
                         );
                         entries.push((rec.now_ms, ev));
                     }
-                    out.push(RecordOutcome::Recorded(made));
                 }
+                let out = tallied.outcomes;
+                let used_up = tallied.used_up;
                 let head = audit_batch_tx(&mut *w.tx, &entries).await?;
                 signature_rows_tx(&mut *w.tx, head + 1, &rows).await?;
                 for id in used_up {

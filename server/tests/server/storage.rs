@@ -348,6 +348,49 @@ async fn group_commit_chains_every_signature_of_a_batch(s: Arc<dyn Store>) {
     assert_eq!(s.get_grant("g1").await.unwrap().unwrap().signatures_made, 700);
 }
 
+/// A batch over more grants and credentials than one statement of the
+/// group commit reads or writes back: every grant ends with the counters
+/// of its own records applied in order (cap, idle clock, time of the last
+/// recorded one), and a grant no record counted against is left as it was.
+async fn group_commit_writes_back_each_grants_own_counters(s: Arc<dyn Store>) {
+    seed(&*s).await;
+    s.create_enrollment(&enrollment("e1"), &ev("enrollment.create", "e1")).await.unwrap();
+    s.complete_enrollment("e1", &device("d1", 1), true, 50, &ev("device.enroll", "d1")).await.unwrap();
+    for i in 0..200u8 {
+        let (l, g) = (format!("l{i}"), format!("g{i}"));
+        s.create_login(&login(&l, i), &ev("login.start", &l)).await.unwrap();
+        let mut gr = grant(&g, &l, "d1", if i % 2 == 0 { Some(3) } else { None });
+        gr.idle_timeout_s = Some(60);
+        approve(&*s, &l, "d1", gr).await;
+    }
+    let rec = |g: u8, n: usize, now_ms: i64| SignatureRecord {
+        grant_id: format!("g{g}"), credential_id: format!("c{g}"), terminal_id: "t1".into(), hashes: vec![vec![g; 32]; n],
+        sign_algo: "rsa".into(), now_ms, signature_formats: Vec::new(), label: None,
+    };
+    // Grants 0..150: 2 then 2 signatures (the second passes the cap of the
+    // even ones); grant 150 idles out (last used at 200, idle 60 s); 151..200 untouched.
+    let mut batch: Vec<SignatureRecord> = (0..150).map(|g| rec(g, 2, 1_000 + g as i64)).collect();
+    batch.extend((0..150).map(|g| rec(g, 2, 5_000 + g as i64)));
+    batch.push(rec(150, 1, 200 + 60_000));
+    let out = s.record_signatures(&batch).await.unwrap();
+    for g in 0..150usize {
+        assert_eq!(out[g], RecordOutcome::Recorded(2), "grant {g}");
+        let second = if g % 2 == 0 { RecordOutcome::GrantUnusable } else { RecordOutcome::Recorded(4) };
+        assert_eq!(out[150 + g], second, "grant {g}");
+        let stored = s.get_grant(&format!("g{g}")).await.unwrap().unwrap();
+        let (made, used) = if g % 2 == 0 { (2, 1_000 + g as i64) } else { (4, 5_000 + g as i64) };
+        assert_eq!((stored.signatures_made, stored.last_used_ms), (made, used), "grant {g}");
+    }
+    assert_eq!(out[300], RecordOutcome::GrantUnusable, "idled out");
+    for g in 150..200u8 {
+        let stored = s.get_grant(&format!("g{g}")).await.unwrap().unwrap();
+        assert_eq!((stored.signatures_made, stored.last_used_ms), (0, 200), "grant {g}");
+    }
+    let entries = audit_all(&*s).await;
+    assert_eq!(entries.iter().filter(|e| e.action == "signature.create").count(), 150 * 2 + 75 * 2);
+    verify(entries.iter()).unwrap();
+}
+
 /// The waiters' periodic re-check reads which waited logins the store has
 /// decided (here: without this process telling them, as on another replica)
 /// and wakes exactly their waiters.
@@ -622,6 +665,7 @@ const CASES: &[(&str, Case)] = cases![
     settings_keep_the_first_value,
     user_code_lookup_finds_the_newest_login_and_marks_only_an_open_one,
     group_commit_chains_every_signature_of_a_batch,
+    group_commit_writes_back_each_grants_own_counters,
     recheck_wakes_the_waiters_of_logins_decided_in_the_store,
     decision_evidence_is_stored_with_its_decision_only,
     wrong_confirmation_codes_end_the_grant_at_the_limit,
