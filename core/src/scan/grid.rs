@@ -245,7 +245,7 @@ fn measure(bits: &BitMatrix, path: impl Fn(f32) -> Point, module_px: f32) -> Opt
     let inner = &runs[1..runs.len() - 1];
     let dark_modules = inner.iter().filter(|r| r.0).count() as u32;
     let dim = 15 + 2 * dark_modules;
-    if !(21..=177).contains(&dim) || (dim - 17) % 4 != 0 {
+    if !(21..=177).contains(&dim) || !(dim - 17).is_multiple_of(4) {
         return None;
     }
     // A timing pattern's modules are all one module wide; along a curved
@@ -402,4 +402,63 @@ fn sample(
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A version-5 code (37 modules) whose column `c` spans
+    /// [`edge(c)`, `edge(c + 1)`) pixels, rows 4 px each, no quiet zone.
+    fn code_matrix(edge: impl Fn(f32) -> f32) -> BitMatrix {
+        let code = qrcode::QrCode::with_version(
+            b"timing ruler".as_slice(),
+            qrcode::Version::Normal(5),
+            qrcode::EcLevel::M,
+        )
+        .unwrap();
+        let n = code.width();
+        let w = edge(n as f32).ceil() as u32 + 1;
+        let mut bits = BitMatrix::new(w, 4 * n as u32).unwrap();
+        for y in 0..4 * n as u32 {
+            for x in 0..w {
+                let c = (0..n).find(|&c| (x as f32) < edge((c + 1) as f32)).unwrap_or(n - 1);
+                if code[(c, y as usize / 4)] == qrcode::Color::Dark {
+                    bits.set(x, y);
+                }
+            }
+        }
+        bits
+    }
+
+    #[test]
+    fn the_timing_pattern_gives_the_dimension_and_every_column_edge() {
+        // Columns 6 px wide in the middle, 3 px at the edges (a code on a
+        // cylinder): the edges of row 6's timing modules are where the
+        // ruler puts them.
+        let edge = |c: f32| {
+            let u = c / 37.0 * 2.0 - 1.0; // -1..1 across the code
+            37.0 * 4.5 * (1.0 + (u * 1.2).sin() / 1.2f32.sin()) / 2.0
+        };
+        let bits = code_matrix(edge);
+        // Row 6 is pixels 24..28; the path runs from the middle of column 3
+        // (module 3.5, a finder centre) to the middle of column 33.
+        let (x0, x1) = ((edge(3.0) + edge(4.0)) / 2.0, (edge(33.0) + edge(34.0)) / 2.0);
+        let path = |t: f32| pt(x0 + (x1 - x0) * t, 26.0);
+        let ruler = measure(&bits, path, 4.0).expect("a timing pattern");
+        assert_eq!(ruler.dim, 37);
+        for c in 7..=30 {
+            let x = x0 + (x1 - x0) * ruler.at(c as f32);
+            assert!((x - edge(c as f32)).abs() <= 1.0, "edge {c}: {x} vs {}", edge(c as f32));
+        }
+    }
+
+    #[test]
+    fn a_row_of_data_is_not_a_timing_pattern() {
+        // Row 10 of the same code, evenly spaced: runs of data modules, not
+        // single alternating modules between two finder rings.
+        let bits = code_matrix(|c| 4.0 * c);
+        let path = |t: f32| pt(14.0 + (134.0 - 14.0) * t, 42.0);
+        assert!(measure(&bits, path, 4.0).is_none());
+    }
 }
