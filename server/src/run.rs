@@ -416,7 +416,8 @@ pub async fn start(cfg: ServeConfig) -> Result<Running, ServeError> {
     let (stop_tx, stop_rx) = oneshot::channel();
     let (all_tx, all_rx) = watch::channel(false);
     tokio::spawn(shutdown_signal(stop_rx, all_tx));
-    let public = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    // (served by http::connection: waiting requests off hyper's buffers)
+    let public = router(state.clone());
     let admin = admin_router(state).into_make_service_with_connect_info::<SocketAddr>();
     let admin_stop = all_rx.clone();
     tokio::spawn(sweep_periodically(app.clone(), all_rx.clone()));
@@ -438,13 +439,9 @@ pub async fn start(cfg: ServeConfig) -> Result<Running, ServeError> {
             Some(config) => {
                 // (TCP_NODELAY is set before each handshake, in TlsListener)
                 let tls_listener = crate::tls::TlsListener::new(listener, config)?;
-                Box::pin(
-                    axum::serve(tls_listener.tap_io(|_: &mut tokio_rustls::server::TlsStream<_>| {}), public)
-                        .with_graceful_shutdown(stopped(all_rx))
-                        .into_future(),
-                )
+                Box::pin(crate::http::connection::serve(tls_listener, public, stopped(all_rx)))
             }
-            None => Box::pin(axum::serve(listener.tap_io(no_delay), public).with_graceful_shutdown(stopped(all_rx)).into_future()),
+            None => Box::pin(crate::http::connection::serve(listener.tap_io(no_delay), public, stopped(all_rx))),
         };
         let admin = axum::serve(admin_listener.tap_io(no_delay), admin).with_graceful_shutdown(stopped(admin_stop));
         let (a, b) = tokio::join!(public, admin.into_future());

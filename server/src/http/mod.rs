@@ -12,6 +12,7 @@
 //! (`WWW-Authenticate`), a 429 its `Retry-After`.
 
 mod admin;
+pub mod connection;
 mod csc;
 mod demo;
 pub mod openapi;

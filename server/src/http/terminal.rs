@@ -238,20 +238,26 @@ pub(super) async fn qr_svg(State(s): State<HttpState>, headers: HeaderMap, Path(
     Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "no-store")], svg).into_response())
 }
 
-/// Waits until the login leaves `pending` (or `deadline` passes: then
-/// "pending"). `watch` was registered before `l` was read, so a decision
-/// committed after that read wakes it. At the login's expiry the store is
-/// read again (a decision may have landed on another replica just before
-/// the periodic re-check would have seen it).
-async fn next_final(app: &App, l: &Login, watch: &mut LoginWatch, deadline: tokio::time::Instant) -> Result<&'static str, Error> {
-    let mut l = l.clone();
+/// The login's status if it is final, else (still pending) its expiry:
+/// all a waiter keeps of the row while it waits (10,000 waiting terminals
+/// should not hold 10,000 login rows).
+fn final_or_expiry(l: &Login, now_ms: i64) -> Result<&'static str, i64> {
+    match wire_status(l, now_ms) {
+        "pending" => Err(l.expires_ms),
+        st => Ok(st),
+    }
+}
+
+/// Waits until the pending login of `watch`, expiring at `expires_ms`,
+/// leaves `pending` (or `deadline` passes: then "pending"). `watch` was
+/// registered before the login was read, so a decision committed after
+/// that read wakes it. At the login's expiry the store is read again (a
+/// decision may have landed on another replica just before the periodic
+/// re-check would have seen it).
+async fn next_final(app: &App, mut expires_ms: i64, watch: &mut LoginWatch, deadline: tokio::time::Instant) -> Result<&'static str, Error> {
     loop {
         let now = app.clock.now_ms();
-        let st = wire_status(&l, now);
-        if st != "pending" {
-            return Ok(st);
-        }
-        let expiry = tokio::time::Instant::now() + Duration::from_millis((l.expires_ms - now).max(0) as u64);
+        let expiry = tokio::time::Instant::now() + Duration::from_millis((expires_ms - now).max(0) as u64);
         tokio::select! {
             st = watch.decided() => return Ok(st),
             _ = tokio::time::sleep_until(expiry.min(deadline)) => {}
@@ -259,8 +265,24 @@ async fn next_final(app: &App, l: &Login, watch: &mut LoginWatch, deadline: toki
         if expiry > deadline {
             return Ok("pending");
         }
-        l = app.store.get_login(&l.id).await?.ok_or(Error::LoginUnknown)?;
+        let l = app.store.get_login(watch.login_id()).await?.ok_or(Error::LoginUnknown)?;
+        match final_or_expiry(&l, app.clock.now_ms()) {
+            Ok(st) => return Ok(st),
+            Err(e) => expires_ms = e,
+        }
     }
+}
+
+/// The terminal of `headers` and its login `login_id`, read after the
+/// waiter is registered (so no decision slips between). The request's
+/// headers go with this call: nothing of them is kept while waiting.
+async fn watched_login(s: &HttpState, headers: HeaderMap, login_id: &str) -> ApiResult<(Login, LoginWatch)> {
+    let t = s.terminal_from(&headers, "authorization").await?;
+    drop(headers);
+    // Register before reading the status so no decision slips between.
+    let watch = s.app.waiters.watch(login_id);
+    let l = s.app.terminal_login(&t, login_id).await?;
+    Ok((l, watch))
 }
 
 #[utoipa::path(
@@ -275,10 +297,7 @@ async fn next_final(app: &App, l: &Login, watch: &mut LoginWatch, deadline: toki
     )
 )]
 pub(super) async fn events(State(s): State<HttpState>, headers: HeaderMap, Path(login_id): Path<String>) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let t = s.terminal_from(&headers, "authorization").await?;
-    // Register before reading the status so no decision slips between.
-    let watch = s.app.waiters.watch(&login_id);
-    let l = s.app.terminal_login(&t, &login_id).await?;
+    let (l, watch) = watched_login(&s, headers, &login_id).await?;
     Ok(status_events(s.app.clone(), l, watch))
 }
 
@@ -286,19 +305,24 @@ pub(super) async fn events(State(s): State<HttpState>, headers: HeaderMap, Path(
 /// the status now, then, if that is pending, the final one; then it ends.
 /// Also the demo page's stream (`--demo`).
 pub(super) fn status_events(app: std::sync::Arc<App>, l: Login, watch: LoginWatch) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let first = wire_status(&l, app.clock.now_ms());
     // The first event is the status now; if that is pending, the second is
-    // the final one, and the stream ends.
-    let stream = futures::stream::unfold((Some(first), Some((l, watch))), move |(first, waiting)| {
+    // the final one, and the stream ends. While pending, the stream keeps
+    // the login's expiry and the registration, not the row.
+    let (first, waiting) = match final_or_expiry(&l, app.clock.now_ms()) {
+        Ok(st) => (st, None),
+        Err(expires_ms) => ("pending", Some((expires_ms, watch))),
+    };
+    drop(l);
+    let stream = futures::stream::unfold((Some(first), waiting), move |(first, waiting)| {
         let app = app.clone();
         async move {
             let (status, waiting) = match first {
                 Some(st) => (st, waiting),
                 None => {
-                    let (l, mut watch) = waiting?;
+                    let (expires_ms, mut watch) = waiting?;
                     let far = tokio::time::Instant::now() + Duration::from_secs(3600);
-                    let st = next_final(&app, &l, &mut watch, far).await.unwrap_or("expired");
-                    (st, Some((l, watch)))
+                    let st = next_final(&app, expires_ms, &mut watch, far).await.unwrap_or("expired");
+                    (st, Some((expires_ms, watch)))
                 }
             };
             let next = if status == "pending" { waiting } else { None };
@@ -329,11 +353,15 @@ pub(super) struct WaitQuery {
     )
 )]
 pub(super) async fn wait(State(s): State<HttpState>, headers: HeaderMap, Path(login_id): Path<String>, Query(q): Query<WaitQuery>) -> ApiResult<Json<LoginStatus>> {
-    let t = s.terminal_from(&headers, "authorization").await?;
-    let mut watch = s.app.waiters.watch(&login_id);
-    let l = s.app.terminal_login(&t, &login_id).await?;
+    let (l, mut watch) = watched_login(&s, headers, &login_id).await?;
+    drop(login_id);
     let secs = q.timeout.unwrap_or(30).min(MAX_WAIT_S);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    let status = next_final(&s.app, &l, &mut watch, deadline).await?;
+    let expires_ms = match final_or_expiry(&l, s.app.clock.now_ms()) {
+        Ok(status) => return Ok(Json(LoginStatus { status })),
+        Err(expires_ms) => expires_ms,
+    };
+    drop(l);
+    let status = next_final(&s.app, expires_ms, &mut watch, deadline).await?;
     Ok(Json(LoginStatus { status }))
 }

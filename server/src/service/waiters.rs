@@ -16,13 +16,13 @@
 //! registers ([`Waiters::watch`]) BEFORE it reads the login, and the
 //! deciding service commits BEFORE it wakes ([`Waiters::wake`]). Either the
 //! read sees the committed decision, or the registration existed when the
-//! wake came and the value stays in the login's `watch` channel until read.
+//! wake came and the status stays with the login's registration until read.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use crate::store::{Store, StoreResult};
 
@@ -37,9 +37,19 @@ const RECHECK_CHUNK: usize = 500;
 /// The waiting terminals, by login id.
 #[derive(Debug, Default)]
 pub struct Waiters {
-    /// One `watch` channel per waited login: `None` while pending, then the
-    /// final wire status. The entry goes when its last waiter does.
-    by_login: Mutex<HashMap<String, watch::Sender<Option<&'static str>>>>,
+    /// One [`Outcome`] per waited login, shared by its waiters (the map
+    /// holds one reference, each waiter one). The entry goes when its last
+    /// waiter does.
+    by_login: Mutex<HashMap<String, Arc<Outcome>>>,
+}
+
+/// A waited login's final wire status, once known, and the waiters to
+/// wake when it is. (Not a `tokio::sync::watch` channel: that carries nine
+/// `Notify`s, ≈450 bytes per waited login; a login's outcome is set once.)
+#[derive(Debug, Default)]
+struct Outcome {
+    status: OnceLock<&'static str>,
+    decided: Notify,
 }
 
 /// One waiter's registration; dropping it unregisters.
@@ -47,30 +57,32 @@ pub struct Waiters {
 pub struct LoginWatch {
     waiters: Arc<Waiters>,
     login_id: String,
-    rx: watch::Receiver<Option<&'static str>>,
+    /// (`Option` only so that `drop` can release it under the map's lock)
+    outcome: Option<Arc<Outcome>>,
 }
 
 impl Waiters {
     /// Registers a waiter for `login_id`. Call BEFORE reading the login.
     pub fn watch(self: &Arc<Self>, login_id: &str) -> LoginWatch {
         let mut map = self.by_login.lock().expect("waiters lock");
-        let rx = map
-            .entry(login_id.to_owned())
-            .or_insert_with(|| watch::channel(None).0)
-            .subscribe();
+        let outcome = map.entry(login_id.to_owned()).or_default().clone();
         LoginWatch {
             waiters: self.clone(),
             login_id: login_id.to_owned(),
-            rx,
+            outcome: Some(outcome),
         }
     }
 
     /// Wakes the waiters of `login_id` with its final `status` (after the
-    /// decision is committed). Other logins' waiters are not touched.
+    /// decision is committed). Other logins' waiters are not touched. A
+    /// login is decided once: a later wake (the same decision, heard again
+    /// from the store) changes nothing.
     pub fn wake(&self, login_id: &str, status: &'static str) {
         let map = self.by_login.lock().expect("waiters lock");
-        if let Some(tx) = map.get(login_id) {
-            tx.send_replace(Some(status));
+        if let Some(outcome) = map.get(login_id)
+            && outcome.status.set(status).is_ok()
+        {
+            outcome.decided.notify_waiters();
         }
     }
 
@@ -85,7 +97,7 @@ impl Waiters {
             .lock()
             .expect("waiters lock")
             .values()
-            .map(|tx| tx.receiver_count())
+            .map(|o| Arc::strong_count(o) - 1)
             .sum()
     }
 
@@ -95,14 +107,14 @@ impl Waiters {
             .lock()
             .expect("waiters lock")
             .get(login_id)
-            .map_or(0, |tx| tx.receiver_count())
+            .map_or(0, |o| Arc::strong_count(o) - 1)
     }
 
     /// Ids of waited logins nobody has woken yet.
     fn pending_ids(&self) -> Vec<String> {
         let map = self.by_login.lock().expect("waiters lock");
         map.iter()
-            .filter(|(_, tx)| tx.borrow().is_none())
+            .filter(|(_, o)| o.status.get().is_none())
             .map(|(id, _)| id.clone())
             .collect()
     }
@@ -123,15 +135,28 @@ impl Waiters {
 }
 
 impl LoginWatch {
+    /// The waited login.
+    pub fn login_id(&self) -> &str {
+        &self.login_id
+    }
+
+    fn outcome(&self) -> &Outcome {
+        self.outcome.as_deref().expect("released only on drop")
+    }
+
     /// Waits until the login is woken with its final status (returns at once
     /// if that already happened since [`Waiters::watch`]).
     pub async fn decided(&mut self) -> &'static str {
-        // (the borrow ends with this statement: nothing held across an await)
-        let decided = self.rx.wait_for(Option::is_some).await.map(|v| *v);
-        match decided {
-            Ok(Some(status)) => status,
-            // The sender lives in the map as long as this receiver: not reached.
-            _ => std::future::pending().await,
+        let outcome = self.outcome();
+        let mut notified = std::pin::pin!(outcome.decided.notified());
+        loop {
+            // Listen first, then look: a wake between the two is not lost.
+            notified.as_mut().enable();
+            if let Some(status) = outcome.status.get() {
+                return status;
+            }
+            notified.as_mut().await;
+            notified.set(outcome.decided.notified());
         }
     }
 }
@@ -139,11 +164,10 @@ impl LoginWatch {
 impl Drop for LoginWatch {
     fn drop(&mut self) {
         let mut map = self.waiters.by_login.lock().expect("waiters lock");
-        // This receiver still counts: 1 means it was the last waiter.
-        if map
-            .get(&self.login_id)
-            .is_some_and(|tx| tx.receiver_count() <= 1)
-        {
+        // Released under the lock, so two waiters leaving at once cannot
+        // both see the other still registered and leave the entry behind.
+        drop(self.outcome.take());
+        if map.get(&self.login_id).is_some_and(|o| Arc::strong_count(o) == 1) {
             map.remove(&self.login_id);
         }
     }
@@ -160,11 +184,7 @@ mod tests {
         let b = w.watch("B");
         w.wake("A", "approved");
         assert_eq!(a.decided().await, "approved");
-        assert!(
-            !b.rx.has_changed().unwrap(),
-            "B's waiter was woken by A's decision"
-        );
-        assert_eq!(*b.rx.borrow(), None);
+        assert_eq!(b.outcome().status.get(), None, "B's waiter was woken by A's decision");
     }
 
     #[tokio::test]
@@ -174,6 +194,16 @@ mod tests {
         // the decision lands between the waiter's read and its wait
         w.wake("A", "denied");
         assert_eq!(a.decided().await, "denied");
+    }
+
+    #[tokio::test]
+    async fn a_login_is_decided_once() {
+        let w = Arc::new(Waiters::default());
+        let mut a = w.watch("A");
+        w.wake("A", "approved");
+        // the same login heard of again (e.g. by the re-check) changes nothing
+        w.wake("A", "denied");
+        assert_eq!(a.decided().await, "approved");
     }
 
     #[tokio::test]

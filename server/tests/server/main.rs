@@ -22,6 +22,7 @@ mod attestation_corpus;
 mod anchor;
 mod cli;
 mod confirmation;
+mod connections;
 mod csc_info;
 mod common;
 mod demo;
