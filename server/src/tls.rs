@@ -4,9 +4,10 @@
 //! Why rustls with its ring provider: it is the TLS stack already in the
 //! build (reqwest and sqlx use it that way), so serving TLS adds no second
 //! stack and no rebuild. Why a listener of our own rather than another
-//! server crate: `axum::serve` keeps doing the HTTP (graceful shutdown,
-//! connect info, HTTP/1.1 + upgrade) and only gets a different
-//! [`Listener`](axum::serve::Listener) — one that runs each TLS handshake
+//! server crate: the HTTP stays where it is for plain connections
+//! ([`crate::http::connection`]: graceful shutdown, connect info, hyper's
+//! HTTP/1.1, waiting requests in a small footprint) and only gets a
+//! different [`Listener`](axum::serve::Listener) — one that runs each TLS handshake
 //! in its own task with a time limit, so a client that connects and says
 //! nothing cannot hold up the next one.
 //!
@@ -32,7 +33,7 @@ use crate::config::TlsFiles;
 
 /// A client must finish its TLS handshake within this.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshaken connections waiting for `axum::serve` to take them.
+/// Handshaken connections waiting for the server to take them.
 const ACCEPTED_QUEUE: usize = 64;
 
 /// Why the TLS files cannot be served.
