@@ -673,6 +673,21 @@ const CASES: &[(&str, Case)] = cases![
     signing_log_walk_is_stable_under_inserts_and_following_sees_the_rest,
 ];
 
+/// Every pooled SQLite connection runs with the small page cache, not
+/// SQLite's 2 MB default (memory with many terminals waiting).
+#[tokio::test]
+async fn sqlite_connections_use_the_small_page_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = shomei_server::store::sqlite::SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut conn = store.pool().acquire().await.unwrap();
+        let size: i64 = sqlx::query_scalar("PRAGMA cache_size").fetch_one(&mut *conn).await.unwrap();
+        assert_eq!(size, -i64::from(shomei_server::store::sqlite::PAGE_CACHE_KIB));
+        held.push(conn);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_suite_on_sqlite() {
     for (name, case) in CASES {
