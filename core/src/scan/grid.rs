@@ -281,14 +281,33 @@ fn module_px(p: &ConcentricPattern) -> f32 {
 /// that the three finder centres cannot show (docs/scanning.md).
 const SAGS: [f32; 5] = [0.0, 0.8, -0.8, 1.6, -1.6];
 
+/// A located code's three finder centres, their module sizes (each
+/// corner's own, foreshortened) and the unit vectors along its top edge
+/// (`right`) and left edge (`down`).
+struct Frame {
+    tl: Point,
+    tr: Point,
+    bl: Point,
+    m_tl: f32,
+    m_tr: f32,
+    m_bl: f32,
+    down: Point,
+    right: Point,
+}
+
+impl Frame {
+    fn of(fp: &FinderPatternSet) -> Frame {
+        let (tl, tr, bl) = (fp.tl.p, fp.tr.p, fp.bl.p);
+        let unit = |a: Point, b: Point| {
+            let d = dist(a, b).max(1e-3);
+            pt((b.x - a.x) / d, (b.y - a.y) / d)
+        };
+        Frame { tl, tr, bl, m_tl: module_px(&fp.tl), m_tr: module_px(&fp.tr), m_bl: module_px(&fp.bl), down: unit(tl, bl), right: unit(tl, tr) }
+    }
+}
+
 fn decode_set(bits: &BitMatrix, fp: &FinderPatternSet) -> Option<String> {
-    let (tl, tr, bl) = (fp.tl.p, fp.tr.p, fp.bl.p);
-    let (m_tl, m_tr, m_bl) = (module_px(&fp.tl), module_px(&fp.tr), module_px(&fp.bl));
-    let unit = |a: Point, b: Point| {
-        let d = dist(a, b).max(1e-3);
-        pt((b.x - a.x) / d, (b.y - a.y) / d)
-    };
-    let (down, right) = (unit(tl, bl), unit(tl, tr));
+    let Frame { tl, tr, bl, m_tl, m_tr, m_bl, down, right } = Frame::of(fp);
     // Row 6 runs 3 modules below the finder centres (row 3.5), column 6 three
     // to their right; the module size is each end's own (foreshortened)
     // one. A sag bows the path by that many modules at its middle
@@ -341,13 +360,7 @@ fn sample(
     col_sag: f32,
     row_sag: f32,
 ) -> Option<String> {
-    let (tl, tr, bl) = (fp.tl.p, fp.tr.p, fp.bl.p);
-    let (m_tl, m_tr, m_bl) = (module_px(&fp.tl), module_px(&fp.tr), module_px(&fp.bl));
-    let unit = |a: Point, b: Point| {
-        let d = dist(a, b).max(1e-3);
-        pt((b.x - a.x) / d, (b.y - a.y) / d)
-    };
-    let (down, right) = (unit(tl, bl), unit(tl, tr));
+    let Frame { tl, tr, bl, m_tl, m_tr, m_bl, down, right } = Frame::of(fp);
     let dim = cols.dim;
     // Module (c, r) → pixel: the affine frame of the three finder centres,
     // with each axis re-spaced by what its timing pattern measured, each
