@@ -253,7 +253,7 @@ impl App {
             return Err(Error::NotFound(format!("active terminal {id}")));
         }
         // Its grants ended with it: drop the keys held for them.
-        self.backend.release_all();
+        self.release_all();
         let t = self.store.get_terminal(id).await?.ok_or_else(|| Error::NotFound(format!("terminal {id}")))?;
         Ok(terminal_view(&t))
     }
@@ -432,7 +432,7 @@ impl App {
             return Err(Error::NotFound(format!("active credential {id}")));
         }
         // No grant may sign with it any more: drop every held key.
-        self.backend.release_all();
+        self.release_all();
         let c = self.store.get_credential(id).await?.ok_or_else(|| Error::NotFound(format!("credential {id}")))?;
         credential_view(&c, now)
     }
@@ -446,7 +446,7 @@ impl App {
         if !self.store.revoke_device(id, now, &AuditEvent::new(OPERATOR, "device.revoke", id, serde_json::json!({}))).await? {
             return Err(Error::NotFound(format!("active device {id}")));
         }
-        self.backend.release_all();
+        self.release_all();
         let d = self.store.get_device(id).await?.ok_or_else(|| Error::NotFound(format!("device {id}")))?;
         Ok(device_view(&d))
     }
@@ -462,7 +462,7 @@ impl App {
         if !self.store.revoke_grant(id, "revoked by operator", now, &AuditEvent::new(OPERATOR, "grant.revoke", id, serde_json::json!({ "reason": "revoked by operator" }))).await? {
             return Err(Error::NotFound(format!("active grant {id}")));
         }
-        self.backend.release_grant(id);
+        self.release_grant(id);
         let g = self.store.get_grant(id).await?.ok_or_else(|| Error::NotFound(format!("grant {id}")))?;
         Ok(grant_view(&g, now))
     }

@@ -223,7 +223,7 @@ impl App {
         }
         if self.policy.one_device_per_practitioner {
             // The practitioner's other phones and their grants were retired.
-            self.backend.release_all();
+            self.release_all();
         }
         let device_id = uuid::Uuid::parse_str(&device.id).map_err(|e| Error::Internal(e.to_string()))?;
         Ok(EnrollResponse {

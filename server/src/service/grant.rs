@@ -60,7 +60,7 @@ impl App {
         }
         if let Err(e) = check_usable(&g, self.clock.now_ms()) {
             // Ended (expired, idle, revoked, used up): nothing stays held for it.
-            self.backend.release_grant(&g.id);
+            self.release_grant(&g.id);
             return Err(e);
         }
         Ok(g)
@@ -87,7 +87,7 @@ impl App {
         if !self.store.revoke_grant(&g.id, "ended from phone", now, &audit).await? {
             return Err(Error::NotFound(format!("active grant {grant_id}")));
         }
-        self.backend.release_grant(&g.id);
+        self.release_grant(&g.id);
         Ok(())
     }
 
@@ -96,7 +96,7 @@ impl App {
         let now = self.clock.now_ms();
         let audit = AuditEvent::new(format!("device:{}", device.id), "grant.revoke_all", device.practitioner_id.clone(), serde_json::json!({}));
         let ended = self.store.revoke_practitioner_grants(&device.practitioner_id, "ended from phone", now, &audit).await?;
-        self.backend.release_all();
+        self.release_all();
         Ok(ended)
     }
 

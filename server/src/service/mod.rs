@@ -8,6 +8,7 @@ pub mod enrollment;
 mod error;
 pub mod evidence;
 pub mod grant;
+mod held_authorization;
 pub mod limits;
 pub mod login;
 pub mod replicas;
@@ -137,6 +138,8 @@ pub struct App {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// HMAC key of stored user codes (loaded on first use, login.rs).
     pub(crate) user_code_key: tokio::sync::OnceCell<ring::hmac::Key>,
+    /// Signing calls' authorizations held between calls (held_authorization.rs).
+    pub(crate) held: held_authorization::HeldAuthorizations,
 }
 
 impl App {
@@ -163,7 +166,27 @@ impl App {
             checkpoints: audit::CheckpointSink::default(),
             metrics,
             user_code_key: tokio::sync::OnceCell::new(),
+            held: held_authorization::HeldAuthorizations::default(),
         })
+    }
+
+    /// Grant `grant_id` ended (or may have): drops what is held for it, its
+    /// opened signing key and its signing calls' authorizations.
+    pub(crate) fn release_grant(&self, grant_id: &str) {
+        self.backend.release_grant(grant_id);
+        self.held.release_grant(grant_id);
+    }
+
+    /// A revocation that ends grants without naming them (terminal, device,
+    /// practitioner, credential): drops everything held for every grant.
+    pub(crate) fn release_all(&self) {
+        self.backend.release_all();
+        self.held.release_all();
+    }
+
+    /// Signing calls' authorizations held now (tests, metrics).
+    pub fn held_authorizations(&self) -> usize {
+        self.held.len()
     }
 
     /// Wakes the terminals waiting on `login_id` (after its decision is committed).

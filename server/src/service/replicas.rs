@@ -41,7 +41,7 @@ impl App {
     /// next signature opens its key again, after the store said the grant
     /// may sign). Returns how many logins it woke.
     pub async fn resync(&self) -> StoreResult<usize> {
-        self.backend.release_all();
+        self.release_all();
         self.waiters.recheck(self.store.as_ref()).await
     }
 
@@ -54,11 +54,11 @@ impl App {
                 "denied" => self.waiters.wake(id, "denied"),
                 _ => return false,
             },
-            Change::Grant { id } => self.backend.release_grant(id),
+            Change::Grant { id } => self.release_grant(id),
             Change::Device { .. }
             | Change::Terminal { .. }
             | Change::Practitioner { .. }
-            | Change::Credential { .. } => self.backend.release_all(),
+            | Change::Credential { .. } => self.release_all(),
             Change::Unnamed => return false,
         }
         true

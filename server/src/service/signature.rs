@@ -91,14 +91,16 @@ pub struct SigningCall {
     pub terminal: Terminal,
     pub grant: Grant,
     /// The credential row read with them: (the id asked for, the row if any).
-    credential: Option<(String, Option<Credential>)>,
+    credential: Option<(String, Option<Arc<Credential>>)>,
+    /// SHA-256 of the access token the call presented (none for the demo page).
+    token_hash: Option<Vec<u8>>,
 }
 
 impl SigningCall {
     /// A call whose terminal and grant were authorized one by one (the demo
     /// page); its credential is read when the call names it.
     pub fn new(terminal: Terminal, grant: Grant) -> Self {
-        SigningCall { terminal, grant, credential: None }
+        SigningCall { terminal, grant, credential: None, token_hash: None }
     }
 }
 
@@ -205,33 +207,82 @@ impl App {
     /// Authenticates the terminal and authorizes the grant of a signing call,
     /// reading them and the credential `credential_id` in one store statement:
     /// the same checks, in the same order, with the same errors as
-    /// [`App::authenticate_terminal`] then [`App::authorize_grant`], on every call.
+    /// [`App::authenticate_terminal`] then [`App::authorize_grant`]. A token
+    /// the store admitted before is admitted from the rows read then when
+    /// every check passes on them (held_authorization.rs: the group commit
+    /// re-checks what can change); any check failing there takes the store's path.
     pub async fn authorize_signing(&self, client_id: &str, client_secret: &str, access_token: &str, credential_id: &str) -> Result<SigningCall> {
         // A token that is not base64url names no grant; the statement then
         // looks for an empty hash (no token has one), so the terminal is
         // still checked first, as on the long path.
         let token_hash = shomei_core::api::b64u::decode(access_token).ok().map(|raw| super::sha256(&raw));
+        if let Some(h) = token_hash.as_deref()
+            && let Some(held) = self.held.get(h)
+        {
+            if let Some(call) = self.admit_held(&held, h, client_id, client_secret, credential_id) {
+                return Ok(call);
+            }
+            self.held.release_token(h);
+        }
         let ctx = self.store.get_signing_context(client_id, token_hash.as_deref().unwrap_or_default(), credential_id).await?;
         let (terminal, grant, credential) = match ctx {
             Some(c) => (Some(c.terminal), c.grant, c.credential),
             None => (None, None, None),
         };
         let terminal = super::admin::admit_terminal(terminal, client_secret)?;
-        if token_hash.is_none() {
+        let Some(token_hash) = token_hash else {
             return Err(Error::GrantInvalid);
-        }
+        };
         let grant = self.admit_grant(grant, &terminal)?;
-        Ok(SigningCall { terminal, grant, credential: Some((credential_id.to_owned(), credential)) })
+        let credential = credential.map(Arc::new);
+        if let Some(c) = &credential
+            && c.practitioner_id == grant.practitioner_id
+            && check_can_sign(c, self.clock.now_ms()).is_ok()
+        {
+            self.held.hold(&token_hash, terminal.clone(), grant.clone(), c.clone());
+        }
+        Ok(SigningCall { terminal, grant, credential: Some((credential_id.to_owned(), credential)), token_hash: Some(token_hash) })
+    }
+
+    /// The call as the store's path would admit it, from held rows; `None`
+    /// when any check fails on them (the store's path then answers).
+    fn admit_held(&self, held: &super::held_authorization::HeldAuthorization, token_hash: &[u8], client_id: &str, client_secret: &str, credential_id: &str) -> Option<SigningCall> {
+        if held.terminal.id != client_id || held.credential.id != credential_id {
+            return None;
+        }
+        let terminal = super::admin::admit_terminal(Some(held.terminal.clone()), client_secret).ok()?;
+        let grant = held.grant();
+        let now = self.clock.now_ms();
+        if grant.terminal_id != terminal.id || check_usable(&grant, now).is_err() {
+            return None;
+        }
+        let c = &held.credential;
+        if c.practitioner_id != grant.practitioner_id || check_can_sign(c, now).is_err() {
+            return None;
+        }
+        Some(SigningCall { terminal, grant, credential: Some((credential_id.to_owned(), Some(c.clone()))), token_hash: Some(token_hash.to_vec()) })
     }
 
     /// The call's credential `id` if it is the grant's practitioner's:
     /// the one read with the call when it is for `id`, else from the store.
-    pub(super) async fn call_credential(&self, call: &mut SigningCall, id: &str) -> Result<Credential> {
+    pub(super) async fn call_credential(&self, call: &mut SigningCall, id: &str) -> Result<Arc<Credential>> {
         let row = match call.credential.take() {
             Some((read_for, row)) if read_for == id => row,
-            _ => self.store.get_credential(id).await?,
+            _ => self.store.get_credential(id).await?.map(Arc::new),
         };
         row.filter(|c| c.practitioner_id == call.grant.practitioner_id).ok_or(Error::CredentialUnknown)
+    }
+
+    /// A record of `call` was committed: its grant has `made` signatures,
+    /// the last at `at_ms` (held authorizations count with it).
+    pub(super) fn recorded(&self, call: &SigningCall, made: i64, at_ms: i64) {
+        if let Some(h) = &call.token_hash {
+            self.held.recorded(h, made, at_ms);
+        }
+        if call.grant.signature_cap.is_some_and(|cap| made >= cap) {
+            // That used the grant up: it has ended, and nothing stays held for it.
+            self.release_grant(&call.grant.id);
+        }
     }
 
     /// CSC `credentials/info`.
@@ -331,33 +382,49 @@ impl App {
         };
         match self.signature_log.record(record).await? {
             RecordOutcome::Recorded(made) => {
-                if grant.signature_cap.is_some_and(|cap| made >= cap) {
-                    // That used the grant up: it has ended, and nothing stays held for it.
-                    self.backend.release_grant(&grant.id);
-                }
+                self.recorded(&call, made, now);
                 self.metrics.signatures(crate::metrics::SignatureKind::Hash, signatures.len() as u64);
                 Ok(SignHashResponse { signatures: signatures.iter().map(|s| STANDARD.encode(s)).collect() })
             }
-            outcome => Err(self.unrecorded(grant, outcome, now).await),
+            outcome => Err(self.refused_at_commit(&call, &c.id, outcome).await),
         }
     }
 
-    /// Why a record was refused at commit (revoked, expired or capped
-    /// between the check and the commit): the signatures are dropped unreturned.
-    pub(super) async fn unrecorded(&self, grant: &Grant, outcome: RecordOutcome, now: i64) -> Error {
-        if !matches!(outcome, RecordOutcome::Recorded(_)) {
-            // The grant or the credential can no longer sign: drop the key held for it.
-            self.backend.release_grant(&grant.id);
+    /// The answer to a call whose record the commit refused (revoked,
+    /// expired, idled out or capped between the check and the commit; the
+    /// signatures are dropped unreturned): what the store's path would
+    /// answer the same call now — the terminal, then the grant, then the
+    /// credential, read afresh — or, when they all pass, what the commit
+    /// said (the call's signatures did not fit under the cap).
+    pub(super) async fn refused_at_commit(&self, call: &SigningCall, credential_id: &str, outcome: RecordOutcome) -> Error {
+        // The grant or the credential can no longer sign: drop what is held for it.
+        self.release_grant(&call.grant.id);
+        if let Some(h) = &call.token_hash {
+            self.held.release_token(h);
         }
-        match outcome {
-            RecordOutcome::CredentialRevoked => Error::CredentialRevoked,
-            RecordOutcome::Recorded(_) => Error::Internal("recorded signature treated as refused".into()),
-            RecordOutcome::GrantUnusable => match self.store.get_grant(&grant.id).await {
-                Ok(Some(g)) => check_usable(&g, now).err().unwrap_or(Error::GrantExhausted),
-                Ok(None) => Error::GrantInvalid,
-                Err(e) => e.into(),
+        match self.answer_now(call, credential_id).await {
+            Err(e) => e,
+            Ok(()) => match outcome {
+                RecordOutcome::CredentialRevoked => Error::CredentialRevoked,
+                RecordOutcome::GrantUnusable => Error::GrantExhausted,
+                RecordOutcome::Recorded(_) => Error::Internal("recorded signature treated as refused".into()),
             },
         }
+    }
+
+    /// The store's checks of a call, read afresh (the terminal's secret and
+    /// what never changes — whose grant and credential — were checked
+    /// when it was admitted).
+    async fn answer_now(&self, call: &SigningCall, credential_id: &str) -> Result<()> {
+        let now = self.clock.now_ms();
+        match self.store.get_terminal(&call.terminal.id).await? {
+            Some(t) if t.revoked_ms.is_none() => {}
+            _ => return Err(Error::TerminalUnauthenticated),
+        }
+        let g = self.store.get_grant(&call.grant.id).await?.ok_or(Error::GrantInvalid)?;
+        check_usable(&g, now)?;
+        let c = self.store.get_credential(credential_id).await?.ok_or(Error::CredentialUnknown)?;
+        check_can_sign(&c, now)
     }
 }
 

@@ -320,7 +320,8 @@ impl App {
         };
         let kinds: Vec<_> = record.signature_formats.iter().filter_map(|f| crate::metrics::SignatureKind::from_format(f)).collect();
         match self.signature_log.record(record).await? {
-            RecordOutcome::Recorded(_) => {
+            RecordOutcome::Recorded(made) => {
+                self.recorded(&call, made, signing_ms);
                 for kind in kinds {
                     self.metrics.signatures(kind, 1);
                 }
@@ -329,7 +330,7 @@ impl App {
                 signature_object: objects.iter().map(|o| STANDARD.encode(o)).collect(),
                 })
             }
-            outcome => Err(self.unrecorded(grant, outcome, signing_ms).await),
+            outcome => Err(self.refused_at_commit(&call, &c.id, outcome).await),
         }
     }
 }

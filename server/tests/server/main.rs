@@ -14,6 +14,8 @@
 //! - `replicas`: two servers on one PostgreSQL database — LISTEN/NOTIFY
 //!   wakes waiters and drops held keys across replicas, a killed listener
 //!   reconnects and re-reads;
+//! - `held_authorization`: signing calls admitted from held rows refuse as
+//!   the store does, and nothing ended elsewhere is signed;
 //! - `pkcs11`: the PKCS#11 backend on a real SoftHSM2 token (keys made in
 //!   the token, signHash/signDoc verified, every refusal).
 
@@ -27,6 +29,7 @@ mod csc_info;
 mod common;
 mod demo;
 mod hardening;
+mod held_authorization;
 mod metrics;
 mod http;
 mod openapi;
