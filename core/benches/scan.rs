@@ -24,6 +24,13 @@
 //!   configuration reads differently from the first one, with its trace.
 //! - `SHOMEI_SCAN_BENCH_TIMING_ONLY=1`: only the time per camera frame.
 //! - `SHOMEI_SCAN_BENCH_PEER=0`: do not run zxing-cpp.
+//! - `SHOMEI_SCAN_BENCH_FRAMES=label,...`: time only the camera-frame sets
+//!   whose label starts with one of these (e.g. `page,empty-real` for the
+//!   frames without a code a profile should look at).
+//! - `SHOMEI_SCAN_BENCH_PER_FRAME=1`: every timed image's best time and
+//!   the scan's trace, on stderr.
+//! - `SHOMEI_SCAN_BENCH_REPEAT=N`: runs per frame in the timing table
+//!   (default 5, 2 for the real scenes; more gives a profiler more samples).
 //!
 //! A hit counts only when a decoded text equals the expected text exactly.
 //! Nothing here is tuned per image; the pass table shows what each pass of the
@@ -59,6 +66,8 @@ fn boofcv_root() -> PathBuf {
 
 /// A BoofCV photo: the image and the hand-marked corners of each code in it.
 struct Marked {
+    /// `<category>/<file name>`.
+    name: String,
     img: GrayImage,
     codes: usize,
     quads: Vec<[(f32, f32); 4]>,
@@ -166,6 +175,11 @@ fn load_boofcv(root: &Path) -> Vec<(String, Vec<Marked>)> {
             };
             match image::open(&path) {
                 Ok(img) => items.push(Marked {
+                    name: format!(
+                        "{}/{}",
+                        d.file_name().unwrap().to_string_lossy(),
+                        path.file_name().unwrap().to_string_lossy()
+                    ),
                     img: img.to_luma8(),
                     codes: marked_codes(&text),
                     quads: marked_quads(&text),
@@ -203,13 +217,23 @@ struct MarkedRun {
 fn run_marked(items: &[Marked], config: &ScanConfig) -> MarkedRun {
     let mut per_image = Vec::new();
     let mut times = Vec::new();
+    let per_frame = std::env::var_os("SHOMEI_SCAN_BENCH_PER_FRAME").is_some();
     for m in items {
         let (w, h) = m.img.dimensions();
         let t0 = Instant::now();
-        let out = scan_frame_with(m.img.as_raw(), w, h, w, config).expect("valid frame");
+        let (out, trace) = scan_frame_traced(m.img.as_raw(), w, h, w, config).expect("valid frame");
         times.push(t0.elapsed());
         let distinct: std::collections::BTreeSet<String> = texts(&out).into_iter().collect();
         per_image.push(distinct.len().min(m.codes));
+        if per_frame {
+            eprintln!(
+                "photo {} {w}x{h}: {} ms, read {} of {}, {trace:?}",
+                m.name,
+                ms(*times.last().expect("pushed")),
+                distinct.len().min(m.codes),
+                m.codes
+            );
+        }
     }
     times.sort();
     MarkedRun {
@@ -449,22 +473,28 @@ fn run(samples: &[&Sample], config: &ScanConfig, repeat: usize) -> Run {
     let mut times = Vec::with_capacity(samples.len());
     let mut any = 0;
     let mut decoded = 0;
+    let per_frame = std::env::var_os("SHOMEI_SCAN_BENCH_PER_FRAME").is_some();
     for s in samples {
         let (w, h) = s.img.dimensions();
         let mut best = Duration::MAX;
         let mut hit = false;
         let mut found_any = false;
         let mut passes = false;
+        let mut last = Default::default();
         for _ in 0..repeat.max(1) {
             let t0 = Instant::now();
             let (out, trace) =
                 scan_frame_traced(s.img.as_raw(), w, h, w, config).expect("valid frame");
             best = best.min(t0.elapsed());
             passes |= trace.passes_run > 0;
+            last = trace;
             hit = texts(&out).contains(&s.expected);
             if out != ScanOutcome::NothingFound {
                 found_any = true;
             }
+        }
+        if per_frame {
+            eprintln!("frame {} {w}x{h}: {} ms, {last:?}", s.name, ms(best));
         }
         any += usize::from(found_any);
         decoded += usize::from(passes);
@@ -759,6 +789,12 @@ fn main() {
     // SHOMEI_SCAN_BENCH_TIMING_ONLY: only the time per camera frame (for a
     // profiler or a quick look at frames without a code).
     let timing_only = std::env::var_os("SHOMEI_SCAN_BENCH_TIMING_ONLY").is_some();
+    let frame_sets: Option<Vec<String>> = std::env::var("SHOMEI_SCAN_BENCH_FRAMES")
+        .ok()
+        .map(|v| v.split(',').map(|p| p.trim().to_owned()).collect());
+    let repeat_override: Option<usize> = std::env::var("SHOMEI_SCAN_BENCH_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let mut final_photo_flags = Vec::new();
     if !timing_only {
         println!();
@@ -1006,7 +1042,7 @@ fn main() {
 
     println!();
     println!(
-        "## Time per camera frame (median / p90 ms over the set, best of 5 runs per frame; 2 for the real scenes)"
+        "## Time per camera frame (median / p90 ms over the set, best of 5 runs per frame; 2 for the real scenes, unless SHOMEI_SCAN_BENCH_REPEAT)"
     );
     println!();
     println!(
@@ -1031,9 +1067,12 @@ fn main() {
         ("page-1280x720", &page720),
         ("empty-real-boofcv-masked", &real_empty),
     ] {
+        if !frame_sets.as_ref().is_none_or(|f| f.iter().any(|p| label.starts_with(p.as_str()))) {
+            continue;
+        }
         let no_code = set.iter().all(|s| s.expected.is_empty());
         let refs: Vec<&Sample> = set.iter().collect();
-        let repeat = if refs.len() > 20 { 2 } else { 5 };
+        let repeat = repeat_override.unwrap_or(if refs.len() > 20 { 2 } else { 5 });
         let mut cells = Vec::new();
         for (_, cfg) in &configs {
             let r = run(&refs, cfg, repeat);

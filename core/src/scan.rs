@@ -830,11 +830,8 @@ fn area_resize(src: &GrayImage, nw: u32, nh: u32) -> GrayImage {
         for (y, line) in out.chunks_exact_mut(nw).enumerate() {
             let r0 = &raw[2 * y * sw..(2 * y + 1) * sw];
             let r1 = &raw[(2 * y + 1) * sw..(2 * y + 2) * sw];
-            for (x, o) in line.iter_mut().enumerate() {
-                let s = u16::from(r0[2 * x])
-                    + u16::from(r0[2 * x + 1])
-                    + u16::from(r1[2 * x])
-                    + u16::from(r1[2 * x + 1]);
+            for ((o, a), b) in line.iter_mut().zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2)) {
+                let s = u16::from(a[0]) + u16::from(a[1]) + u16::from(b[0]) + u16::from(b[1]);
                 *o = (s / 4) as u8;
             }
         }
@@ -847,22 +844,37 @@ fn area_resize(src: &GrayImage, nw: u32, nh: u32) -> GrayImage {
             (a, b)
         })
         .collect();
-    // Horizontal pass into column sums, then vertical.
-    let mut rows = vec![0u32; sh * nw];
-    for y in 0..sh {
-        let line = &raw[y * sw..(y + 1) * sw];
-        for (x, &(a, b)) in xb.iter().enumerate() {
-            let s: u32 = line[a..b].iter().map(|&v| u32::from(v)).sum();
-            rows[y * nw + x] = s * 256 / (b - a) as u32;
-        }
-    }
+    // Per output row: each covered source row summed across (×256 ÷ the
+    // pixels summed), those sums added down, ÷ the rows added ÷ 256. The
+    // common widths of one and two pixels and heights of two rows are
+    // spelled out: the same integers without a division per pixel.
+    let mut across = vec![0u32; nw];
+    let mut down = vec![0u32; nw];
     let mut out = vec![0u8; nw * nh];
     for y in 0..nh {
         let a = y * sh / nh;
         let b = ((y + 1) * sh / nh).max(a + 1).min(sh);
-        for x in 0..nw {
-            let s: u32 = (a..b).map(|yy| rows[yy * nw + x]).sum();
-            out[y * nw + x] = (s / (b - a) as u32 / 256).min(255) as u8;
+        down.iter_mut().for_each(|d| *d = 0);
+        for yy in a..b {
+            let line = &raw[yy * sw..(yy + 1) * sw];
+            for (s, &(xa, xb)) in across.iter_mut().zip(&xb) {
+                *s = match xb - xa {
+                    1 => u32::from(line[xa]) * 256,
+                    2 => (u32::from(line[xa]) + u32::from(line[xa + 1])) * 128,
+                    n => line[xa..xb].iter().map(|&v| u32::from(v)).sum::<u32>() * 256 / n as u32,
+                };
+            }
+            for (d, &s) in down.iter_mut().zip(&across) {
+                *d += s;
+            }
+        }
+        let line = &mut out[y * nw..(y + 1) * nw];
+        match b - a {
+            2 => line.iter_mut().zip(&down).for_each(|(o, &d)| *o = (d / 512).min(255) as u8),
+            n => line
+                .iter_mut()
+                .zip(&down)
+                .for_each(|(o, &d)| *o = (d / n as u32 / 256).min(255) as u8),
         }
     }
     GrayImage::from_raw(nw as u32, nh as u32, out).expect("nw*nh bytes")
@@ -929,6 +941,48 @@ mod tests {
                     .sum();
                 assert_eq!(u32::from(fast.get_pixel(x, y)[0]), s / 4, "({x}, {y})");
             }
+        }
+    }
+
+    /// The area average as first written (a division per pixel): the
+    /// reference the faster one must equal.
+    fn reference_area_resize(src: &GrayImage, nw: u32, nh: u32) -> GrayImage {
+        let (sw, sh) = src.dimensions();
+        let (sw, sh, nw, nh) = (sw as usize, sh as usize, nw as usize, nh as usize);
+        let raw = src.as_raw();
+        let xb: Vec<(usize, usize)> = (0..nw)
+            .map(|x| {
+                let a = x * sw / nw;
+                (a, ((x + 1) * sw / nw).max(a + 1).min(sw))
+            })
+            .collect();
+        let mut rows = vec![0u32; sh * nw];
+        for y in 0..sh {
+            for (x, &(a, b)) in xb.iter().enumerate() {
+                let s: u32 = raw[y * sw + a..y * sw + b].iter().map(|&v| u32::from(v)).sum();
+                rows[y * nw + x] = s * 256 / (b - a) as u32;
+            }
+        }
+        GrayImage::from_fn(nw as u32, nh as u32, |x, y| {
+            let (x, y) = (x as usize, y as usize);
+            let a = y * sh / nh;
+            let b = ((y + 1) * sh / nh).max(a + 1).min(sh);
+            let s: u32 = (a..b).map(|yy| rows[yy * nw + x]).sum();
+            image::Luma([(s / (b - a) as u32 / 256).min(255) as u8])
+        })
+    }
+
+    #[test]
+    fn area_resize_to_any_size_is_the_mean_of_the_covered_pixels() {
+        let img = GrayImage::from_fn(157, 103, |x, y| {
+            image::Luma([((x * 37 + y * 11 + x * y * 7) % 256) as u8])
+        });
+        for (nw, nh) in [(78, 51), (52, 34), (39, 25), (100, 100), (157, 103), (200, 150), (1, 1), (13, 97)] {
+            assert_eq!(
+                area_resize(&img, nw, nh).as_raw(),
+                reference_area_resize(&img, nw, nh).as_raw(),
+                "{nw}x{nh}"
+            );
         }
     }
 

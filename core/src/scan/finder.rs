@@ -56,6 +56,11 @@ pub(crate) struct Candidate {
 /// The candidates in `img` seen on at least [`MIN_ROWS`] rows, at most
 /// [`MAX_CANDIDATES`] of them (those seen on the most rows); the flag says
 /// whether more were left out (a busy scene).
+///
+/// Every row is scanned, top to bottom. (Every second or third row, with
+/// the rows around a hit scanned too, was measured: a third faster on real
+/// scenes, but it lost a blurred photo's read whose gate pass rested on two
+/// look-alikes seen on one row each — docs/scanning.md.)
 pub(crate) fn candidates(img: &GrayImage) -> (Vec<Candidate>, bool) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let mut out: Vec<Candidate> = Vec::new();
@@ -63,56 +68,27 @@ pub(crate) fn candidates(img: &GrayImage) -> (Vec<Candidate>, bool) {
     if w < 7 || h < 7 {
         return (out, false);
     }
-    let bin = Binarized::new(img);
-    let mut runs = [0usize; 5];
-    let mut starts = [0usize; 5];
+    let mut bin = Binarized::new(img);
+    let mut row_hits: Vec<(f32, f32)> = Vec::new();
+    let mut hits: Vec<Candidate> = Vec::new();
     'rows: for y in 0..h {
-        let row = &bin.dark[y * w..(y + 1) * w];
-        // Run-length scan; `runs` holds the last five complete runs.
-        let mut n = 0usize;
-        let mut color = row[0];
-        let mut start = 0usize;
-        let mut x = 0usize;
-        while x < w {
-            x = run_end(row, x + 1, color);
-            // run [start, x) of `color` complete
-            runs.copy_within(1.., 0);
-            starts.copy_within(1.., 0);
-            runs[4] = x - start;
-            starts[4] = start;
-            n += 1;
-            if n >= 5 && is_finder_ratio(&runs) {
-                let cx = starts[2] as f32 + runs[2] as f32 / 2.0;
-                let xi = cx as usize;
-                let module_h = runs.iter().sum::<usize>() as f32 / 7.0;
-                if let Some(module_v) = bin.vertical_check(xi, y, module_h) {
-                    let vc = bin.vertical_centre(xi, y);
-                    let c = Candidate {
-                        x: cx,
-                        y: vc,
-                        module: (module_h + module_v) / 2.0,
-                        square: bin.diagonal_check(xi, y, module_h),
-                    };
-                    match out.iter().position(|o| near(o, &c)) {
-                        Some(i) => {
-                            rows[i] += 1;
-                            out[i].square |= c.square;
-                        }
-                        None => {
-                            out.push(c);
-                            rows.push(1);
-                            // Far more than any frame of codes has: a busy
-                            // scene; the strongest so far are kept below.
-                            if out.len() > 16 * MAX_CANDIDATES {
-                                break 'rows;
-                            }
-                        }
+        hits.clear();
+        scan_row(&mut bin, y, &mut row_hits, &mut hits);
+        for c in hits.drain(..) {
+            match out.iter().position(|o| near(o, &c)) {
+                Some(i) => {
+                    rows[i] += 1;
+                    out[i].square |= c.square;
+                }
+                None => {
+                    out.push(c);
+                    rows.push(1);
+                    // Far more than any frame of codes has: a busy scene;
+                    // the strongest so far are kept below.
+                    if out.len() > 16 * MAX_CANDIDATES {
+                        break 'rows;
                     }
                 }
-            }
-            if x < w {
-                color = row[x];
-                start = x;
             }
         }
     }
@@ -127,6 +103,53 @@ pub(crate) fn candidates(img: &GrayImage) -> (Vec<Candidate>, bool) {
         kept.truncate(MAX_CANDIDATES);
     }
     (kept.into_iter().map(|(c, _)| c).collect(), busy)
+}
+
+/// Scans row `y` for 1:1:3:1:1 runs, checks each down its column (and along
+/// the diagonals) and appends the candidates to `hits`, left to right.
+/// `row_hits` is scratch space.
+fn scan_row(bin: &mut Binarized, y: usize, row_hits: &mut Vec<(f32, f32)>, hits: &mut Vec<Candidate>) {
+    row_hits.clear();
+    {
+        let row = bin.row(y);
+        let w = row.len();
+        // Run-length scan; `runs` holds the last five complete runs.
+        let mut runs = [0usize; 5];
+        let mut starts = [0usize; 5];
+        let mut n = 0usize;
+        let mut color = row[0];
+        let mut start = 0usize;
+        let mut x = 0usize;
+        while x < w {
+            x = run_end(row, x + 1, color);
+            // run [start, x) of `color` complete
+            runs.copy_within(1.., 0);
+            starts.copy_within(1.., 0);
+            runs[4] = x - start;
+            starts[4] = start;
+            n += 1;
+            if n >= 5 && is_finder_ratio(&runs) {
+                let cx = starts[2] as f32 + runs[2] as f32 / 2.0;
+                let module_h = runs.iter().sum::<usize>() as f32 / 7.0;
+                row_hits.push((cx, module_h));
+            }
+            if x < w {
+                color = row[x];
+                start = x;
+            }
+        }
+    }
+    for &(cx, module_h) in row_hits.iter() {
+        let xi = cx as usize;
+        if let Some(module_v) = bin.vertical_check(xi, y, module_h) {
+            hits.push(Candidate {
+                x: cx,
+                y: bin.vertical_centre(xi, y),
+                module: (module_h + module_v) / 2.0,
+                square: bin.diagonal_check(xi, y, module_h),
+            });
+        }
+    }
 }
 
 /// The candidates of which two could be finder patterns of one code, by QR
@@ -191,6 +214,39 @@ fn run_end(row: &[u8], from: usize, color: u8) -> usize {
     x
 }
 
+/// A threshold block whose pixels are all alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Uniform {
+    /// Every pixel above the dead zone.
+    Light,
+    /// Every pixel at or below it.
+    Dark,
+    /// Every pixel inside it: the colour on the block's left throughout.
+    DeadZone,
+    /// Not alike: each pixel decided on its own.
+    Mixed,
+}
+
+/// Eight pixel classes (one per byte, first pixel in the low byte: 0 light,
+/// 1 dark, 2 in the dead zone) with each dead-zone pixel given the colour of
+/// the nearest decided pixel on its left, `prev` before the first: three
+/// doubling steps (1, 2, 4 bytes) of "take the colour that far left while
+/// undecided", then `prev`, without a branch per pixel.
+fn fill_dead_zone(bits: u64, prev: u8) -> u64 {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    let before = u64::from(prev) * LOW;
+    let mut x = bits;
+    // 0xFF in every byte still undecided.
+    let mut dead = ((bits >> 1) & LOW) * 0xFF;
+    for shift in [8u32, 16, 32] {
+        let left = (x << shift) | (before >> (64 - shift));
+        x = (x & !dead) | (left & dead);
+        dead &= dead << shift;
+    }
+    // Undecided back to the word's first pixel: the colour before it.
+    (x & !dead) | (before & dead)
+}
+
 /// Two candidates closer than about three modules are the same finder pattern
 /// seen on different rows.
 fn near(a: &Candidate, b: &Candidate) -> bool {
@@ -212,53 +268,92 @@ fn is_finder_ratio(runs: &[usize; 5]) -> bool {
         .all(|(&r, p)| (r as f32 - p * m).abs() <= tol)
 }
 
-/// A block-thresholded copy of the image: `dark[i]` is 1 for dark pixels.
-struct Binarized {
+/// A block-thresholded copy of the image, made row by row as rows are
+/// looked at (the column checks look below the row scanned; a busy scene
+/// stops early): `dark[i]` is 1 for dark pixels of the rows made.
+struct Binarized<'a> {
     w: usize,
     h: usize,
+    raw: &'a [u8],
+    /// Blocks per row of blocks.
+    bw: usize,
+    /// Per block: a pixel at most `.0` is dark, above `.1` light, between
+    /// them it keeps the colour of its left neighbour (the dead zone).
+    thr: Vec<(i16, i16)>,
+    /// Per block: what its pixels are, when they are all alike.
+    kind: Vec<Uniform>,
     dark: Vec<u8>,
+    made: Vec<bool>,
 }
 
-impl Binarized {
-    fn new(img: &GrayImage) -> Binarized {
+impl<'a> Binarized<'a> {
+    fn new(img: &'a GrayImage) -> Binarized<'a> {
         let (w, h) = (img.width() as usize, img.height() as usize);
         let raw = img.as_raw();
         let (bw, bh) = (w.div_ceil(BLOCK), h.div_ceil(BLOCK));
+        // Per-block sum, minimum and maximum: per column over the block's
+        // rows first (whole rows at a time, which the compiler vectorizes),
+        // then across the block's columns.
+        let mut sum = vec![0i32; bw * bh];
+        let mut lo = vec![255u8; bw * bh];
+        let mut hi = vec![0u8; bw * bh];
+        let (mut col_sum, mut col_lo, mut col_hi) = (vec![0u16; w], vec![0u8; w], vec![0u8; w]);
+        for by in 0..bh {
+            let (y0, y1) = (by * BLOCK, ((by + 1) * BLOCK).min(h));
+            for (s, &v) in col_sum.iter_mut().zip(&raw[y0 * w..(y0 + 1) * w]) {
+                *s = u16::from(v);
+            }
+            col_lo.copy_from_slice(&raw[y0 * w..(y0 + 1) * w]);
+            col_hi.copy_from_slice(&raw[y0 * w..(y0 + 1) * w]);
+            for y in y0 + 1..y1 {
+                let row = &raw[y * w..(y + 1) * w];
+                let (cs, cl, ch) = (&mut col_sum[..w], &mut col_lo[..w], &mut col_hi[..w]);
+                for i in 0..w {
+                    let v = row[i];
+                    cs[i] += u16::from(v);
+                    cl[i] = cl[i].min(v);
+                    ch[i] = ch[i].max(v);
+                }
+            }
+            let i0 = by * bw;
+            for (bx, ((s, l), m)) in col_sum
+                .chunks(BLOCK)
+                .zip(col_lo.chunks(BLOCK))
+                .zip(col_hi.chunks(BLOCK))
+                .enumerate()
+            {
+                sum[i0 + bx] = s.iter().map(|&v| i32::from(v)).sum();
+                lo[i0 + bx] = *l.iter().min().expect("non-empty chunk");
+                hi[i0 + bx] = *m.iter().max().expect("non-empty chunk");
+            }
+        }
         // Per-block average (zxing's HybridBinarizer rules for flat blocks)
         // and dynamic range.
         let mut avg = vec![0i32; bw * bh];
         let mut range = vec![0i32; bw * bh];
         for by in 0..bh {
-            let (y0, y1) = (by * BLOCK, ((by + 1) * BLOCK).min(h));
+            let rows = ((by + 1) * BLOCK).min(h) - by * BLOCK;
             for bx in 0..bw {
-                let (x0, x1) = (bx * BLOCK, ((bx + 1) * BLOCK).min(w));
-                let (mut sum, mut lo, mut hi) = (0i32, 255i32, 0i32);
-                for y in y0..y1 {
-                    for &v in &raw[y * w + x0..y * w + x1] {
-                        let v = i32::from(v);
-                        sum += v;
-                        lo = lo.min(v);
-                        hi = hi.max(v);
-                    }
-                }
-                let n = ((y1 - y0) * (x1 - x0)) as i32;
-                range[by * bw + bx] = hi - lo;
-                let mut a = sum / n;
-                if hi - lo <= MIN_DYNAMIC_RANGE {
+                let cols = ((bx + 1) * BLOCK).min(w) - bx * BLOCK;
+                let i = by * bw + bx;
+                let (l, m) = (i32::from(lo[i]), i32::from(hi[i]));
+                range[i] = m - l;
+                let mut a = sum[i] / (rows * cols) as i32;
+                if m - l <= MIN_DYNAMIC_RANGE {
                     // Flat: background, unless the neighbours say this block is
                     // the inside of something darker.
-                    a = lo / 2;
+                    a = l / 2;
                     if by > 0 && bx > 0 {
                         let neighbours = (avg[(by - 1) * bw + bx]
                             + 2 * avg[by * bw + bx - 1]
                             + avg[(by - 1) * bw + bx - 1])
                             / 4;
-                        if lo < neighbours {
+                        if l < neighbours {
                             a = neighbours;
                         }
                     }
                 }
-                avg[by * bw + bx] = a;
+                avg[i] = a;
             }
         }
         // Threshold: mean of the 5×5 blocks around (clamped at the borders),
@@ -266,55 +361,131 @@ impl Binarized {
         // in which a pixel keeps the colour of its left neighbour: sensor
         // noise on a plain wall then stays one colour instead of flickering
         // into runs that happen to look like 1:1:3:1:1.
-        let mut thr = vec![(0i32, 0i32); bw * bh];
-        for by in 0..bh {
-            let cy = by.clamp(2, bh.saturating_sub(3).max(2));
-            for bx in 0..bw {
-                let cx = bx.clamp(2, bw.saturating_sub(3).max(2));
-                let (mut s, mut n, mut r) = (0i32, 0i32, 0i32);
-                for yy in cy.saturating_sub(2)..(cy + 3).min(bh) {
-                    for xx in cx.saturating_sub(2)..(cx + 3).min(bw) {
-                        s += avg[yy * bw + xx];
-                        r = r.max(range[yy * bw + xx]);
-                        n += 1;
-                    }
+        // The window's centre is clamped so that it stays inside the image:
+        // sums and maxima over five blocks across, then five down.
+        let centre = |b: usize, n: usize| b.clamp(2, n.saturating_sub(3).max(2));
+        let window = |c: usize, n: usize| c.saturating_sub(2)..(c + 3).min(n);
+        // (Centres run from 2 up; in an image under five blocks wide or
+        // high the only centre is 2, its window cut at the border.)
+        let ncx = centre(bw - 1, bw) - 1;
+        let ncy = centre(bh - 1, bh) - 1;
+        // across[yy * ncx + i]: (sum, max range, blocks) of block row yy
+        // around centre i + 2
+        let mut across = vec![(0i32, 0i32, 0i32); bh * ncx];
+        for yy in 0..bh {
+            for i in 0..ncx {
+                let mut a = (0i32, 0i32, 0i32);
+                for xx in window(i + 2, bw) {
+                    a.0 += avg[yy * bw + xx];
+                    a.1 = a.1.max(range[yy * bw + xx]);
+                    a.2 += 1;
+                }
+                across[yy * ncx + i] = a;
+            }
+        }
+        let mut by_centre = vec![(0i16, 0i16); ncy * ncx];
+        for j in 0..ncy {
+            for i in 0..ncx {
+                let (mut s, mut r, mut n) = (0i32, 0i32, 0i32);
+                for yy in window(j + 2, bh) {
+                    let a = across[yy * ncx + i];
+                    s += a.0;
+                    r = r.max(a.1);
+                    n += a.2;
                 }
                 let t = s / n.max(1);
-                thr[by * bw + bx] = (t, (r / 6).clamp(MIN_DEAD_ZONE, MAX_DEAD_ZONE));
+                let dz = (r / 6).clamp(MIN_DEAD_ZONE, MAX_DEAD_ZONE);
+                by_centre[j * ncx + i] = ((t - dz) as i16, (t + dz) as i16);
             }
         }
-        let mut dark = vec![0u8; w * h];
-        for y in 0..h {
-            let row = &raw[y * w..(y + 1) * w];
-            let out = &mut dark[y * w..(y + 1) * w];
-            let tb = &thr[(y / BLOCK) * bw..(y / BLOCK + 1) * bw];
-            let mut prev = 0u8;
-            for ((pixels, dark), &(t, dz)) in row.chunks(BLOCK).zip(out.chunks_mut(BLOCK)).zip(tb) {
-                let (lo, hi) = (t - dz, t + dz);
-                for (&v, d) in pixels.iter().zip(dark) {
-                    let v = i32::from(v);
-                    prev = if v <= lo {
-                        1
-                    } else if v > hi {
-                        0
-                    } else {
-                        prev
-                    };
-                    *d = prev;
+        let mut thr = Vec::with_capacity(bw * bh);
+        for by in 0..bh {
+            let j = centre(by, bh) - 2;
+            thr.extend((0..bw).map(|bx| by_centre[j * ncx + centre(bx, bw) - 2]));
+        }
+        // Blocks whose every pixel falls on one side of the threshold or
+        // inside the dead zone need no look at their pixels (most of a
+        // camera frame: walls, sky, paper, skin).
+        let kind = thr
+            .iter()
+            .zip(lo.iter().zip(&hi))
+            .map(|(&(t_lo, t_hi), (&min, &max))| {
+                let (min, max) = (i16::from(min), i16::from(max));
+                if min > t_hi {
+                    Uniform::Light
+                } else if max <= t_lo {
+                    Uniform::Dark
+                } else if min > t_lo && max <= t_hi {
+                    Uniform::DeadZone
+                } else {
+                    Uniform::Mixed
                 }
-            }
+            })
+            .collect();
+        Binarized {
+            w,
+            h,
+            raw,
+            bw,
+            thr,
+            kind,
+            dark: vec![0u8; w * h],
+            made: vec![false; h],
         }
-        Binarized { w, h, dark }
     }
 
-    fn at(&self, x: usize, y: usize) -> u8 {
-        self.dark[y * self.w + x]
+    /// Row `y`, thresholded (made on first use).
+    fn row(&mut self, y: usize) -> &[u8] {
+        let w = self.w;
+        if !self.made[y] {
+            self.made[y] = true;
+            let raw = &self.raw[y * w..(y + 1) * w];
+            let out = &mut self.dark[y * w..(y + 1) * w];
+            let blocks = (y / BLOCK) * self.bw..(y / BLOCK + 1) * self.bw;
+            let (tb, kinds) = (&self.thr[blocks.clone()], &self.kind[blocks]);
+            // The colour on the left, for the dead zone.
+            let mut prev = 0u8;
+            for (((pixels, out), &(lo, hi)), kind) in raw.chunks(BLOCK).zip(out.chunks_mut(BLOCK)).zip(tb).zip(kinds) {
+                match kind {
+                    Uniform::Light => prev = 0,
+                    Uniform::Dark => prev = 1,
+                    Uniform::DeadZone => {}
+                    Uniform::Mixed => {
+                        // Each pixel's class alone (1 dark, 0 light, 2 in
+                        // the dead zone), branch-free, then the dead zone
+                        // takes the colour on its left.
+                        for (&v, d) in pixels.iter().zip(out.iter_mut()) {
+                            let v = i16::from(v);
+                            *d = u8::from(v <= lo) | (u8::from(v > lo && v <= hi) << 1);
+                        }
+                        if let Ok(word) = <&mut [u8; 8]>::try_from(&mut *out) {
+                            *word = fill_dead_zone(u64::from_le_bytes(*word), prev).to_le_bytes();
+                        } else {
+                            for d in out.iter_mut() {
+                                if *d == 2 {
+                                    *d = prev;
+                                }
+                                prev = *d;
+                            }
+                        }
+                        prev = out[out.len() - 1];
+                        continue;
+                    }
+                }
+                out.fill(prev);
+            }
+        }
+        &self.dark[y * w..(y + 1) * w]
+    }
+
+    fn at(&mut self, x: usize, y: usize) -> u8 {
+        self.row(y)[x]
     }
 
     /// The 1:1:3:1:1 check down the column through (`x`, `y`); returns the
     /// vertical module size when it holds and roughly agrees with `module_h`
     /// (a square seen at up to about 3:1 foreshortening).
-    fn vertical_check(&self, x: usize, y: usize, module_h: f32) -> Option<f32> {
+    fn vertical_check(&mut self, x: usize, y: usize, module_h: f32) -> Option<f32> {
         let runs = self.vertical_runs(x, y, module_h)?;
         if !is_finder_ratio(&runs) {
             return None;
@@ -327,52 +498,23 @@ impl Binarized {
     /// Run lengths up and down from (`x`, `y`): outer-up, inner-up, centre,
     /// inner-down, outer-down. No run may be longer than the whole pattern
     /// seen horizontally could allow.
-    fn vertical_runs(&self, x: usize, y: usize, module_h: f32) -> Option<[usize; 5]> {
-        let max_run = (module_h * 3.0 * 3.0 + 2.0) as usize;
-        let c = self.at(x, y);
-        // up
-        let mut yy = y as isize;
-        let mut up = [0usize; 3]; // centre part, inner, outer
-        for (i, want) in [c, 1 - c, c].into_iter().enumerate() {
-            let mut len = 0;
-            while yy >= 0 && self.at(x, yy as usize) == want {
-                len += 1;
-                yy -= 1;
-                if len > max_run {
-                    return None;
-                }
-            }
-            up[i] = len;
-        }
-        let mut yy = y + 1;
-        let mut down = [0usize; 3];
-        for (i, want) in [c, 1 - c, c].into_iter().enumerate() {
-            let mut len = 0;
-            while yy < self.h && self.at(x, yy) == want {
-                len += 1;
-                yy += 1;
-                if len > max_run {
-                    return None;
-                }
-            }
-            down[i] = len;
-        }
-        let runs = [up[2], up[1], up[0] + down[0], down[1], down[2]];
-        runs.iter().all(|&r| r > 0).then_some(runs)
+    fn vertical_runs(&mut self, x: usize, y: usize, module_h: f32) -> Option<[usize; 5]> {
+        self.runs_along(x, y, 0, 1, module_h)
     }
 
     /// The 1:1:3:1:1 check along both diagonals through (`x`, `y`).
-    fn diagonal_check(&self, x: usize, y: usize, module_h: f32) -> bool {
+    fn diagonal_check(&mut self, x: usize, y: usize, module_h: f32) -> bool {
         [(1isize, 1isize), (1, -1)].into_iter().all(|(dx, dy)| {
             self.runs_along(x, y, dx, dy, module_h)
                 .is_some_and(|runs| is_finder_ratio(&runs))
         })
     }
 
-    /// Run lengths through (`x`, `y`) along (`dx`, `dy`) and back, as
-    /// [`Self::vertical_runs`].
+    /// Run lengths through (`x`, `y`) along (`dx`, `dy`) and back:
+    /// outer-back, inner-back, centre, inner-forward, outer-forward. No run
+    /// may be longer than the whole pattern seen horizontally could allow.
     fn runs_along(
-        &self,
+        &mut self,
         x: usize,
         y: usize,
         dx: isize,
@@ -381,14 +523,18 @@ impl Binarized {
     ) -> Option<[usize; 5]> {
         let max_run = (module_h * 3.0 * 3.0 + 2.0) as usize;
         let c = self.at(x, y);
-        let inside =
-            |x: isize, y: isize| x >= 0 && y >= 0 && (x as usize) < self.w && (y as usize) < self.h;
-        let half = |sx: isize, sy: isize, start: isize| -> Option<[usize; 3]> {
+        let (w, h) = (self.w as isize, self.h as isize);
+        let mut half = |sx: isize, sy: isize, start: isize| -> Option<[usize; 3]> {
             let (mut px, mut py) = (x as isize + sx * start, y as isize + sy * start);
             let mut out = [0usize; 3];
             for (i, want) in [c, 1 - c, c].into_iter().enumerate() {
                 let mut len = 0;
-                while inside(px, py) && self.at(px as usize, py as usize) == want {
+                while px >= 0
+                    && py >= 0
+                    && px < w
+                    && py < h
+                    && self.at(px as usize, py as usize) == want
+                {
                     len += 1;
                     px += sx;
                     py += sy;
@@ -407,7 +553,7 @@ impl Binarized {
     }
 
     /// The centre of the middle run on the column through (`x`, `y`).
-    fn vertical_centre(&self, x: usize, y: usize) -> f32 {
+    fn vertical_centre(&mut self, x: usize, y: usize) -> f32 {
         let c = self.at(x, y);
         let mut top = y;
         while top > 0 && self.at(x, top - 1) == c {
@@ -588,6 +734,124 @@ mod tests {
         // pattern seen at two scales lands here too)
         let close = [at(100.0, 100.0), at(120.0, 100.0)];
         assert!(in_code_pairs(&close).is_empty());
+    }
+
+    /// The threshold as first written (every block's 5×5 window summed on
+    /// its own, every pixel decided in turn): the reference the faster
+    /// one must equal.
+    fn reference_dark(img: &GrayImage) -> Vec<u8> {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let raw = img.as_raw();
+        let (bw, bh) = (w.div_ceil(BLOCK), h.div_ceil(BLOCK));
+        let mut avg = vec![0i32; bw * bh];
+        let mut range = vec![0i32; bw * bh];
+        for by in 0..bh {
+            let (y0, y1) = (by * BLOCK, ((by + 1) * BLOCK).min(h));
+            for bx in 0..bw {
+                let (x0, x1) = (bx * BLOCK, ((bx + 1) * BLOCK).min(w));
+                let (mut sum, mut lo, mut hi) = (0i32, 255i32, 0i32);
+                for y in y0..y1 {
+                    for &v in &raw[y * w + x0..y * w + x1] {
+                        let v = i32::from(v);
+                        sum += v;
+                        lo = lo.min(v);
+                        hi = hi.max(v);
+                    }
+                }
+                let n = ((y1 - y0) * (x1 - x0)) as i32;
+                range[by * bw + bx] = hi - lo;
+                let mut a = sum / n;
+                if hi - lo <= MIN_DYNAMIC_RANGE {
+                    a = lo / 2;
+                    if by > 0 && bx > 0 {
+                        let neighbours = (avg[(by - 1) * bw + bx]
+                            + 2 * avg[by * bw + bx - 1]
+                            + avg[(by - 1) * bw + bx - 1])
+                            / 4;
+                        if lo < neighbours {
+                            a = neighbours;
+                        }
+                    }
+                }
+                avg[by * bw + bx] = a;
+            }
+        }
+        let mut dark = vec![0u8; w * h];
+        for y in 0..h {
+            let by = y / BLOCK;
+            let cy = by.clamp(2, bh.saturating_sub(3).max(2));
+            let mut prev = 0u8;
+            for x in 0..w {
+                let bx = x / BLOCK;
+                let cx = bx.clamp(2, bw.saturating_sub(3).max(2));
+                let (mut s, mut n, mut r) = (0i32, 0i32, 0i32);
+                for yy in cy.saturating_sub(2)..(cy + 3).min(bh) {
+                    for xx in cx.saturating_sub(2)..(cx + 3).min(bw) {
+                        s += avg[yy * bw + xx];
+                        r = r.max(range[yy * bw + xx]);
+                        n += 1;
+                    }
+                }
+                let t = s / n.max(1);
+                let dz = (r / 6).clamp(MIN_DEAD_ZONE, MAX_DEAD_ZONE);
+                let v = i32::from(raw[y * w + x]);
+                prev = if v <= t - dz {
+                    1
+                } else if v > t + dz {
+                    0
+                } else {
+                    prev
+                };
+                dark[y * w + x] = prev;
+            }
+        }
+        dark
+    }
+
+    #[test]
+    fn the_threshold_equals_the_pixel_by_pixel_rule_at_any_size() {
+        // Noise, gradients and flat patches, at sizes from under one block
+        // to many, most not a multiple of the block.
+        let mut seed = 0x9e37_79b9_u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as u32
+        };
+        for (w, h) in [(7, 7), (9, 23), (15, 40), (33, 17), (41, 41), (100, 61), (203, 97)] {
+            let img = GrayImage::from_fn(w, h, |x, y| {
+                let base = if (x / 13 + y / 11) % 3 == 0 { 128 } else { 40 + (x * 3 + y * 2) % 180 };
+                // flat patches (a range of at most 12) beside noisy ones
+                let noise = if (x / 17 + y / 19) % 2 == 0 { 24 } else { 6 };
+                image::Luma([(base + next() % noise).min(255) as u8])
+            });
+            let mut bin = Binarized::new(&img);
+            let made: Vec<u8> = (0..h as usize).flat_map(|y| bin.row(y).to_vec()).collect();
+            assert_eq!(made, reference_dark(&img), "{w}x{h}");
+        }
+    }
+
+    #[test]
+    fn the_dead_zone_takes_the_colour_on_its_left() {
+        // against the pixel-by-pixel rule, on every pattern of 8 classes
+        // drawn from {0, 1, 2} with both colours before the word
+        for n in 0..3u32.pow(8) {
+            let classes: Vec<u8> = (0..8).map(|i| ((n / 3u32.pow(i)) % 3) as u8).collect();
+            let bits = u64::from_le_bytes(classes.clone().try_into().unwrap());
+            for prev in [0u8, 1] {
+                let mut want = Vec::new();
+                let mut p = prev;
+                for &c in &classes {
+                    if c != 2 {
+                        p = c;
+                    }
+                    want.push(p);
+                }
+                let got = fill_dead_zone(bits, prev).to_le_bytes();
+                assert_eq!(got.to_vec(), want, "{classes:?} after {prev}");
+            }
+        }
     }
 
     #[test]
