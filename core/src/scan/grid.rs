@@ -306,28 +306,28 @@ impl Frame {
     }
 }
 
+/// The path of a timing pattern, as a function of 0..=1 from the finder
+/// centre `from` (module size `m_from`) to the one at `to` (`m_to`): three
+/// modules off the line between them along the unit vector `across` (row 6
+/// lies 3 modules below the top finder centres, column 6 three to the right
+/// of the left ones), the module size each end's own (foreshortened) one,
+/// interpolated. A sag bows the path by that many modules at its middle
+/// (parabola through both ends).
+fn timing_path(from: Point, to: Point, m_from: f32, m_to: f32, across: Point, sag: f32) -> impl Fn(f32) -> Point {
+    move |t: f32| {
+        let m = m_from + (m_to - m_from) * t;
+        let base = lerp(from, to, t);
+        let off = (3.0 + sag * 4.0 * t * (1.0 - t)) * m;
+        pt(base.x + across.x * off, base.y + across.y * off)
+    }
+}
+
 fn decode_set(bits: &BitMatrix, fp: &FinderPatternSet) -> Option<String> {
     let Frame { tl, tr, bl, m_tl, m_tr, m_bl, down, right } = Frame::of(fp);
     // Row 6 runs 3 modules below the finder centres (row 3.5), column 6 three
-    // to their right; the module size is each end's own (foreshortened)
-    // one. A sag bows the path by that many modules at its middle
-    // (parabola through both ends).
-    let row_path = |sag: f32| {
-        move |t: f32| {
-            let m = m_tl + (m_tr - m_tl) * t;
-            let base = lerp(tl, tr, t);
-            let off = (3.0 + sag * 4.0 * t * (1.0 - t)) * m;
-            pt(base.x + down.x * off, base.y + down.y * off)
-        }
-    };
-    let col_path = |sag: f32| {
-        move |s: f32| {
-            let m = m_tl + (m_bl - m_tl) * s;
-            let base = lerp(tl, bl, s);
-            let off = (3.0 + sag * 4.0 * s * (1.0 - s)) * m;
-            pt(base.x + right.x * off, base.y + right.y * off)
-        }
-    };
+    // to their right: see [`timing_path`].
+    let row_path = |sag: f32| timing_path(tl, tr, m_tl, m_tr, down, sag);
+    let col_path = |sag: f32| timing_path(tl, bl, m_tl, m_bl, right, sag);
     let cols: Vec<(f32, Ruler)> = SAGS
         .iter()
         .filter_map(|&b| measure(bits, row_path(b), (m_tl + m_tr) / 2.0).map(|r| (b, r)))
