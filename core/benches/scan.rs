@@ -494,7 +494,18 @@ fn run(samples: &[&Sample], config: &ScanConfig, repeat: usize) -> Run {
             }
         }
         if per_frame {
-            eprintln!("frame {} {w}x{h}: {} ms, {last:?}", s.name, ms(best));
+            eprintln!(
+                "frame {} {w}x{h}: {} ms, {}, {last:?}",
+                s.name,
+                ms(best),
+                if s.expected.is_empty() {
+                    if found_any { "false read" } else { "nothing read" }
+                } else if hit {
+                    "read"
+                } else {
+                    "missed"
+                }
+            );
         }
         any += usize::from(found_any);
         decoded += usize::from(passes);

@@ -316,15 +316,25 @@ impl<'a> Binarized<'a> {
                 }
             }
             let i0 = by * bw;
-            for (bx, ((s, l), m)) in col_sum
-                .chunks(BLOCK)
-                .zip(col_lo.chunks(BLOCK))
-                .zip(col_hi.chunks(BLOCK))
-                .enumerate()
-            {
-                sum[i0 + bx] = s.iter().map(|&v| i32::from(v)).sum();
-                lo[i0 + bx] = *l.iter().min().expect("non-empty chunk");
-                hi[i0 + bx] = *m.iter().max().expect("non-empty chunk");
+            let whole = w / BLOCK;
+            for bx in 0..whole {
+                let cols = bx * BLOCK..(bx + 1) * BLOCK;
+                let (s, l, m) = (&col_sum[cols.clone()], &col_lo[cols.clone()], &col_hi[cols]);
+                let (mut ss, mut ll, mut mm) = (0u32, 255u8, 0u8);
+                for k in 0..BLOCK {
+                    ss += u32::from(s[k]);
+                    ll = ll.min(l[k]);
+                    mm = mm.max(m[k]);
+                }
+                sum[i0 + bx] = ss as i32;
+                lo[i0 + bx] = ll;
+                hi[i0 + bx] = mm;
+            }
+            if whole < bw {
+                let cols = whole * BLOCK..w;
+                sum[i0 + whole] = col_sum[cols.clone()].iter().map(|&v| i32::from(v)).sum();
+                lo[i0 + whole] = *col_lo[cols.clone()].iter().min().expect("non-empty block");
+                hi[i0 + whole] = *col_hi[cols].iter().max().expect("non-empty block");
             }
         }
         // Per-block average (zxing's HybridBinarizer rules for flat blocks)
@@ -338,7 +348,12 @@ impl<'a> Binarized<'a> {
                 let i = by * bw + bx;
                 let (l, m) = (i32::from(lo[i]), i32::from(hi[i]));
                 range[i] = m - l;
-                let mut a = sum[i] / (rows * cols) as i32;
+                // (A whole block's 64 pixels: a shift, not a division.)
+                let mut a = if rows * cols == BLOCK * BLOCK {
+                    sum[i] >> 6
+                } else {
+                    sum[i] / (rows * cols) as i32
+                };
                 if m - l <= MIN_DYNAMIC_RANGE {
                     // Flat: background, unless the neighbours say this block is
                     // the inside of something darker.
@@ -393,7 +408,9 @@ impl<'a> Binarized<'a> {
                     r = r.max(a.1);
                     n += a.2;
                 }
-                let t = s / n.max(1);
+                // (25 blocks away from the borders: a constant divisor,
+                // which the compiler turns into a multiplication.)
+                let t = if n == 25 { s / 25 } else { s / n.max(1) };
                 let dz = (r / 6).clamp(MIN_DEAD_ZONE, MAX_DEAD_ZONE);
                 by_centre[j * ncx + i] = ((t - dz) as i16, (t + dz) as i16);
             }
