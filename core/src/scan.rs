@@ -387,7 +387,7 @@ pub fn scan_frame_traced(
         }
         let to_working = preps.to_working(p.prep);
         let seeds: Vec<grid::Seed> = if p.decoder == Decoder::Hybrid {
-            let (to, scale) = preps.from_working(p.prep);
+            let (to, scale) = preps.working_to_prep(p.prep);
             seeds
                 .iter()
                 .map(|c| {
@@ -533,7 +533,7 @@ impl Preps {
 
     /// Maps a point of the working image into `prep`'s image, and the scale
     /// of lengths.
-    fn from_working(&self, prep: Prep) -> (impl Fn(f32, f32) -> (f32, f32) + use<>, f32) {
+    fn working_to_prep(&self, prep: Prep) -> (impl Fn(f32, f32) -> (f32, f32) + use<>, f32) {
         let to = self.to_working(prep);
         let (ox, oy) = to(0.0, 0.0);
         let (sx, _) = to(1.0, 0.0);

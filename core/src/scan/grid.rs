@@ -229,10 +229,7 @@ fn measure(bits: &BitMatrix, path: impl Fn(f32) -> Point, module_px: f32) -> Opt
     // Specks shorter than a third of a module are noise: merge them into
     // their neighbours (repeat until none is left).
     let min_len = ((module_px * 2.0) / 3.0).max(1.0) as usize;
-    loop {
-        let Some(i) = (1..runs.len().saturating_sub(1)).find(|&i| runs[i].2 < min_len) else {
-            break;
-        };
+    while let Some(i) = (1..runs.len().saturating_sub(1)).find(|&i| runs[i].2 < min_len) {
         let (_, _, l) = runs.remove(i);
         let (_, _, next) = runs.remove(i);
         runs[i - 1].2 += l + next;
