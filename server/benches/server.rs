@@ -755,6 +755,9 @@ struct StoreRun {
     server_cpu_ms_per_sig: f64,
     /// This process's CPU (the load generator) per signHash.
     client_cpu_ms_per_sig: f64,
+    /// The audit writer during the phase: records per group commit, mean commit time (ms).
+    records_per_commit: f64,
+    commit_ms: f64,
     commits_per_s: f64,
     logins_per_s: f64,
     login_failed: u64,
@@ -883,6 +886,14 @@ async fn sign_phase(server: &ServerProc, world: &World, s: &Settings, run: &mut 
     );
     let connections: Arc<Vec<tokio::sync::Mutex<Option<RawConnection>>>> =
         Arc::new((0..s.concurrency).map(|_| tokio::sync::Mutex::new(None)).collect());
+    let commits = |http: reqwest::Client| async move {
+        let mut v = [0.0; 3];
+        for (i, series) in ["shomei_audit_batch_records_sum", "shomei_audit_batch_records_count", "shomei_audit_commit_duration_seconds_sum"].iter().enumerate() {
+            v[i] = scrape(&http, server, series).await;
+        }
+        v
+    };
+    let commits0 = commits(world.http.clone()).await;
     let cpu0 = server.cpu_secs();
     let client_cpu0 = cpu_secs_of("self");
     let t0 = Instant::now();
@@ -915,6 +926,10 @@ async fn sign_phase(server: &ServerProc, world: &World, s: &Settings, run: &mut 
     let cpu = server.cpu_secs() - cpu0;
     let client_cpu = cpu_secs_of("self") - client_cpu0;
     run.load_after_sign = load_average();
+    let commits1 = commits(world.http.clone()).await;
+    let batches = commits1[1] - commits0[1];
+    run.records_per_commit = (commits1[0] - commits0[0]) / batches;
+    run.commit_ms = (commits1[2] - commits0[2]) * 1000.0 / batches;
     if let Some(mut p) = perf {
         let _ = p.wait();
     }
@@ -1673,18 +1688,20 @@ fn print_signing(s: &Settings, runs: &[StoreRun], cores: usize, (raw_all, raw_al
     );
     println!();
     println!(
-        "| store | signHash/s | of raw (all cores) | server CPU per signHash | raw CPU per signature / server CPU per signHash | load generator CPU per signHash | failed | load average after |"
+        "| store | signHash/s | of raw (all cores) | server CPU per signHash | raw CPU per signature / server CPU per signHash | load generator CPU per signHash | records per group commit | commit time | failed | load average after |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in runs {
         println!(
-            "| {} | {:.0} | {} | {:.3} ms | {} | {:.3} ms | {}{} | {} |",
+            "| {} | {:.0} | {} | {:.3} ms | {} | {:.3} ms | {:.1} | {:.2} ms | {}{} | {} |",
             r.name,
             r.sign_per_s,
             pct(r.sign_per_s, raw),
             r.server_cpu_ms_per_sig,
             pct(1000.0 / raw_one, r.server_cpu_ms_per_sig),
             r.client_cpu_ms_per_sig,
+            r.records_per_commit,
+            r.commit_ms,
             r.sign_failed,
             r.sign_error
                 .as_ref()

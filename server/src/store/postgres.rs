@@ -20,6 +20,9 @@ use super::{StoreError, StoreResult};
 
 /// Advisory lock key of the audit chain ("shomei" in ASCII, fits i64).
 const AUDIT_LOCK_KEY: i64 = 0x73686f6d6569;
+/// `BEGIN` and the writer lock, sent together.
+static BEGIN_WRITE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("BEGIN; SELECT pg_advisory_xact_lock({AUDIT_LOCK_KEY})"));
 
 /// A pooled connection idle this long is pinged before it is used again.
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(30);
@@ -85,8 +88,10 @@ impl PgStore {
     }
 
     pub(crate) async fn begin_write(&self) -> StoreResult<WriteTx> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(AUDIT_LOCK_KEY).execute(&mut *tx).await?;
+        // BEGIN and the lock in one round trip (a simple-protocol query of
+        // two statements): a write holds the lock for all its round trips,
+        // and replicas' writes queue behind it.
+        let tx = self.pool.begin_with(BEGIN_WRITE.as_str()).await?;
         Ok(WriteTx { tx })
     }
 
