@@ -1,8 +1,9 @@
 //! What other replicas commit, applied here at once (issue 12): several
 //! `shomei serve` processes on one PostgreSQL database, behind a load
 //! balancer, each holding state in memory that another's commit makes
-//! stale — the terminals waiting on a login ([`Waiters`]), and the signing
-//! keys held open per grant ([`SigningBackend`]).
+//! stale — the terminals waiting on a login ([`Waiters`]), the signing
+//! keys held open per grant ([`SigningBackend`]) and the signing calls'
+//! held authorizations (`held_authorization`).
 //!
 //! The store publishes a [`Change`] in the transaction of every such state
 //! change and gives each replica a feed of them ([`Store::changes`]; see

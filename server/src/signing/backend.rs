@@ -22,7 +22,9 @@
 //!   PKCS#8 plaintext is zeroized right after parsing, as before.
 //!
 //! Holding a key changes nothing about *whether* a call may sign: the grant
-//! is checked against the store on every call before the backend is asked.
+//! and credential are checked before the backend is asked (from held rows,
+//! `service::held_authorization`) and again against the store by the group
+//! commit, under the write lock, before any signature is returned.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
