@@ -28,6 +28,13 @@
 //! waiter at once. Keep-alive continues on the same connection (the next
 //! request again here or, if it is not a waiting one, through hyper).
 //!
+//! A request head must arrive whole within [`HEAD_TIMEOUT`] of when the
+//! connection starts waiting for it (accepted, or its last answer sent), on
+//! both paths: a client that trickles a head, or opens a connection and
+//! says nothing, is closed instead of holding the connection for ever. A
+//! head handed to hyper part-way (over [`HEAD_MAX`] bytes) gets hyper's own
+//! timer of the same length from then: at most twice [`HEAD_TIMEOUT`] in all.
+//!
 //! Shutdown is hyper's graceful one: stop accepting, close idle
 //! connections, let answers in flight finish, then return.
 
@@ -53,6 +60,9 @@ pub const HEAD_MAX: usize = 4096;
 const MAX_HEADERS: usize = 100;
 /// First read of a request head (grown up to [`HEAD_MAX`] if needed).
 const HEAD_READ: usize = 1024;
+/// Longest wait for a whole request head (hyper's own default; before this,
+/// neither path had one, as no timer was given to hyper).
+pub const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Serves `router` on `listener` until `shutdown` completes, then stops
 /// accepting and waits for the open connections to finish (idle ones are
@@ -92,6 +102,8 @@ where
     // the next request sent while an answer was pending).
     let mut buf: Vec<u8> = Vec::new();
     loop {
+        let head_due = tokio::time::sleep(HEAD_TIMEOUT);
+        let mut head_due = std::pin::pin!(head_due);
         let (req, head_len) = loop {
             match parse_head(&buf) {
                 Head::Waiting(req, len) => break (req, len),
@@ -107,14 +119,20 @@ where
             }
             let idle = buf.is_empty();
             let read = tokio::select! {
-                read = io.read_buf(&mut buf) => read,
+                read = io.read_buf(&mut buf) => Some(read),
                 // At shutdown an idle connection closes; a request being
                 // read is still answered.
                 _ = stop.wait_for(|s| *s), if idle => return,
+                () = &mut head_due => None,
             };
             match read {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
+                Some(Ok(0) | Err(_)) => return,
+                Some(Ok(_)) => {}
+                None => {
+                    tracing::debug!(%addr, read = buf.len(), "no whole request head in time: closing");
+                    let _ = io.shutdown().await;
+                    return;
+                }
             }
         };
         buf.drain(..head_len);
@@ -360,6 +378,8 @@ where
     });
     let io = hyper_util::rt::TokioIo::new(Replay { read: Bytes::from(read), io });
     let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
         .serve_connection(io, hyper_util::service::TowerToHyperService::new(service))
         .with_upgrades();
     let mut conn = std::pin::pin!(conn);

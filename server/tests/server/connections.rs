@@ -11,6 +11,8 @@ use shomei_core::Decision;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use shomei_server::http::connection::HEAD_TIMEOUT;
+
 use crate::common::*;
 use crate::waiting::until_waiting;
 
@@ -297,4 +299,41 @@ async fn shutdown_closes_idle_connections_and_returns() {
         .await
         .expect("shutdown returned although idle connections were open")
         .unwrap();
+}
+
+/// Reads until the server closes the connection; how long that took.
+async fn closed_by_server(tcp: &mut TcpStream) -> Duration {
+    let started = std::time::Instant::now();
+    let mut sink = [0u8; 1024];
+    let bound = HEAD_TIMEOUT + Duration::from_secs(15);
+    loop {
+        match tokio::time::timeout(bound, tcp.read(&mut sink)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return started.elapsed(),
+            Ok(Ok(_)) => {} // an answer sent before: read past it
+            Err(_) => panic!("the connection was still open {bound:?} later"),
+        }
+    }
+}
+
+/// Slowloris: a client that sends part of a head and then nothing, or
+/// nothing at all, is closed once the head's time is up — on the waiting
+/// path, and by hyper for a connection idle after hyper's answer.
+#[tokio::test]
+async fn a_head_not_sent_whole_in_time_closes_the_connection() {
+    let env = Env::new().await;
+    let mut trickled = Wire::open(&env).await;
+    trickled.send(b"GET /v1/terminal/logins/AAAAAAAAAAAAAAAAAAAAAA/wait HTTP/1.1\r\nhost: shomei.test\r\n").await;
+    let mut silent = Wire::open(&env).await;
+    let mut after_hyper = Wire::open(&env).await;
+    after_hyper.send(b"GET /healthz HTTP/1.1\r\nhost: shomei.test\r\n\r\n").await;
+    assert_eq!(after_hyper.answer().await.status, 200);
+    let (a, b, c) = tokio::join!(closed_by_server(&mut trickled.tcp), closed_by_server(&mut silent.tcp), closed_by_server(&mut after_hyper.tcp));
+    // Not refused at once: each waited out the head's time.
+    for (what, took) in [("part of a waiting head", a), ("nothing", b), ("idle after hyper's answer", c)] {
+        assert!(took >= HEAD_TIMEOUT - Duration::from_secs(2), "{what}: closed after {took:?}");
+    }
+    // The server still serves new connections.
+    let mut fresh = Wire::open(&env).await;
+    fresh.send(b"GET /healthz HTTP/1.1\r\nhost: shomei.test\r\n\r\n").await;
+    assert_eq!(fresh.answer().await.status, 200);
 }
