@@ -236,8 +236,7 @@ impl App {
         let grant = self.admit_grant(grant, &terminal)?;
         let credential = credential.map(Arc::new);
         if let Some(c) = &credential
-            && c.practitioner_id == grant.practitioner_id
-            && check_can_sign(c, self.clock.now_ms()).is_ok()
+            && signs_for(c, &grant, self.clock.now_ms())
         {
             self.held.hold(&token_hash, terminal.clone(), grant.clone(), c.clone());
         }
@@ -256,11 +255,10 @@ impl App {
         if grant.terminal_id != terminal.id || check_usable(&grant, now).is_err() {
             return None;
         }
-        let c = &held.credential;
-        if c.practitioner_id != grant.practitioner_id || check_can_sign(c, now).is_err() {
+        if !signs_for(&held.credential, &grant, now) {
             return None;
         }
-        Some(SigningCall { terminal, grant, credential: Some((credential_id.to_owned(), Some(c.clone()))), token_hash: Some(token_hash.to_vec()) })
+        Some(SigningCall { terminal, grant, credential: Some((credential_id.to_owned(), Some(held.credential.clone()))), token_hash: Some(token_hash.to_vec()) })
     }
 
     /// The call's credential `id` if it is the grant's practitioner's:
@@ -397,11 +395,9 @@ impl App {
     /// credential, read afresh — or, when they all pass, what the commit
     /// said (the call's signatures did not fit under the cap).
     pub(super) async fn refused_at_commit(&self, call: &SigningCall, credential_id: &str, outcome: RecordOutcome) -> Error {
-        // The grant or the credential can no longer sign: drop what is held for it.
+        // The grant or the credential can no longer sign: drop what is held
+        // for the grant (its key, and every token's held rows).
         self.release_grant(&call.grant.id);
-        if let Some(h) = &call.token_hash {
-            self.held.release_token(h);
-        }
         match self.answer_now(call, credential_id).await {
             Err(e) => e,
             Ok(()) => match outcome {
@@ -434,6 +430,12 @@ pub(crate) fn credential_status(c: &Credential, now_ms: i64) -> Result<Certifica
     let leaf = c.certificate_chain.first().ok_or_else(|| Error::Internal("credential without certificate".into()))?;
     let validity = certificate_validity(leaf).map_err(|e| Error::Internal(e.to_string()))?;
     Ok(CertificateStatus::at(validity, c.revoked_ms.is_some(), now_ms))
+}
+
+/// Whether credential `c` may sign for `grant` at `now_ms`: the grant's
+/// practitioner's, and [`check_can_sign`] passes.
+fn signs_for(c: &Credential, grant: &Grant, now_ms: i64) -> bool {
+    c.practitioner_id == grant.practitioner_id && check_can_sign(c, now_ms).is_ok()
 }
 
 /// No signature outside the certificate's validity, none with a revoked credential.
