@@ -16,6 +16,7 @@
 //! advisory lock), because the audit chain needs a total order.
 
 pub mod change;
+mod group_commit;
 pub mod postgres;
 mod queries;
 mod tally;

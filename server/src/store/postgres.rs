@@ -208,4 +208,4 @@ async fn follow(opts: PgConnectOptions, tx: mpsc::Sender<ChangeEvent>) {
     }
 }
 
-super::queries::store_impl!(PgStore, sqlx::Postgres, sqlx::postgres::PgRow, super::signing_log_sql::Dialect::Postgres);
+super::queries::store_impl!(PgStore, sqlx::Postgres, sqlx::postgres::PgRow, super::signing_log_sql::Dialect::Postgres, postgres);

@@ -69,7 +69,7 @@ pub(crate) const SIGNING_CONTEXT_SQL: &str = "SELECT \
     WHERE t.id = $1";
 
 macro_rules! store_impl {
-    ($store:ty, $db:ty, $row:ty, $dialect:expr) => {
+    ($store:ty, $db:ty, $row:ty, $dialect:expr, $group:ident) => {
         use sqlx::Row as _;
         use $crate::audit::chain::{entry_hash, ChainedEntry, GENESIS};
         use $crate::store::*;
@@ -100,95 +100,6 @@ macro_rules! store_impl {
                 .bind(&prev_hash[..]).bind(&hash[..])
                 .execute(&mut *conn).await?;
             Ok(seq)
-        }
-
-        /// Grants (or credentials) per statement of the group commit's
-        /// read and write-back (3 parameters and one compound SELECT term
-        /// each when written back: under SQLite's default limit of 500 terms).
-        const TALLY_CHUNK: usize = 128;
-
-        /// `$first, $first+1, …` (`n` placeholders).
-        fn placeholders(first: usize, n: usize) -> String {
-            (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-        }
-
-        /// Audit rows per INSERT statement (8 parameters each; well under
-        /// both backends' parameter limits).
-        const AUDIT_ROWS_PER_INSERT: usize = 500;
-
-        /// Appends `entries` in order, like one [`audit_tx`] each, but with
-        /// one read of the chain's head and multi-row INSERTs: the group
-        /// commit of signature records costs a few round trips, not four
-        /// per record (which is what bounded it on PostgreSQL).
-        /// Returns the sequence number the chain had before them (entry `k`
-        /// of `entries` gets that plus `k + 1`).
-        async fn audit_batch_tx(conn: &mut Conn, entries: &[(i64, AuditEvent)]) -> StoreResult<i64> {
-            let last = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *conn).await?;
-            let (mut seq, mut prev_hash) = match last {
-                Some(r) => (r.try_get::<i64, _>("seq")?, hash32(r.try_get::<Vec<u8>, _>("hash")?)?),
-                None => (0, GENESIS),
-            };
-            let head = seq;
-            if entries.is_empty() {
-                return Ok(head);
-            }
-            for chunk in entries.chunks(AUDIT_ROWS_PER_INSERT) {
-                let mut sql = String::from("INSERT INTO audit (seq, at_ms, actor, action, subject, details, prev_hash, hash) VALUES ");
-                let mut rows = Vec::with_capacity(chunk.len());
-                for (i, (at_ms, ev)) in chunk.iter().enumerate() {
-                    seq += 1;
-                    let details = ev.details.to_string();
-                    let hash = entry_hash(&prev_hash, seq, *at_ms, &ev.actor, &ev.action, &ev.subject, &details);
-                    if i > 0 {
-                        sql.push(',');
-                    }
-                    let k = i * 8;
-                    sql.push_str(&format!("(${},${},${},${},${},${},${},${})", k + 1, k + 2, k + 3, k + 4, k + 5, k + 6, k + 7, k + 8));
-                    rows.push((seq, *at_ms, ev, details, prev_hash, hash));
-                    prev_hash = hash;
-                }
-                let mut q = sqlx::query(&sql);
-                for (seq, at_ms, ev, details, prev, hash) in rows {
-                    q = q.bind(seq).bind(at_ms).bind(ev.actor.clone()).bind(ev.action.clone()).bind(ev.subject.clone()).bind(details)
-                        .bind(prev.to_vec()).bind(hash.to_vec());
-                }
-                q.execute(&mut *conn).await?;
-            }
-            Ok(head)
-        }
-
-        /// Signing-log rows per INSERT (10 parameters each).
-        const SIGNATURE_ROWS_PER_INSERT: usize = 500;
-
-        /// One signed digest for the `signatures` table, before its audit seq is known.
-        struct SignatureRow<'a> {
-            rec: &'a SignatureRecord,
-            practitioner_id: String,
-            format: &'static str,
-            digest: &'a [u8],
-        }
-
-        /// Inserts the signing-log rows; row `k` shares the audit entry `first_seq + k`.
-        async fn signature_rows_tx(conn: &mut Conn, first_seq: i64, rows: &[SignatureRow<'_>]) -> StoreResult<()> {
-            let mut seq = first_seq;
-            for chunk in rows.chunks(SIGNATURE_ROWS_PER_INSERT) {
-                let mut sql = String::from("INSERT INTO signatures (seq, grant_id, practitioner_id, terminal_id, credential_id, at_ms, sign_algo, format, digest, label) VALUES ");
-                for i in 0..chunk.len() {
-                    if i > 0 {
-                        sql.push(',');
-                    }
-                    let k = i * 10;
-                    sql.push_str(&format!("(${},${},${},${},${},${},${},${},${},${})", k + 1, k + 2, k + 3, k + 4, k + 5, k + 6, k + 7, k + 8, k + 9, k + 10));
-                }
-                let mut q = sqlx::query(&sql);
-                for r in chunk {
-                    q = q.bind(seq).bind(&r.rec.grant_id).bind(&r.practitioner_id).bind(&r.rec.terminal_id).bind(&r.rec.credential_id)
-                        .bind(r.rec.now_ms).bind(&r.rec.sign_algo).bind(r.format).bind(r.digest).bind(&r.rec.label);
-                    seq += 1;
-                }
-                q.execute(&mut *conn).await?;
-            }
-            Ok(())
         }
 
         fn rfc3339_ms(ms: i64) -> String {
@@ -767,65 +678,35 @@ macro_rules! store_impl {
             }
 
             async fn record_signatures(&self, records: &[SignatureRecord]) -> StoreResult<Vec<RecordOutcome>> {
+                use $crate::store::group_commit::{self as group, $group as backend};
                 let mut w = self.begin_write().await?;
                 // Under the writer lock no grant or credential changes until
                 // this commits (a revocation committed before it wins, so no
-                // signature is returned after it): read the batch's grants and
-                // revoked credentials once, apply the per-record rule in order
-                // (store::tally), write each grant's counters back at once.
+                // signature is returned after it): read the batch's grants,
+                // revoked credentials and the audit head at once, apply the
+                // per-record rule in order (store::tally), then write the
+                // grants' counters, the audit entries and the signing-log
+                // rows at once (store::group_commit).
                 let mut grant_ids: Vec<&str> = records.iter().map(|r| r.grant_id.as_str()).collect();
                 grant_ids.sort_unstable();
                 grant_ids.dedup();
                 let mut credential_ids: Vec<&str> = records.iter().map(|r| r.credential_id.as_str()).collect();
                 credential_ids.sort_unstable();
                 credential_ids.dedup();
-                let mut grants = std::collections::HashMap::with_capacity(grant_ids.len());
-                for ids in grant_ids.chunks(TALLY_CHUNK) {
-                    let sql = format!(
-                        "SELECT id, terminal_id, practitioner_id, revoked_ms, expires_ms, signature_cap, signatures_made, idle_timeout_s, last_used_ms \
-                         FROM grants WHERE id IN ({})",
-                        placeholders(1, ids.len())
-                    );
-                    let rows = ids.iter().fold(sqlx::query(&sql), |q, id| q.bind(*id)).fetch_all(&mut *w.tx).await?;
-                    for r in &rows {
-                        grants.insert(r.try_get::<String, _>("id")?, tally::GrantTally {
-                            terminal_id: r.try_get("terminal_id")?, practitioner_id: r.try_get("practitioner_id")?,
-                            revoked: r.try_get::<Option<i64>, _>("revoked_ms")?.is_some(), expires_ms: r.try_get("expires_ms")?,
-                            signature_cap: r.try_get("signature_cap")?, signatures_made: r.try_get("signatures_made")?,
-                            idle_timeout_s: r.try_get("idle_timeout_s")?, last_used_ms: r.try_get("last_used_ms")?, touched: false,
-                        });
-                    }
+                let read = backend::read(&mut *w.tx, &grant_ids, &credential_ids).await?;
+                let mut grants = read.grants;
+                let tallied = tally::tally(records, &mut grants, &read.revoked_credentials);
+                let mut write = group::Write::default();
+                for (id, g) in grants.iter().filter(|(_, g)| g.touched) {
+                    write.grant(id, g.signatures_made, g.last_used_ms);
                 }
-                let mut revoked_credentials: Vec<String> = Vec::new();
-                for ids in credential_ids.chunks(TALLY_CHUNK) {
-                    let sql = format!("SELECT id FROM credentials WHERE revoked_ms IS NOT NULL AND id IN ({})", placeholders(1, ids.len()));
-                    let rows = ids.iter().fold(sqlx::query(&sql), |q, id| q.bind(*id)).fetch_all(&mut *w.tx).await?;
-                    for r in &rows {
-                        revoked_credentials.push(r.try_get("id")?);
-                    }
-                }
-                let tallied = tally::tally(records, &mut grants, &revoked_credentials);
-                let touched: Vec<(&String, &tally::GrantTally)> = grants.iter().filter(|(_, g)| g.touched).collect();
-                for part in touched.chunks(TALLY_CHUNK) {
-                    // Rows as a UNION ALL of SELECTs: SQLite takes no column
-                    // list on a VALUES alias; both take UPDATE … FROM.
-                    let values = (0..part.len())
-                        .map(|i| format!("SELECT ${} AS id, ${} AS made, ${} AS used", 3 * i + 1, 3 * i + 2, 3 * i + 3))
-                        .collect::<Vec<_>>()
-                        .join(" UNION ALL ");
-                    let sql = format!("UPDATE grants SET signatures_made = v.made, last_used_ms = v.used FROM ({values}) AS v WHERE grants.id = v.id");
-                    part.iter()
-                        .fold(sqlx::query(&sql), |q, (id, g)| q.bind(id.as_str()).bind(g.signatures_made).bind(g.last_used_ms))
-                        .execute(&mut *w.tx)
-                        .await?;
-                }
-                // The batch's audit entries, chained after the last stored one
-                // and inserted together (same rows as one append each).
-                let mut entries: Vec<(i64, AuditEvent)> = Vec::new();
-                // The signing-log row of each entry, in the same order.
-                let mut rows: Vec<SignatureRow<'_>> = Vec::new();
+                // The batch's audit entries, chained after the last stored
+                // one (the same rows as one append each), and the signing-log
+                // row of each, which shares its entry's seq.
+                let (mut seq, mut prev_hash) = read.head;
                 for (rec, practitioner_id) in records.iter().zip(&tallied.practitioners) {
                     let Some(practitioner_id) = practitioner_id else { continue };
+                    let actor = format!("terminal:{}", rec.terminal_id);
                     for (i, h) in rec.hashes.iter().enumerate() {
                         let mut details = serde_json::json!({ "grant": rec.grant_id, "hash": hex::encode(h), "sign_algo": rec.sign_algo });
                         let format = match rec.signature_formats.get(i).map(String::as_str) {
@@ -841,25 +722,27 @@ macro_rules! store_impl {
                         if let Some(label) = &rec.label {
                             details["label"] = serde_json::json!(label);
                         }
-                        rows.push(SignatureRow { rec, practitioner_id: practitioner_id.clone(), format, digest: h });
-                        let ev = AuditEvent::new(
-                            format!("terminal:{}", rec.terminal_id),
-                            "signature.create",
-                            rec.credential_id.clone(),
-                            details,
-                        );
-                        entries.push((rec.now_ms, ev));
+                        seq += 1;
+                        let details = details.to_string();
+                        let hash = entry_hash(&prev_hash, seq, rec.now_ms, &actor, "signature.create", &rec.credential_id, &details);
+                        write.audit(group::AuditRow {
+                            seq, at_ms: rec.now_ms, actor: &actor, action: "signature.create", subject: &rec.credential_id,
+                            details, prev_hash, hash,
+                        });
+                        write.signature(group::SignatureRow {
+                            seq, grant_id: &rec.grant_id, practitioner_id, terminal_id: &rec.terminal_id,
+                            credential_id: &rec.credential_id, at_ms: rec.now_ms, sign_algo: &rec.sign_algo, format,
+                            digest: h, label: rec.label.as_deref(),
+                        });
+                        prev_hash = hash;
                     }
                 }
-                let out = tallied.outcomes;
-                let used_up = tallied.used_up;
-                let head = audit_batch_tx(&mut *w.tx, &entries).await?;
-                signature_rows_tx(&mut *w.tx, head + 1, &rows).await?;
-                for id in used_up {
+                backend::write(&mut *w.tx, &write).await?;
+                for id in tallied.used_up {
                     w.publish(Change::Grant { id }).await?;
                 }
                 w.commit().await?;
-                Ok(out)
+                Ok(tallied.outcomes)
             }
 
             async fn signature_watermark(&self, practitioner_id: &str) -> StoreResult<i64> {

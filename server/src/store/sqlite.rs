@@ -101,4 +101,4 @@ impl SqliteStore {
     }
 }
 
-super::queries::store_impl!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow, super::signing_log_sql::Dialect::Sqlite);
+super::queries::store_impl!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow, super::signing_log_sql::Dialect::Sqlite, sqlite);
