@@ -318,6 +318,12 @@ pub struct ScanTrace {
     pub seen: usize,
     /// Decoder passes that ran.
     pub passes_run: usize,
+    /// A hash (FNV-1a) of every candidate seen at all scales (position,
+    /// module size, diagonal flag, in order) and of whether a scale was busy:
+    /// two builds of the search that agree on it found the same candidates
+    /// (the benchmark's per-frame lines compare builds with it). 0 when
+    /// neither the gate nor the early stop is on.
+    pub candidates_digest: u64,
 }
 
 /// [`scan_frame_with`], also reporting what the scan did.
@@ -354,6 +360,7 @@ pub fn scan_frame_traced(
     let candidates = if config.finder_gate || config.early_stop {
         let gate = preps.finder_candidates(&config.passes);
         trace.seen = gate.all.len();
+        trace.candidates_digest = gate.digest();
         if config.finder_gate && gate.in_codes.is_empty() {
             return Ok((ScanOutcome::NothingFound, trace));
         }
@@ -472,6 +479,26 @@ struct Gate {
     all: Vec<finder::Candidate>,
     /// More candidates than were kept at some scale.
     busy: bool,
+}
+
+impl Gate {
+    /// See [`ScanTrace::candidates_digest`].
+    fn digest(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |v: u32| {
+            for b in v.to_le_bytes() {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        };
+        for c in &self.all {
+            eat(c.x.to_bits());
+            eat(c.y.to_bits());
+            eat(c.module.to_bits());
+            eat(u32::from(c.square));
+        }
+        eat(u32::from(self.busy));
+        h
+    }
 }
 
 /// Lazily built pass inputs, so a frame decoded by the first pass pays for no

@@ -689,3 +689,20 @@ fn small_modules_are_enlarged_around_their_finder_patterns() {
     assert_eq!(out, ScanOutcome::NothingFound);
     assert_eq!(trace.passes_run, 0, "{trace:?}");
 }
+
+#[test]
+fn the_candidates_digest_names_what_the_gate_saw() {
+    // The same frame twice: the same digest; a frame with other candidates:
+    // another; neither gate nor early stop: none (builds are compared by it).
+    let p = login(far_future());
+    let code = centered(640, 480, &render(&p.to_url(), 4));
+    let (_, a) = traced(&code, true);
+    let (_, b) = traced(&code, true);
+    assert!(a.seen >= 3, "{a:?}");
+    assert_eq!(a.candidates_digest, b.candidates_digest);
+    let moved = place(640, 480, 255, &render(&p.to_url(), 4), 20, 30);
+    let (_, c) = traced(&moved, true);
+    assert_ne!(a.candidates_digest, c.candidates_digest, "{a:?} {c:?}");
+    let (_, off) = traced(&code, false);
+    assert_eq!(off.candidates_digest, 0);
+}
