@@ -111,17 +111,17 @@ pub(crate) fn candidates(img: &GrayImage) -> (Vec<Candidate>, bool) {
 fn scan_row(bin: &mut Binarized, y: usize, row_hits: &mut Vec<(f32, f32)>, hits: &mut Vec<Candidate>) {
     row_hits.clear();
     {
+        let w = bin.w;
         let row = bin.row(y);
-        let w = row.len();
         // Run-length scan; `runs` holds the last five complete runs.
         let mut runs = [0usize; 5];
         let mut starts = [0usize; 5];
         let mut n = 0usize;
-        let mut color = row[0];
+        let mut color = (row[0] & 1) as u8;
         let mut start = 0usize;
         let mut x = 0usize;
         while x < w {
-            x = run_end(row, x + 1, color);
+            x = run_end(row, w, x + 1, color);
             // run [start, x) of `color` complete
             runs.copy_within(1.., 0);
             starts.copy_within(1.., 0);
@@ -134,7 +134,8 @@ fn scan_row(bin: &mut Binarized, y: usize, row_hits: &mut Vec<(f32, f32)>, hits:
                 row_hits.push((cx, module_h));
             }
             if x < w {
-                color = row[x];
+                // (two colours: the run after is the other one)
+                color = 1 - color;
                 start = x;
             }
         }
@@ -195,23 +196,33 @@ pub(crate) fn in_code_pairs(cands: &[Candidate]) -> Vec<Candidate> {
         .collect()
 }
 
-/// The first index from `from` on where `row` (0/1 bytes) is not `color`, or
-/// its length; eight pixels at a time, since most of a frame is long runs.
-fn run_end(row: &[u8], from: usize, color: u8) -> usize {
-    let fill = u64::from(color) * 0x0101_0101_0101_0101;
-    let mut x = from;
-    while x + 8 <= row.len() {
-        let word = u64::from_le_bytes(row[x..x + 8].try_into().expect("8 bytes"));
-        let diff = word ^ fill;
+/// The first pixel from `from` on where `row` (one bit a pixel, bit `x % 64`
+/// of word `x / 64`, `w` pixels) is not `color`, or `w`; 64 pixels a step,
+/// since most of a frame is long runs.
+fn run_end(row: &[u64], w: usize, from: usize, color: u8) -> usize {
+    if from >= w {
+        return w;
+    }
+    let fill = 0u64.wrapping_sub(u64::from(color));
+    let mut i = from / 64;
+    let mut diff = (row[i] ^ fill) & (!0u64 << (from % 64));
+    loop {
         if diff != 0 {
-            return x + (diff.trailing_zeros() / 8) as usize;
+            return (i * 64 + diff.trailing_zeros() as usize).min(w);
         }
-        x += 8;
+        i += 1;
+        if i >= row.len() {
+            return w;
+        }
+        diff = row[i] ^ fill;
     }
-    while x < row.len() && row[x] == color {
-        x += 1;
-    }
-    x
+}
+
+/// Eight bytes of 0 or 1 (first pixel in the low byte) as eight bits (first
+/// pixel in the low bit): every product term lands on its own bit, so no
+/// carries.
+fn pack_bytes(bytes: u64) -> u8 {
+    (bytes.wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8
 }
 
 /// A threshold block whose pixels are all alike.
@@ -227,24 +238,33 @@ enum Uniform {
     Mixed,
 }
 
-/// Eight pixel classes (one per byte, first pixel in the low byte: 0 light,
-/// 1 dark, 2 in the dead zone) with each dead-zone pixel given the colour of
-/// the nearest decided pixel on its left, `prev` before the first: three
-/// doubling steps (1, 2, 4 bytes) of "take the colour that far left while
-/// undecided", then `prev`, without a branch per pixel.
-fn fill_dead_zone(bits: u64, prev: u8) -> u64 {
-    const LOW: u64 = 0x0101_0101_0101_0101;
-    let before = u64::from(prev) * LOW;
-    let mut x = bits;
-    // 0xFF in every byte still undecided.
-    let mut dead = ((bits >> 1) & LOW) * 0xFF;
-    for shift in [8u32, 16, 32] {
-        let left = (x << shift) | (before >> (64 - shift));
-        x = (x & !dead) | (left & dead);
-        dead &= dead << shift;
-    }
-    // Undecided back to the word's first pixel: the colour before it.
-    (x & !dead) | (before & dead)
+/// Eight pixels' bits (first pixel in the low bit; `dark` and `dead`, in the
+/// dead zone, disjoint) with each dead-zone pixel given the colour of the
+/// nearest decided pixel on its left; the leading dead pixels, which have
+/// none, are left light and returned as the second mask (they take the
+/// colour before the eight). Adding a dark pixel's bit, moved one to the
+/// left, to the dead mask carries through exactly the dead run that follows
+/// it, clearing it: those bits are the dark-filled ones.
+fn dead_zone_bits(dark: u8, dead: u8) -> (u8, u8) {
+    let (dark, dead) = (u32::from(dark), u32::from(dead));
+    let filled = dead & !(dead + (dark << 1));
+    let lead = dead & !(dead + 1);
+    ((dark | filled) as u8, lead as u8)
+}
+
+/// A block of a row of blocks decided for each pixel row.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// A mixed block; `before` is the colour on its left when a uniform
+    /// block decides it, else [`Step::RUNNING`] (the last pixel decided).
+    Mixed { block: u32, before: u8 },
+    /// A dead-zone block after a mixed one: the colour of the last pixel
+    /// decided.
+    Follow { block: u32 },
+}
+
+impl Step {
+    const RUNNING: u8 = 2;
 }
 
 /// Two candidates closer than about three modules are the same finder pattern
@@ -254,8 +274,35 @@ fn near(a: &Candidate, b: &Candidate) -> bool {
     (a.x - b.x).abs() <= r && (a.y - b.y).abs() <= r
 }
 
-/// 1:1:3:1:1 within half a module plus half a pixel per run.
+/// 1:1:3:1:1 within half a module plus half a pixel per run:
+/// |r − p·T/7| ≤ T/14 + ½ for each run r of expected width p modules (T the
+/// five runs' total), in integers as |14r − 2pT| ≤ T + 7. The rule was first
+/// written in `f32` ([`is_finder_ratio_f32`]); away from equality the two
+/// sides differ by at least 1/14 px, far beyond `f32` rounding at these
+/// sizes, so only an exact tie (or a pattern wider than 65,536 px) is left to
+/// the float rule and the answers stay identical.
 fn is_finder_ratio(runs: &[usize; 5]) -> bool {
+    let total: usize = runs.iter().sum();
+    if total < 7 {
+        return false;
+    }
+    if total > 1 << 16 {
+        return is_finder_ratio_f32(runs);
+    }
+    let t = total as i64;
+    let mut tie = false;
+    for (&r, p) in runs.iter().zip([1i64, 1, 3, 1, 1]) {
+        let d = (14 * r as i64 - 2 * p * t).abs();
+        if d > t + 7 {
+            return false;
+        }
+        tie |= d == t + 7;
+    }
+    !tie || is_finder_ratio_f32(runs)
+}
+
+/// [`is_finder_ratio`] as first written, in `f32`: decides its ties.
+fn is_finder_ratio_f32(runs: &[usize; 5]) -> bool {
     let total: usize = runs.iter().sum();
     if total < 7 {
         return false;
@@ -270,7 +317,9 @@ fn is_finder_ratio(runs: &[usize; 5]) -> bool {
 
 /// A block-thresholded copy of the image, made row by row as rows are
 /// looked at (the column checks look below the row scanned; a busy scene
-/// stops early): `dark[i]` is 1 for dark pixels of the rows made.
+/// stops early), one bit a pixel (64 pixels a word: the run scan steps
+/// through long runs a word at a time): bit `x % 64` of
+/// `dark[y * words + x / 64]` is 1 for a dark pixel of a row made.
 struct Binarized<'a> {
     w: usize,
     h: usize,
@@ -282,7 +331,17 @@ struct Binarized<'a> {
     thr: Vec<(i16, i16)>,
     /// Per block: what its pixels are, when they are all alike.
     kind: Vec<Uniform>,
-    dark: Vec<u8>,
+    /// Per row of blocks, once one of its rows is made: the bits every
+    /// pixel row of it shares (the uniform blocks whose colour no mixed
+    /// block decides), `words` words from `bh * words`…
+    shared: Vec<u64>,
+    /// … and the range of `steps` that completes each row.
+    steps_of: Vec<Option<(u32, u32)>>,
+    /// The blocks decided pixel row by pixel row, left to right.
+    steps: Vec<Step>,
+    /// Words per row of `dark`.
+    words: usize,
+    dark: Vec<u64>,
     made: Vec<bool>,
 }
 
@@ -446,57 +505,132 @@ impl<'a> Binarized<'a> {
             bw,
             thr,
             kind,
-            dark: vec![0u8; w * h],
+            shared: vec![0u64; w.div_ceil(64) * bh],
+            steps_of: vec![None; bh],
+            steps: Vec::new(),
+            words: w.div_ceil(64),
+            dark: vec![0u64; w.div_ceil(64) * h],
             made: vec![false; h],
         }
     }
 
-    /// Row `y`, thresholded (made on first use).
-    fn row(&mut self, y: usize) -> &[u8] {
-        let w = self.w;
+    /// Row `y`, thresholded (made on first use), one bit a pixel.
+    fn row(&mut self, y: usize) -> &[u64] {
         if !self.made[y] {
-            self.made[y] = true;
-            let raw = &self.raw[y * w..(y + 1) * w];
-            let out = &mut self.dark[y * w..(y + 1) * w];
-            let blocks = (y / BLOCK) * self.bw..(y / BLOCK + 1) * self.bw;
-            let (tb, kinds) = (&self.thr[blocks.clone()], &self.kind[blocks]);
-            // The colour on the left, for the dead zone.
-            let mut prev = 0u8;
-            for (((pixels, out), &(lo, hi)), kind) in raw.chunks(BLOCK).zip(out.chunks_mut(BLOCK)).zip(tb).zip(kinds) {
-                match kind {
-                    Uniform::Light => prev = 0,
-                    Uniform::Dark => prev = 1,
-                    Uniform::DeadZone => {}
-                    Uniform::Mixed => {
-                        // Each pixel's class alone (1 dark, 0 light, 2 in
-                        // the dead zone), branch-free, then the dead zone
-                        // takes the colour on its left.
-                        for (&v, d) in pixels.iter().zip(out.iter_mut()) {
-                            let v = i16::from(v);
-                            *d = u8::from(v <= lo) | (u8::from(v > lo && v <= hi) << 1);
-                        }
-                        if let Ok(word) = <&mut [u8; 8]>::try_from(&mut *out) {
-                            *word = fill_dead_zone(u64::from_le_bytes(*word), prev).to_le_bytes();
-                        } else {
-                            for d in out.iter_mut() {
-                                if *d == 2 {
-                                    *d = prev;
-                                }
-                                prev = *d;
-                            }
-                        }
-                        prev = out[out.len() - 1];
-                        continue;
-                    }
-                }
-                out.fill(prev);
-            }
+            self.make_row(y);
         }
-        &self.dark[y * w..(y + 1) * w]
+        &self.dark[y * self.words..(y + 1) * self.words]
+    }
+
+    /// Thresholds row `y`: a block's eight pixels make one byte of a word.
+    /// The bits that all eight rows of a row of blocks share are worked out
+    /// once ([`Binarized::plan_blocks`]) and copied; only mixed blocks, and
+    /// dead-zone blocks that take their colour from one, are decided for
+    /// each row (no branch per block on its kind).
+    #[inline(never)]
+    fn make_row(&mut self, y: usize) {
+        self.made[y] = true;
+        let by = y / BLOCK;
+        let (start, end) = match self.steps_of[by] {
+            Some(r) => r,
+            None => self.plan_blocks(by),
+        };
+        let (w, words) = (self.w, self.words);
+        let raw = &self.raw[y * w..(y + 1) * w];
+        let out = &mut self.dark[y * words..(y + 1) * words];
+        out.copy_from_slice(&self.shared[by * words..(by + 1) * words]);
+        let thr = &self.thr[by * self.bw..(by + 1) * self.bw];
+        // The colour of the last pixel decided, for the dead zone.
+        let mut prev = 0u8;
+        for &step in &self.steps[start as usize..end as usize] {
+            let (b, byte) = match step {
+                Step::Mixed { block, before } => {
+                    let b = block as usize;
+                    if before != Step::RUNNING {
+                        prev = before;
+                    }
+                    let (lo, hi) = thr[b];
+                    let pixels = &raw[b * BLOCK..((b + 1) * BLOCK).min(w)];
+                    let byte = if let Ok(pixels) = <&[u8; 8]>::try_from(pixels) {
+                        // Each pixel's class alone (dark, or in the dead
+                        // zone), branch-free, as bits; the dead zone then
+                        // takes the colour on its left: all but the block's
+                        // leading dead pixels without `prev`, so that blocks
+                        // wait on each other for one `or` only.
+                        let (mut dark, mut dead) = ([0u8; 8], [0u8; 8]);
+                        for ((&v, d), z) in pixels.iter().zip(dark.iter_mut()).zip(dead.iter_mut()) {
+                            let v = i16::from(v);
+                            *d = u8::from(v <= lo);
+                            *z = u8::from(v > lo && v <= hi);
+                        }
+                        let (dark, dead) = (pack_bytes(u64::from_le_bytes(dark)), pack_bytes(u64::from_le_bytes(dead)));
+                        let (bits, lead) = dead_zone_bits(dark, dead);
+                        let bits = bits | (lead & 0u8.wrapping_sub(prev));
+                        prev = bits >> 7;
+                        bits
+                    } else {
+                        // The image's last, narrower block.
+                        let mut bits = 0u8;
+                        for (i, &v) in pixels.iter().enumerate() {
+                            let v = i16::from(v);
+                            if v <= lo {
+                                prev = 1;
+                            } else if v > hi {
+                                prev = 0;
+                            }
+                            bits |= prev << i;
+                        }
+                        bits
+                    };
+                    (b, byte)
+                }
+                Step::Follow { block } => (block as usize, 0u8.wrapping_sub(prev)),
+            };
+            out[b / 8] |= u64::from(byte) << (8 * (b % 8));
+        }
+    }
+
+    /// For row of blocks `by`: the bits shared by its pixel rows into
+    /// `shared`, and the steps that complete each row into `steps`.
+    fn plan_blocks(&mut self, by: usize) -> (u32, u32) {
+        let words = self.words;
+        let shared = &mut self.shared[by * words..(by + 1) * words];
+        let start = self.steps.len() as u32;
+        // The colour on the left when no mixed block decides it.
+        let mut left: Option<u8> = Some(0);
+        for (b, kind) in self.kind[by * self.bw..(by + 1) * self.bw].iter().enumerate() {
+            let byte = match (kind, left) {
+                (Uniform::Light, _) => {
+                    left = Some(0);
+                    0
+                }
+                (Uniform::Dark, _) => {
+                    left = Some(1);
+                    0xFF
+                }
+                (Uniform::DeadZone, Some(c)) => 0u8.wrapping_sub(c),
+                (Uniform::DeadZone, None) => {
+                    self.steps.push(Step::Follow { block: b as u32 });
+                    0
+                }
+                (Uniform::Mixed, _) => {
+                    self.steps.push(Step::Mixed {
+                        block: b as u32,
+                        before: left.unwrap_or(Step::RUNNING),
+                    });
+                    left = None;
+                    0
+                }
+            };
+            shared[b / 8] |= u64::from(byte) << (8 * (b % 8));
+        }
+        let range = (start, self.steps.len() as u32);
+        self.steps_of[by] = Some(range);
+        range
     }
 
     fn at(&mut self, x: usize, y: usize) -> u8 {
-        self.row(y)[x]
+        ((self.row(y)[x / 64] >> (x % 64)) & 1) as u8
     }
 
     /// The 1:1:3:1:1 check down the column through (`x`, `y`); returns the
@@ -836,17 +970,60 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             (seed >> 33) as u32
         };
-        for (w, h) in [(7, 7), (9, 23), (15, 40), (33, 17), (41, 41), (100, 61), (203, 97)] {
+        // mixed blocks after a light, a dark and a mixed block; dead-zone
+        // blocks after a mixed one
+        let mut steps = [0usize; 4];
+        for (w, h) in [(7, 7), (9, 23), (15, 40), (33, 17), (41, 41), (100, 61), (203, 97), (300, 200)] {
             let img = GrayImage::from_fn(w, h, |x, y| {
                 let base = if (x / 13 + y / 11) % 3 == 0 { 128 } else { 40 + (x * 3 + y * 2) % 180 };
                 // flat patches (a range of at most 12) beside noisy ones
                 let noise = if (x / 17 + y / 19) % 2 == 0 { 24 } else { 6 };
                 image::Luma([(base + next() % noise).min(255) as u8])
             });
-            let mut bin = Binarized::new(&img);
-            let made: Vec<u8> = (0..h as usize).flat_map(|y| bin.row(y).to_vec()).collect();
-            assert_eq!(made, reference_dark(&img), "{w}x{h}");
+            // Rows made top to bottom, and bottom to top (the column
+            // checks make rows below the one scanned).
+            for upwards in [false, true] {
+                let mut bin = Binarized::new(&img);
+                let mut rows = vec![Vec::new(); h as usize];
+                for i in 0..h as usize {
+                    let y = if upwards { h as usize - 1 - i } else { i };
+                    rows[y] = bin.row(y).to_vec();
+                }
+                let made: Vec<u8> = rows
+                    .iter()
+                    .flat_map(|words| (0..w as usize).map(move |x| ((words[x / 64] >> (x % 64)) & 1) as u8))
+                    .collect();
+                assert_eq!(made, reference_dark(&img), "{w}x{h}");
+                for s in &bin.steps {
+                    match s {
+                        Step::Mixed { before, .. } => steps[usize::from(*before)] += 1,
+                        Step::Follow { .. } => steps[3] += 1,
+                    }
+                }
+            }
         }
+        assert!(steps.iter().all(|&n| n > 0), "every kind of step exercised: {steps:?}");
+    }
+
+    /// The dead zone filled byte-wise, as written before the bit-wise
+    /// [`dead_zone_bits`]: the reference it must equal. Eight pixel classes (one per byte, first pixel in the low byte: 0 light,
+    /// 1 dark, 2 in the dead zone) with each dead-zone pixel given the colour of
+    /// the nearest decided pixel on its left, `prev` before the first: three
+    /// doubling steps (1, 2, 4 bytes) of "take the colour that far left while
+    /// undecided", then `prev`, without a branch per pixel.
+    fn fill_dead_zone(bits: u64, prev: u8) -> u64 {
+        const LOW: u64 = 0x0101_0101_0101_0101;
+        let before = u64::from(prev) * LOW;
+        let mut x = bits;
+        // 0xFF in every byte still undecided.
+        let mut dead = ((bits >> 1) & LOW) * 0xFF;
+        for shift in [8u32, 16, 32] {
+            let left = (x << shift) | (before >> (64 - shift));
+            x = (x & !dead) | (left & dead);
+            dead &= dead << shift;
+        }
+        // Undecided back to the word's first pixel: the colour before it.
+        (x & !dead) | (before & dead)
     }
 
     #[test]
@@ -867,20 +1044,112 @@ mod tests {
                 }
                 let got = fill_dead_zone(bits, prev).to_le_bytes();
                 assert_eq!(got.to_vec(), want, "{classes:?} after {prev}");
+                // and the bit-wise fill used by the threshold
+                let mask = |class: u8| classes.iter().enumerate().fold(0u8, |m, (i, &c)| m | (u8::from(c == class) << i));
+                let (filled, lead) = dead_zone_bits(mask(1), mask(2));
+                let got = filled | (lead & 0u8.wrapping_sub(prev));
+                assert_eq!(got, pack_bytes(u64::from_le_bytes(want.clone().try_into().unwrap())), "{classes:?} after {prev}");
+            }
+        }
+    }
+
+    /// The run end as first written, on one byte a pixel: the reference.
+    fn reference_run_end(row: &[u8], from: usize, color: u8) -> usize {
+        let mut x = from;
+        while x < row.len() && row[x] == color {
+            x += 1;
+        }
+        x
+    }
+
+    fn to_bits(row: &[u8]) -> Vec<u64> {
+        let mut words = vec![0u64; row.len().div_ceil(64)];
+        for (x, &v) in row.iter().enumerate() {
+            words[x / 64] |= u64::from(v) << (x % 64);
+        }
+        words
+    }
+
+    #[test]
+    fn run_end_finds_the_first_other_colour() {
+        let mut row = vec![0u8; 140];
+        assert_eq!(run_end(&to_bits(&row), 140, 0, 0), 140);
+        assert_eq!(run_end(&to_bits(&row), 140, 3, 1), 3);
+        for at in [1, 7, 8, 9, 15, 16, 31, 33, 63, 64, 65, 127, 128, 139] {
+            row.iter_mut().for_each(|v| *v = 0);
+            row[at] = 1;
+            let bits = to_bits(&row);
+            assert_eq!(run_end(&bits, 140, 0, 0), at, "dark pixel at {at}");
+            assert_eq!(run_end(&bits, 140, at, 1), at + 1, "one dark pixel at {at}");
+        }
+        // against the byte-per-pixel scan on random rows of every length
+        // around the word size, from every start, both colours, with the
+        // padding bits after the row set (they must never count)
+        let mut seed = 0x2545_f491_u64;
+        for w in [1usize, 2, 63, 64, 65, 100, 128, 130, 200] {
+            for density in [2u64, 9, 60] {
+                let row: Vec<u8> = (0..w)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        u8::from((seed >> 33) % density == 0)
+                    })
+                    .collect();
+                let mut bits = to_bits(&row);
+                if w % 64 != 0 {
+                    *bits.last_mut().unwrap() |= !0u64 << (w % 64);
+                }
+                for from in 0..=w {
+                    for color in [0u8, 1] {
+                        assert_eq!(
+                            run_end(&bits, w, from, color),
+                            reference_run_end(&row, from, color),
+                            "w {w} from {from} colour {color}"
+                        );
+                    }
+                }
             }
         }
     }
 
     #[test]
-    fn run_end_finds_the_first_other_colour() {
-        let mut row = vec![0u8; 40];
-        assert_eq!(run_end(&row, 0, 0), 40);
-        assert_eq!(run_end(&row, 3, 1), 3);
-        for at in [1, 7, 8, 9, 15, 16, 31, 33, 39] {
-            row.iter_mut().for_each(|v| *v = 0);
-            row[at] = 1;
-            assert_eq!(run_end(&row, 0, 0), at, "dark pixel at {at}");
-            assert_eq!(run_end(&row, at, 1), at + 1, "one dark pixel at {at}");
+    fn pack_bytes_puts_pixel_i_in_bit_i() {
+        for n in 0..=255u8 {
+            let bytes: [u8; 8] = std::array::from_fn(|i| (n >> i) & 1);
+            assert_eq!(pack_bytes(u64::from_le_bytes(bytes)), n);
+        }
+    }
+
+    #[test]
+    fn the_integer_finder_ratio_equals_the_float_rule() {
+        // every five runs of 0..=24 px (totals up to 120), and larger
+        // patterns drawn at random around the ratio, including the ties
+        let mut n = 0usize;
+        for a in 0..=24 {
+            for b in 0..=24 {
+                for c in 0..=24 {
+                    for d in 0..=24 {
+                        for e in 0..=24 {
+                            let runs = [a, b, c, d, e];
+                            assert_eq!(is_finder_ratio(&runs), is_finder_ratio_f32(&runs), "{runs:?}");
+                            n += usize::from(is_finder_ratio(&runs));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(n > 1000, "{n} patterns pass");
+        let mut seed = 0x1234_5678_u64;
+        let mut next = move |k: usize| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 33) % k as u64) as usize
+        };
+        for _ in 0..200_000 {
+            let m = 8 + next(3000);
+            let j = m / 2 + 2;
+            // each run its nominal width ± up to about half a module
+            let mut run = |p: usize| (p * m + next(j)).saturating_sub(next(j)).max(1);
+            let runs = [run(1), run(1), run(3), run(1), run(1)];
+            assert_eq!(is_finder_ratio(&runs), is_finder_ratio_f32(&runs), "{runs:?}");
         }
     }
 
