@@ -238,6 +238,35 @@ enum Uniform {
     Mixed,
 }
 
+/// Eight pixels in one word, split into four 16-bit lanes each (even and
+/// odd pixels), so that one addition compares all eight with a constant.
+struct Lanes {
+    even: u64,
+    odd: u64,
+}
+
+impl Lanes {
+    const LOW: u64 = 0x0001_0001_0001_0001;
+
+    fn new(pixels: &[u8; 8]) -> Lanes {
+        let word = u64::from_le_bytes(*pixels);
+        Lanes {
+            even: word & (0xFF * Self::LOW),
+            odd: (word >> 8) & (0xFF * Self::LOW),
+        }
+    }
+
+    /// Bits (first pixel in the low bit) of the pixels above `c`:
+    /// v > c ⇔ v + (255 − c) ≥ 256, bit 8 of a lane (at most 510, so no
+    /// carry into the next lane); 255 − c clamped to 0..=256 covers c ≥ 255
+    /// (none) and c < 0 (all).
+    fn greater_than(&self, c: i16) -> u8 {
+        let k = (255 - i64::from(c)).clamp(0, 256) as u64 * Self::LOW;
+        let bit8 = 0x100 * Self::LOW;
+        pack_bytes((((self.even + k) & bit8) >> 8) | ((self.odd + k) & bit8))
+    }
+}
+
 /// Eight pixels' bits (first pixel in the low bit; `dark` and `dead`, in the
 /// dead zone, disjoint) with each dead-zone pixel given the colour of the
 /// nearest decided pixel on its left; the leading dead pixels, which have
@@ -553,18 +582,13 @@ impl<'a> Binarized<'a> {
                     let pixels = &raw[b * BLOCK..((b + 1) * BLOCK).min(w)];
                     let byte = if let Ok(pixels) = <&[u8; 8]>::try_from(pixels) {
                         // Each pixel's class alone (dark, or in the dead
-                        // zone), branch-free, as bits; the dead zone then
+                        // zone), eight at a time in one word, as bits; the dead zone then
                         // takes the colour on its left: all but the block's
                         // leading dead pixels without `prev`, so that blocks
                         // wait on each other for one `or` only.
-                        let (mut dark, mut dead) = ([0u8; 8], [0u8; 8]);
-                        for ((&v, d), z) in pixels.iter().zip(dark.iter_mut()).zip(dead.iter_mut()) {
-                            let v = i16::from(v);
-                            *d = u8::from(v <= lo);
-                            *z = u8::from(v > lo && v <= hi);
-                        }
-                        let (dark, dead) = (pack_bytes(u64::from_le_bytes(dark)), pack_bytes(u64::from_le_bytes(dead)));
-                        let (bits, lead) = dead_zone_bits(dark, dead);
+                        let lanes = Lanes::new(pixels);
+                        let (above_lo, above_hi) = (lanes.greater_than(lo), lanes.greater_than(hi));
+                        let (bits, lead) = dead_zone_bits(!above_lo, above_lo & !above_hi);
                         let bits = bits | (lead & 0u8.wrapping_sub(prev));
                         prev = bits >> 7;
                         bits
@@ -1107,6 +1131,25 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn eight_pixels_compare_with_a_constant_in_one_word() {
+        // against the pixel-by-pixel comparison, every threshold the block
+        // rule can make (and beyond both ends), on random and extreme pixels
+        let mut seed = 0xdead_beef_u64;
+        let mut words: Vec<[u8; 8]> = vec![[0; 8], [255; 8], [0, 255, 1, 254, 127, 128, 129, 126]];
+        for _ in 0..300 {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            words.push(seed.to_le_bytes());
+        }
+        for px in &words {
+            let lanes = Lanes::new(px);
+            for c in -300i16..=300 {
+                let want = px.iter().enumerate().fold(0u8, |m, (i, &v)| m | (u8::from(i16::from(v) > c) << i));
+                assert_eq!(lanes.greater_than(c), want, "{px:?} > {c}");
             }
         }
     }
