@@ -256,6 +256,7 @@ impl App {
         };
         let backend = self.backend.clone();
         let chain = c.certificate_chain.clone();
+        let on_its_way = self.signature_log.coming();
         let specs: Vec<(SignatureFormat, Vec<u8>, Option<String>)> = jobs
             .iter()
             .map(|j| (j.format, j.digest.clone(), j.reference_id.clone()))
@@ -319,7 +320,7 @@ impl App {
             label,
         };
         let kinds: Vec<_> = record.signature_formats.iter().filter_map(|f| crate::metrics::SignatureKind::from_format(f)).collect();
-        match self.signature_log.record(record).await? {
+        match self.signature_log.record(record, on_its_way).await? {
             RecordOutcome::Recorded(made) => {
                 self.recorded(&call, made, signing_ms);
                 for kind in kinds {
