@@ -310,6 +310,7 @@ fn near(a: &Candidate, b: &Candidate) -> bool {
 /// sides differ by at least 1/14 px, far beyond `f32` rounding at these
 /// sizes, so only an exact tie (or a pattern wider than 65,536 px) is left to
 /// the float rule and the answers stay identical.
+#[inline]
 fn is_finder_ratio(runs: &[usize; 5]) -> bool {
     let total: usize = runs.iter().sum();
     if total < 7 {
@@ -320,7 +321,9 @@ fn is_finder_ratio(runs: &[usize; 5]) -> bool {
     }
     let t = total as i64;
     let mut tie = false;
-    for (&r, p) in runs.iter().zip([1i64, 1, 3, 1, 1]) {
+    // The centre first: most runs of text or texture are of like widths,
+    // which the centre's three modules tell apart at once.
+    for (&r, p) in [runs[2], runs[0], runs[1], runs[3], runs[4]].iter().zip([3i64, 1, 1, 1, 1]) {
         let d = (14 * r as i64 - 2 * p * t).abs();
         if d > t + 7 {
             return false;
@@ -653,8 +656,12 @@ impl<'a> Binarized<'a> {
         range
     }
 
+    #[inline]
     fn at(&mut self, x: usize, y: usize) -> u8 {
-        ((self.row(y)[x / 64] >> (x % 64)) & 1) as u8
+        if !self.made[y] {
+            self.make_row(y);
+        }
+        ((self.dark[y * self.words + x / 64] >> (x % 64)) & 1) as u8
     }
 
     /// The 1:1:3:1:1 check down the column through (`x`, `y`); returns the
