@@ -1122,7 +1122,7 @@ mod tests {
                 let row: Vec<u8> = (0..w)
                     .map(|_| {
                         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                        u8::from((seed >> 33) % density == 0)
+                        u8::from((seed >> 33).is_multiple_of(density))
                     })
                     .collect();
                 let mut bits = to_bits(&row);
