@@ -65,7 +65,7 @@ use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
-use image::GrayImage;
+use image::{GrayImage, ImageBuffer, Luma};
 use rxing::common::HybridBinarizer;
 use rxing::multi::MultipleBarcodeReader;
 use rxing::multi::qrcode::QRCodeMultiReader;
@@ -336,20 +336,31 @@ pub fn scan_frame_traced(
 ) -> Result<(ScanOutcome, ScanTrace), ScanError> {
     let start = Instant::now();
     let mut trace = ScanTrace::default();
-    let full = pack_frame(luma, width, height, row_stride)?;
-    // The full-resolution frame is kept only when the working image is a
-    // reduction of it (for the centre pass); otherwise it is the working image.
-    let (working, full) = match config.working_side {
+    check_frame(luma, width, height, row_stride)?;
+    // A tightly packed frame is searched in place: the gate ends most frames
+    // without a code, and only a decoder pass needs a copy of its own.
+    let packed;
+    let pixels: &[u8] = if row_stride == width {
+        &luma[..width as usize * height as usize]
+    } else {
+        packed = pack_frame(luma, width, height, row_stride);
+        &packed
+    };
+    let frame = Frame::from_raw(width, height, pixels).expect("a checked frame has width*height bytes");
+    // The working image is a reduction of the frame, or the frame itself
+    // (copied when a pass needs it).
+    let (working, reduced) = match config.working_side {
         Some(side) if width.max(height) > side => {
             let f = side as f64 / width.max(height) as f64;
             let nw = ((width as f64 * f).round() as u32).max(1);
             let nh = ((height as f64 * f).round() as u32).max(1);
-            (area_resize(&full, nw, nh), Some(full))
+            (Some(area_resize(&frame, nw, nh)), true)
         }
-        _ => (full, None),
+        _ => (None, false),
     };
     let mut preps = Preps {
-        full,
+        frame,
+        reduced,
         working,
         cache: Vec::new(),
         zoom: None,
@@ -366,7 +377,7 @@ pub fn scan_frame_traced(
         }
         trace.candidates = gate.in_codes.len();
         seeds = gate.in_codes;
-        preps.zoom = zoom_region(&seeds, preps.working.dimensions());
+        preps.zoom = zoom_region(&seeds, preps.working_dims());
         // The early stop waits for every candidate, not only those in
         // triples: a code whose third pattern the gate missed still holds
         // two unread candidates. A busy scene kept only its strongest
@@ -432,14 +443,11 @@ pub fn scan_frame_traced(
     Ok((outcome, trace))
 }
 
-/// Checks the frame geometry against the buffer and copies the pixels into a
-/// tightly packed image (row padding dropped).
-fn pack_frame(
-    luma: &[u8],
-    width: u32,
-    height: u32,
-    row_stride: u32,
-) -> Result<GrayImage, ScanError> {
+/// The caller's frame, tightly packed (borrowed when it already was).
+type Frame<'a> = ImageBuffer<Luma<u8>, &'a [u8]>;
+
+/// Checks the frame geometry against the buffer.
+fn check_frame(luma: &[u8], width: u32, height: u32, row_stride: u32) -> Result<(), ScanError> {
     if width == 0 || height == 0 {
         return Err(ScanError::BadFrame(format!("empty frame {width}x{height}")));
     }
@@ -464,11 +472,17 @@ fn pack_frame(
             luma.len()
         )));
     }
+    Ok(())
+}
+
+/// Copies a checked frame's pixels without the row padding.
+fn pack_frame(luma: &[u8], width: u32, height: u32, row_stride: u32) -> Vec<u8> {
+    let (w, h, stride) = (width as usize, height as usize, row_stride as usize);
     let mut packed = Vec::with_capacity(w * h);
     for y in 0..h {
         packed.extend_from_slice(&luma[y * stride..y * stride + w]);
     }
-    Ok(GrayImage::from_raw(width, height, packed).expect("packed buffer has width*height bytes"))
+    packed
 }
 
 /// What the finder gate saw, in working-image coordinates.
@@ -503,16 +517,32 @@ impl Gate {
 
 /// Lazily built pass inputs, so a frame decoded by the first pass pays for no
 /// preprocessing.
-struct Preps {
-    /// The frame at full resolution, when the working image was reduced from it.
-    full: Option<GrayImage>,
-    working: GrayImage,
+struct Preps<'a> {
+    /// The frame at full resolution.
+    frame: Frame<'a>,
+    /// The working image is a reduction of the frame.
+    reduced: bool,
+    /// The working image: the reduction, or the frame's copy once a pass
+    /// needs one (until then the frame stands for it).
+    working: Option<GrayImage>,
     cache: Vec<(Prep, Option<GrayImage>)>,
     /// Working-image region (x, y, w, h) and factor of [`Prep::Zoom`].
     zoom: Option<(u32, u32, u32, u32, f32)>,
 }
 
-impl Preps {
+impl Preps<'_> {
+    /// The working image's pixels (the frame's, until a pass copied them).
+    fn working_view(&self) -> Frame<'_> {
+        match &self.working {
+            Some(w) => Frame::from_raw(w.width(), w.height(), w.as_raw().as_slice()).expect("an image has width*height bytes"),
+            None => Frame::from_raw(self.frame.width(), self.frame.height(), *self.frame.as_raw()).expect("a frame has width*height bytes"),
+        }
+    }
+
+    fn working_dims(&self) -> (u32, u32) {
+        self.working.as_ref().map_or(self.frame.dimensions(), GrayImage::dimensions)
+    }
+
     /// Finder-pattern candidates that could belong to a code, in
     /// working-image coordinates: in the working image, at half and quarter
     /// size (blur shrinks with the image), at a third when a pass of `passes`
@@ -524,7 +554,7 @@ impl Preps {
         // Every scale, not just the first with a pair: the early stop needs
         // every code the frame may hold (a blurred one may only show at half
         // size beside a sharp one).
-        let (mut all, mut busy) = finder::candidates(&self.working);
+        let (mut all, mut busy) = finder::candidates(&self.working_view());
         // Half and quarter size always (a code too blurred at the working
         // size shows there), a third when a pass decodes there.
         let scales = [Prep::Half, Prep::Third, Prep::Quarter, Prep::CenterFull];
@@ -571,8 +601,8 @@ impl Preps {
 
     /// Maps a point of `prep`'s image to working-image coordinates.
     fn to_working(&self, prep: Prep) -> impl Fn(f32, f32) -> (f32, f32) + use<> {
-        let (ww, wh) = self.working.dimensions();
-        let (fw, fh) = self.full.as_ref().unwrap_or(&self.working).dimensions();
+        let (ww, wh) = self.working_dims();
+        let (fw, fh) = self.frame.dimensions();
         let (sx, sy, ox, oy) = match prep {
             Prep::Working | Prep::Inverted | Prep::LocalMean => (1.0, 1.0, 0.0, 0.0),
             Prep::Half => (
@@ -607,7 +637,8 @@ impl Preps {
 
     fn get(&mut self, prep: Prep) -> Option<&GrayImage> {
         if prep == Prep::Working {
-            return Some(&self.working);
+            let frame = &self.frame;
+            return Some(self.working.get_or_insert_with(|| GrayImage::from_raw(frame.width(), frame.height(), frame.as_raw().to_vec()).expect("a frame has width*height bytes")));
         }
         let idx = match self.cache.iter().position(|(p, _)| *p == prep) {
             Some(i) => i,
@@ -621,11 +652,11 @@ impl Preps {
     }
 
     fn build(&self, prep: Prep) -> Option<GrayImage> {
-        let w = &self.working;
+        let w = &self.working_view();
         match prep {
-            Prep::Working => Some(w.clone()),
+            Prep::Working => Some(GrayImage::from_raw(w.width(), w.height(), w.as_raw().to_vec()).expect("width*height bytes")),
             Prep::Inverted => {
-                let mut inv = w.clone();
+                let mut inv = GrayImage::from_raw(w.width(), w.height(), w.as_raw().to_vec()).expect("width*height bytes");
                 image::imageops::invert(&mut inv);
                 Some(inv)
             }
@@ -655,7 +686,7 @@ impl Preps {
             }
             Prep::Zoom => {
                 let (x0, y0, cw, ch, f) = self.zoom?;
-                let crop = image::imageops::crop_imm(w, x0, y0, cw, ch).to_image();
+                let crop = crop(w, x0, y0, cw, ch);
                 let (zw, zh) = ((cw as f32 * f).round() as u32, (ch as f32 * f).round() as u32);
                 Some(image::imageops::resize(
                     &crop,
@@ -666,13 +697,31 @@ impl Preps {
             }
             Prep::CenterFull => {
                 // Only worth it when the working image lost resolution.
-                let full = self.full.as_ref()?;
+                if !self.reduced {
+                    return None;
+                }
+                let full = &self.frame;
                 let (fw, fh) = full.dimensions();
                 let (cw, ch) = (fw / 2, fh / 2);
-                Some(image::imageops::crop_imm(full, fw / 4, fh / 4, cw, ch).to_image())
+                Some(crop(full, fw / 4, fh / 4, cw, ch))
             }
         }
     }
+}
+
+/// The `cw`×`ch` region at (`x0`, `y0`) of `src`, cut at the image's
+/// border, copied (what `crop_imm(..).to_image()` gives, which wants an
+/// image that owns its pixels).
+fn crop(src: &Frame, x0: u32, y0: u32, cw: u32, ch: u32) -> GrayImage {
+    let (x0, y0) = (x0.min(src.width()), y0.min(src.height()));
+    let (cw, ch) = (cw.min(src.width() - x0), ch.min(src.height() - y0));
+    let (w, x0, y0, cw, ch) = (src.width() as usize, x0 as usize, y0 as usize, cw as usize, ch as usize);
+    let raw: &[u8] = src.as_raw();
+    let mut out = Vec::with_capacity(cw * ch);
+    for y in y0..y0 + ch {
+        out.extend_from_slice(&raw[y * w + x0..y * w + x0 + cw]);
+    }
+    GrayImage::from_raw(cw as u32, ch as u32, out).expect("cw*ch bytes")
 }
 
 /// Candidates with modules under this many working-image pixels are zoomed.
@@ -841,7 +890,7 @@ fn decode(decoder: Decoder, img: &GrayImage, seeds: &[grid::Seed]) -> Vec<Decode
 
 /// Box-filter (area-average) resize: each output pixel is the mean of the source
 /// pixels it covers, so fine module edges are averaged rather than aliased.
-fn area_resize(src: &GrayImage, nw: u32, nh: u32) -> GrayImage {
+fn area_resize<C: std::ops::Deref<Target = [u8]>>(src: &ImageBuffer<Luma<u8>, C>, nw: u32, nh: u32) -> GrayImage {
     let (sw, sh) = src.dimensions();
     let (sw, sh, nw, nh) = (
         sw as usize,
@@ -849,7 +898,7 @@ fn area_resize(src: &GrayImage, nw: u32, nh: u32) -> GrayImage {
         nw.max(1) as usize,
         nh.max(1) as usize,
     );
-    let raw = src.as_raw();
+    let raw: &[u8] = src.as_raw();
     if sw == 2 * nw && sh == 2 * nh {
         // Exactly half: every output pixel is the mean of a 2×2 block (the
         // general path below gives the same values, several times slower).
@@ -925,10 +974,10 @@ fn area_resize(src: &GrayImage, nw: u32, nh: u32) -> GrayImage {
 /// Binarizes by comparing each pixel with the mean of a square window around
 /// it (via an integral image). The window is an eighth of the shorter side so
 /// that it spans a finder pattern of any code large enough to decode.
-fn local_mean_threshold(src: &GrayImage) -> GrayImage {
+fn local_mean_threshold<C: std::ops::Deref<Target = [u8]>>(src: &ImageBuffer<Luma<u8>, C>) -> GrayImage {
     let (w, h) = src.dimensions();
     let (w, h) = (w as usize, h as usize);
-    let raw = src.as_raw();
+    let raw: &[u8] = src.as_raw();
     let mut integral = vec![0u64; (w + 1) * (h + 1)];
     for y in 0..h {
         let mut row = 0u64;
@@ -967,6 +1016,19 @@ mod tests {
         // (rqrr issue #54); whatever panics inside a pass must not reach the app.
         let texts: Vec<Decoded> = contained(|| panic!("decoder bug"));
         assert!(texts.is_empty());
+    }
+
+    #[test]
+    fn crop_of_a_borrowed_frame_equals_the_image_crate_crop() {
+        let img = GrayImage::from_fn(37, 23, |x, y| image::Luma([((x * 31 + y * 17 + x * y) % 256) as u8]));
+        let frame = Frame::from_raw(37, 23, img.as_raw().as_slice()).unwrap();
+        // inside, at the edges, over the border (cut), empty
+        for (x0, y0, cw, ch) in [(0, 0, 37, 23), (9, 5, 18, 11), (3, 4, 1, 1), (30, 20, 10, 10), (36, 22, 5, 5), (37, 23, 4, 4), (5, 5, 0, 3), (40, 0, 3, 3)] {
+            let want = image::imageops::crop_imm(&img, x0, y0, cw, ch).to_image();
+            let got = crop(&frame, x0, y0, cw, ch);
+            assert_eq!(got.dimensions(), want.dimensions(), "({x0}, {y0}) {cw}x{ch}");
+            assert_eq!(got.as_raw(), want.as_raw(), "({x0}, {y0}) {cw}x{ch}");
+        }
     }
 
     #[test]

@@ -501,6 +501,35 @@ fn frame_without_finder_patterns_ends_at_the_gate_with_nothing_found() {
 }
 
 #[test]
+fn a_tightly_packed_frame_searched_in_place_scans_as_the_same_frame_copied_from_padded_rows() {
+    // A frame whose rows are tightly packed is searched where it lies (no
+    // copy until a decoder pass needs one); a frame with row padding is
+    // first copied without it. Both must find the same candidates (digest),
+    // run the same passes and read the same — with and without a code, at
+    // the working size and reduced from 1920×1080 (centre crop at full size).
+    let p = login(far_future());
+    let big = place(1920, 1080, 200, &scale(&render(&p.to_url(), 4), 2.0), 700, 250);
+    let frames = [
+        ("code", code_frame(&p, 300.0)),
+        ("code in 1920x1080", big),
+        ("foreign code", centered(640, 480, &render(FOREIGN_TEXT, 5))),
+        ("office scene", office_scene(3)),
+        ("text page", text_page(1280, 720, 2, 3)),
+        ("flat 1920x1080", GrayImage::from_pixel(1920, 1080, Luma([128]))),
+    ];
+    for (what, img) in &frames {
+        let (w, h) = img.dimensions();
+        let tight = scan_frame_traced(img.as_raw(), w, h, w, &unbounded()).unwrap();
+        for (extra, last_short) in [(64, false), (3, true)] {
+            let buf = with_stride(img, w + extra, 0, last_short);
+            let padded = scan_frame_traced(&buf, w, h, w + extra, &unbounded()).unwrap();
+            assert_eq!(tight, padded, "{what}, stride {}", w + extra);
+        }
+        assert_ne!(tight.1.candidates_digest, 0, "{what}: the gate ran");
+    }
+}
+
+#[test]
 fn a_page_of_text_yields_no_read_through_the_gate() {
     // Text makes finder-pattern look-alikes that the geometry does not
     // always rule out (then the passes run: a cost in time the benchmark

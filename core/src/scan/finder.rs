@@ -19,7 +19,7 @@
 //! seen too. It is deliberately more permissive than the decoders — a false
 //! candidate costs only time, a missed one would cost a read.
 
-use image::GrayImage;
+use image::{ImageBuffer, Luma};
 
 /// Pixels per side of a threshold block.
 const BLOCK: usize = 8;
@@ -61,7 +61,9 @@ pub(crate) struct Candidate {
 /// the rows around a hit scanned too, was measured: a third faster on real
 /// scenes, but it lost a blurred photo's read whose gate pass rested on two
 /// look-alikes seen on one row each — docs/scanning.md.)
-pub(crate) fn candidates(img: &GrayImage) -> (Vec<Candidate>, bool) {
+///
+/// `img` may borrow its pixels (the caller's frame, searched in place).
+pub(crate) fn candidates<C: std::ops::Deref<Target = [u8]>>(img: &ImageBuffer<Luma<u8>, C>) -> (Vec<Candidate>, bool) {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let mut out: Vec<Candidate> = Vec::new();
     let mut rows: Vec<u32> = Vec::new();
@@ -378,9 +380,9 @@ struct Binarized<'a> {
 }
 
 impl<'a> Binarized<'a> {
-    fn new(img: &'a GrayImage) -> Binarized<'a> {
+    fn new<C: std::ops::Deref<Target = [u8]>>(img: &'a ImageBuffer<Luma<u8>, C>) -> Binarized<'a> {
         let (w, h) = (img.width() as usize, img.height() as usize);
-        let raw = img.as_raw();
+        let raw: &'a [u8] = img.as_raw();
         let (bw, bh) = (w.div_ceil(BLOCK), h.div_ceil(BLOCK));
         // Per-block sum, minimum and maximum: per column over the block's
         // rows first (whole rows at a time, which the compiler vectorizes),
@@ -752,6 +754,7 @@ impl<'a> Binarized<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use image::GrayImage;
 
     /// A 7×7-module finder pattern with `m` px modules at (`x0`, `y0`),
     /// dark-on-light, or inverted.
