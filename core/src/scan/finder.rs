@@ -227,8 +227,9 @@ fn pack_bytes(bytes: u64) -> u8 {
     (bytes.wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8
 }
 
-/// A threshold block whose pixels are all alike.
+/// A threshold block whose pixels are all alike (stored as its `u8`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 enum Uniform {
     /// Every pixel above the dead zone.
     Light,
@@ -360,11 +361,14 @@ struct Binarized<'a> {
     raw: &'a [u8],
     /// Blocks per row of blocks.
     bw: usize,
-    /// Per block: a pixel at most `.0` is dark, above `.1` light, between
-    /// them it keeps the colour of its left neighbour (the dead zone).
-    thr: Vec<(i16, i16)>,
-    /// Per block: what its pixels are, when they are all alike.
-    kind: Vec<Uniform>,
+    /// Per block: a pixel at most `thr_lo` is dark, above `thr_hi` light,
+    /// between them it keeps the colour of its left neighbour (the dead
+    /// zone).
+    thr_lo: Vec<i16>,
+    thr_hi: Vec<i16>,
+    /// Per block: what its pixels are, when they are all alike (a
+    /// [`Uniform`] as `u8`).
+    kind: Vec<u8>,
     /// Per row of blocks, once one of its rows is made: the bits every
     /// pixel row of it shares (the uniform blocks whose colour no mixed
     /// block decides), `words` words from `bh * words`…
@@ -384,160 +388,41 @@ impl<'a> Binarized<'a> {
         let (w, h) = (img.width() as usize, img.height() as usize);
         let raw: &'a [u8] = img.as_raw();
         let (bw, bh) = (w.div_ceil(BLOCK), h.div_ceil(BLOCK));
-        // Per-block sum, minimum and maximum: per column over the block's
-        // rows first (whole rows at a time, which the compiler vectorizes),
-        // then across the block's columns.
-        let mut sum = vec![0i32; bw * bh];
-        let mut lo = vec![255u8; bw * bh];
-        let mut hi = vec![0u8; bw * bh];
-        let (mut col_sum, mut col_lo, mut col_hi) = (vec![0u16; w], vec![0u8; w], vec![0u8; w]);
-        for by in 0..bh {
-            let (y0, y1) = (by * BLOCK, ((by + 1) * BLOCK).min(h));
-            for (s, &v) in col_sum.iter_mut().zip(&raw[y0 * w..(y0 + 1) * w]) {
-                *s = u16::from(v);
-            }
-            col_lo.copy_from_slice(&raw[y0 * w..(y0 + 1) * w]);
-            col_hi.copy_from_slice(&raw[y0 * w..(y0 + 1) * w]);
-            for y in y0 + 1..y1 {
-                let row = &raw[y * w..(y + 1) * w];
-                let (cs, cl, ch) = (&mut col_sum[..w], &mut col_lo[..w], &mut col_hi[..w]);
-                for i in 0..w {
-                    let v = row[i];
-                    cs[i] += u16::from(v);
-                    cl[i] = cl[i].min(v);
-                    ch[i] = ch[i].max(v);
-                }
-            }
-            let i0 = by * bw;
-            let whole = w / BLOCK;
-            for bx in 0..whole {
-                let cols = bx * BLOCK..(bx + 1) * BLOCK;
-                let (s, l, m) = (&col_sum[cols.clone()], &col_lo[cols.clone()], &col_hi[cols]);
-                let (mut ss, mut ll, mut mm) = (0u32, 255u8, 0u8);
-                for k in 0..BLOCK {
-                    ss += u32::from(s[k]);
-                    ll = ll.min(l[k]);
-                    mm = mm.max(m[k]);
-                }
-                sum[i0 + bx] = ss as i32;
-                lo[i0 + bx] = ll;
-                hi[i0 + bx] = mm;
-            }
-            if whole < bw {
-                let cols = whole * BLOCK..w;
-                sum[i0 + whole] = col_sum[cols.clone()].iter().map(|&v| i32::from(v)).sum();
-                lo[i0 + whole] = *col_lo[cols.clone()].iter().min().expect("non-empty block");
-                hi[i0 + whole] = *col_hi[cols].iter().max().expect("non-empty block");
-            }
-        }
-        // Per-block average (zxing's HybridBinarizer rules for flat blocks)
-        // and dynamic range.
-        let mut avg = vec![0i32; bw * bh];
-        let mut range = vec![0i32; bw * bh];
-        for by in 0..bh {
-            let rows = ((by + 1) * BLOCK).min(h) - by * BLOCK;
-            for bx in 0..bw {
-                let cols = ((bx + 1) * BLOCK).min(w) - bx * BLOCK;
-                let i = by * bw + bx;
-                let (l, m) = (i32::from(lo[i]), i32::from(hi[i]));
-                range[i] = m - l;
-                // (A whole block's 64 pixels: a shift, not a division.)
-                let mut a = if rows * cols == BLOCK * BLOCK {
-                    sum[i] >> 6
-                } else {
-                    sum[i] / (rows * cols) as i32
-                };
-                if m - l <= MIN_DYNAMIC_RANGE {
-                    // Flat: background, unless the neighbours say this block is
-                    // the inside of something darker.
-                    a = l / 2;
-                    if by > 0 && bx > 0 {
-                        let neighbours = (avg[(by - 1) * bw + bx]
-                            + 2 * avg[by * bw + bx - 1]
-                            + avg[(by - 1) * bw + bx - 1])
-                            / 4;
-                        if l < neighbours {
-                            a = neighbours;
-                        }
-                    }
-                }
-                avg[i] = a;
-            }
-        }
-        // Threshold: mean of the 5×5 blocks around (clamped at the borders),
-        // with a dead zone of a sixth of the local range (at most 12 levels)
-        // in which a pixel keeps the colour of its left neighbour: sensor
-        // noise on a plain wall then stays one colour instead of flickering
-        // into runs that happen to look like 1:1:3:1:1.
-        // The window's centre is clamped so that it stays inside the image:
-        // sums and maxima over five blocks across, then five down.
-        let centre = |b: usize, n: usize| b.clamp(2, n.saturating_sub(3).max(2));
-        let window = |c: usize, n: usize| c.saturating_sub(2)..(c + 3).min(n);
-        // (Centres run from 2 up; in an image under five blocks wide or
-        // high the only centre is 2, its window cut at the border.)
-        let ncx = centre(bw - 1, bw) - 1;
-        let ncy = centre(bh - 1, bh) - 1;
-        // across[yy * ncx + i]: (sum, max range, blocks) of block row yy
-        // around centre i + 2
-        let mut across = vec![(0i32, 0i32, 0i32); bh * ncx];
-        for yy in 0..bh {
-            for i in 0..ncx {
-                let mut a = (0i32, 0i32, 0i32);
-                for xx in window(i + 2, bw) {
-                    a.0 += avg[yy * bw + xx];
-                    a.1 = a.1.max(range[yy * bw + xx]);
-                    a.2 += 1;
-                }
-                across[yy * ncx + i] = a;
-            }
-        }
-        let mut by_centre = vec![(0i16, 0i16); ncy * ncx];
-        for j in 0..ncy {
-            for i in 0..ncx {
-                let (mut s, mut r, mut n) = (0i32, 0i32, 0i32);
-                for yy in window(j + 2, bh) {
-                    let a = across[yy * ncx + i];
-                    s += a.0;
-                    r = r.max(a.1);
-                    n += a.2;
-                }
-                // (25 blocks away from the borders: a constant divisor,
-                // which the compiler turns into a multiplication.)
-                let t = if n == 25 { s / 25 } else { s / n.max(1) };
-                let dz = (r / 6).clamp(MIN_DEAD_ZONE, MAX_DEAD_ZONE);
-                by_centre[j * ncx + i] = ((t - dz) as i16, (t + dz) as i16);
-            }
-        }
-        let mut thr = Vec::with_capacity(bw * bh);
-        for by in 0..bh {
-            let j = centre(by, bh) - 2;
-            thr.extend((0..bw).map(|bx| by_centre[j * ncx + centre(bx, bw) - 2]));
-        }
+        let n = bw * bh;
+        // Each pass below is a plain loop over whole arrays (one array per
+        // quantity, no bounds to check inside), which the compiler
+        // vectorizes; the thresholds are those of the block rule as first
+        // written (tests: `reference_dark`, `reference_blocks`).
+        let (mut sum, mut lo, mut hi) = (vec![0u16; n], vec![0u8; n], vec![0u8; n]);
+        block_stats(raw, w, h, &mut sum, &mut lo, &mut hi);
+        let (mut avg, mut range) = (vec![0u8; n], vec![0u8; n]);
+        block_averages(w, h, &sum, &lo, &hi, &mut avg, &mut range);
+        let (mut thr_lo, mut thr_hi) = (vec![0i16; n], vec![0i16; n]);
+        block_thresholds(bw, bh, &avg, &range, &mut thr_lo, &mut thr_hi);
         // Blocks whose every pixel falls on one side of the threshold or
         // inside the dead zone need no look at their pixels (most of a
-        // camera frame: walls, sky, paper, skin).
-        let kind = thr
-            .iter()
+        // camera frame: walls, sky, paper, skin). The three cases exclude
+        // each other (the dead zone is at least 16 levels wide), so the
+        // kind is a sum, without a branch.
+        let mut kind = vec![0u8; n];
+        for ((k, (&min, &max)), (&t_lo, &t_hi)) in kind
+            .iter_mut()
             .zip(lo.iter().zip(&hi))
-            .map(|(&(t_lo, t_hi), (&min, &max))| {
-                let (min, max) = (i16::from(min), i16::from(max));
-                if min > t_hi {
-                    Uniform::Light
-                } else if max <= t_lo {
-                    Uniform::Dark
-                } else if min > t_lo && max <= t_hi {
-                    Uniform::DeadZone
-                } else {
-                    Uniform::Mixed
-                }
-            })
-            .collect();
+            .zip(thr_lo.iter().zip(&thr_hi))
+        {
+            let (min, max) = (i16::from(min), i16::from(max));
+            *k = Uniform::Mixed as u8
+                - (Uniform::Mixed as u8 - Uniform::Light as u8) * u8::from(min > t_hi)
+                - (Uniform::Mixed as u8 - Uniform::Dark as u8) * u8::from(max <= t_lo)
+                - (Uniform::Mixed as u8 - Uniform::DeadZone as u8) * (u8::from(min > t_lo) & u8::from(max <= t_hi));
+        }
         Binarized {
             w,
             h,
             raw,
             bw,
-            thr,
+            thr_lo,
+            thr_hi,
             kind,
             shared: vec![0u64; w.div_ceil(64) * bh],
             steps_of: vec![None; bh],
@@ -573,7 +458,8 @@ impl<'a> Binarized<'a> {
         let raw = &self.raw[y * w..(y + 1) * w];
         let out = &mut self.dark[y * words..(y + 1) * words];
         out.copy_from_slice(&self.shared[by * words..(by + 1) * words]);
-        let thr = &self.thr[by * self.bw..(by + 1) * self.bw];
+        let thr_lo = &self.thr_lo[by * self.bw..(by + 1) * self.bw];
+        let thr_hi = &self.thr_hi[by * self.bw..(by + 1) * self.bw];
         // The colour of the last pixel decided, for the dead zone.
         let mut prev = 0u8;
         for &step in &self.steps[start as usize..end as usize] {
@@ -583,7 +469,7 @@ impl<'a> Binarized<'a> {
                     if before != Step::RUNNING {
                         prev = before;
                     }
-                    let (lo, hi) = thr[b];
+                    let (lo, hi) = (thr_lo[b], thr_hi[b]);
                     let pixels = &raw[b * BLOCK..((b + 1) * BLOCK).min(w)];
                     let byte = if let Ok(pixels) = <&[u8; 8]>::try_from(pixels) {
                         // Each pixel's class alone (dark, or in the dead
@@ -628,21 +514,24 @@ impl<'a> Binarized<'a> {
         // The colour on the left when no mixed block decides it.
         let mut left: Option<u8> = Some(0);
         for (b, kind) in self.kind[by * self.bw..(by + 1) * self.bw].iter().enumerate() {
-            let byte = match (kind, left) {
-                (Uniform::Light, _) => {
+            const LIGHT: u8 = Uniform::Light as u8;
+            const DARK: u8 = Uniform::Dark as u8;
+            const DEAD_ZONE: u8 = Uniform::DeadZone as u8;
+            let byte = match (*kind, left) {
+                (LIGHT, _) => {
                     left = Some(0);
                     0
                 }
-                (Uniform::Dark, _) => {
+                (DARK, _) => {
                     left = Some(1);
                     0xFF
                 }
-                (Uniform::DeadZone, Some(c)) => 0u8.wrapping_sub(c),
-                (Uniform::DeadZone, None) => {
+                (DEAD_ZONE, Some(c)) => 0u8.wrapping_sub(c),
+                (DEAD_ZONE, None) => {
                     self.steps.push(Step::Follow { block: b as u32 });
                     0
                 }
-                (Uniform::Mixed, _) => {
+                _ => {
                     self.steps.push(Step::Mixed {
                         block: b as u32,
                         before: left.unwrap_or(Step::RUNNING),
@@ -748,6 +637,190 @@ impl<'a> Binarized<'a> {
             bottom += 1;
         }
         (top + bottom) as f32 / 2.0 + 0.5
+    }
+}
+
+/// Per 8×8 block of the `w`×`h` image `raw` (the last column and row of
+/// blocks may be narrower): the sum, minimum and maximum of its pixels.
+/// Four blocks at a time from 32 columns of the block's eight rows, held in
+/// fixed-size arrays that the compiler keeps in vector registers (one
+/// minimum, maximum and widening add per row); the narrower blocks one by
+/// one.
+fn block_stats(raw: &[u8], w: usize, h: usize, sum: &mut [u16], lo: &mut [u8], hi: &mut [u8]) {
+    const COLS: usize = 4 * BLOCK;
+    let (bw, bh) = (w.div_ceil(BLOCK), h.div_ceil(BLOCK));
+    for by in 0..bh {
+        let (y0, y1) = (by * BLOCK, ((by + 1) * BLOCK).min(h));
+        let i0 = by * bw;
+        let mut bx0 = 0;
+        if y1 - y0 == BLOCK {
+            let rows: [&[u8]; BLOCK] = std::array::from_fn(|r| &raw[(y0 + r) * w..(y0 + r + 1) * w]);
+            let chunks = w / COLS;
+            for c in 0..chunks {
+                let x = c * COLS;
+                let first: &[u8; COLS] = rows[0][x..x + COLS].try_into().expect("COLS pixels");
+                let (mut l, mut m) = (*first, *first);
+                let mut s: [u16; COLS] = std::array::from_fn(|i| u16::from(first[i]));
+                for row in &rows[1..] {
+                    let p: &[u8; COLS] = row[x..x + COLS].try_into().expect("COLS pixels");
+                    for i in 0..COLS {
+                        l[i] = l[i].min(p[i]);
+                        m[i] = m[i].max(p[i]);
+                        s[i] += u16::from(p[i]);
+                    }
+                }
+                for k in 0..COLS / BLOCK {
+                    let (b, cols) = (i0 + c * (COLS / BLOCK) + k, k * BLOCK..(k + 1) * BLOCK);
+                    lo[b] = l[cols.clone()].iter().copied().fold(u8::MAX, u8::min);
+                    hi[b] = m[cols.clone()].iter().copied().fold(0, u8::max);
+                    sum[b] = s[cols].iter().sum();
+                }
+            }
+            bx0 = chunks * (COLS / BLOCK);
+        }
+        for bx in bx0..bw {
+            let (x0, x1) = (bx * BLOCK, ((bx + 1) * BLOCK).min(w));
+            let (mut s, mut l, mut m) = (0u16, u8::MAX, 0u8);
+            for y in y0..y1 {
+                for &v in &raw[y * w + x0..y * w + x1] {
+                    s += u16::from(v);
+                    l = l.min(v);
+                    m = m.max(v);
+                }
+            }
+            (sum[i0 + bx], lo[i0 + bx], hi[i0 + bx]) = (s, l, m);
+        }
+    }
+}
+
+/// Per block: its average (zxing's HybridBinarizer rules for flat blocks)
+/// and its dynamic range, from [`block_stats`]. Every value fits a byte.
+fn block_averages(w: usize, h: usize, sum: &[u16], lo: &[u8], hi: &[u8], avg: &mut [u8], range: &mut [u8]) {
+    let (bw, bh) = (w.div_ceil(BLOCK), h.div_ceil(BLOCK));
+    // A whole block's 64 pixels first, for every block (a shift: one pass
+    // without a branch)…
+    for ((a, r), ((&l, &m), &s)) in avg
+        .iter_mut()
+        .zip(range.iter_mut())
+        .zip(lo.iter().zip(hi).zip(sum))
+    {
+        *r = m - l;
+        *a = (s >> 6) as u8;
+    }
+    // … then the narrower blocks of the last column and row…
+    let mut narrow = |by: usize, bx: usize| {
+        let rows = ((by + 1) * BLOCK).min(h) - by * BLOCK;
+        let cols = ((bx + 1) * BLOCK).min(w) - bx * BLOCK;
+        let i = by * bw + bx;
+        avg[i] = (u32::from(sum[i]) / (rows * cols) as u32) as u8;
+    };
+    if w % BLOCK != 0 {
+        (0..bh).for_each(|by| narrow(by, bw - 1));
+    }
+    if h % BLOCK != 0 {
+        (0..bw).for_each(|bx| narrow(bh - 1, bx));
+    }
+    // … and the flat blocks, in order: background, unless the neighbours
+    // (above, left, above-left: already final) say the block is the inside
+    // of something darker.
+    for by in 0..bh {
+        for bx in 0..bw {
+            let i = by * bw + bx;
+            if i32::from(range[i]) > MIN_DYNAMIC_RANGE {
+                continue;
+            }
+            let l = lo[i];
+            let mut a = l / 2;
+            if by > 0 && bx > 0 {
+                let neighbours = (u16::from(avg[i - bw]) + 2 * u16::from(avg[i - 1]) + u16::from(avg[i - bw - 1])) / 4;
+                if u16::from(l) < neighbours {
+                    a = neighbours as u8;
+                }
+            }
+            avg[i] = a;
+        }
+    }
+}
+
+/// Per block: the threshold, the mean of the averages of the 5×5 blocks
+/// around (the window's centre clamped so that it stays inside the image;
+/// in an image under five blocks wide or high the only centre is 2, its
+/// window cut at the border), with a dead zone of a sixth of the largest
+/// range among them (8 to 12 levels) in which a pixel keeps the colour of
+/// its left neighbour: sensor noise on a plain wall then stays one colour
+/// instead of flickering into runs that happen to look like 1:1:3:1:1.
+/// A pixel at most `thr_lo` is dark, above `thr_hi` light. Sums and maxima
+/// over five blocks across, then five down; each row of centres is worked
+/// out once and widened to the row of blocks.
+fn block_thresholds(bw: usize, bh: usize, avg: &[u8], range: &[u8], thr_lo: &mut [i16], thr_hi: &mut [i16]) {
+    let window = |c: usize, n: usize| c.saturating_sub(2)..(c + 3).min(n);
+    let centre = |b: usize, n: usize| b.clamp(2, n.saturating_sub(3).max(2));
+    let ncx = centre(bw - 1, bw) - 1;
+    // Across: per row of blocks and centre, the sum of the averages and the
+    // largest range in the window.
+    let mut across_sum = vec![0u16; bh * ncx];
+    let mut across_max = vec![0u8; bh * ncx];
+    for yy in 0..bh {
+        let (a, r) = (&avg[yy * bw..(yy + 1) * bw], &range[yy * bw..(yy + 1) * bw]);
+        let (os, om) = (&mut across_sum[yy * ncx..(yy + 1) * ncx], &mut across_max[yy * ncx..(yy + 1) * ncx]);
+        if bw >= 5 {
+            // every window whole: five neighbours of each centre
+            let (a, r) = (&a[..ncx + 4], &r[..ncx + 4]);
+            for (i, (s, m)) in os.iter_mut().zip(om.iter_mut()).enumerate() {
+                *s = a[i..i + 5].iter().map(|&v| u16::from(v)).sum();
+                *m = r[i..i + 5].iter().copied().fold(0, u8::max);
+            }
+        } else {
+            os[0] = a[window(2, bw)].iter().map(|&v| u16::from(v)).sum();
+            om[0] = r[window(2, bw)].iter().copied().fold(0, u8::max);
+        }
+    }
+    let cols = window(2, bw).len() as u16;
+    let (mut down_sum, mut down_max) = (vec![0u16; ncx], vec![0u8; ncx]);
+    let (mut row_lo, mut row_hi) = (vec![0i16; bw], vec![0i16; bw]);
+    let mut last = None;
+    for by in 0..bh {
+        let cy = centre(by, bh);
+        if last != Some(cy) {
+            last = Some(cy);
+            down_sum.iter_mut().for_each(|v| *v = 0);
+            down_max.iter_mut().for_each(|v| *v = 0);
+            let rows = window(cy, bh);
+            let n = rows.len() as u16 * cols;
+            for yy in rows {
+                let (s, m) = (&across_sum[yy * ncx..(yy + 1) * ncx], &across_max[yy * ncx..(yy + 1) * ncx]);
+                for ((ds, dm), (&s, &m)) in down_sum.iter_mut().zip(down_max.iter_mut()).zip(s.iter().zip(m)) {
+                    *ds += s;
+                    *dm = (*dm).max(m);
+                }
+            }
+            // Centre i + 2 decides blocks i + 2; the two blocks at each end
+            // take the nearest centre's.
+            let off = 2.min(bw - 1);
+            let (ol, oh) = (&mut row_lo[off..off + ncx], &mut row_hi[off..off + ncx]);
+            let mut put = |divide: &dyn Fn(u16) -> u16| {
+                for ((l, hi), (&s, &m)) in ol.iter_mut().zip(oh.iter_mut()).zip(down_sum.iter().zip(&down_max)) {
+                    let t = divide(s) as i16;
+                    let dz = (m / 6).clamp(MIN_DEAD_ZONE as u8, MAX_DEAD_ZONE as u8) as i16;
+                    (*l, *hi) = (t - dz, t + dz);
+                }
+            };
+            if n == 25 {
+                // 25 blocks away from the borders: a constant divisor, which
+                // the compiler turns into a multiplication
+                put(&|s| s / 25);
+            } else {
+                put(&|s| s / n);
+            }
+            let (first, last) = (off, off + ncx - 1);
+            for bx in (0..first).chain(last + 1..bw) {
+                let from = if bx < first { first } else { last };
+                row_lo[bx] = row_lo[from];
+                row_hi[bx] = row_hi[from];
+            }
+        }
+        thr_lo[by * bw..(by + 1) * bw].copy_from_slice(&row_lo);
+        thr_hi[by * bw..(by + 1) * bw].copy_from_slice(&row_hi);
     }
 }
 
@@ -921,15 +994,16 @@ mod tests {
         assert!(in_code_pairs(&close).is_empty());
     }
 
-    /// The threshold as first written (every block's 5×5 window summed on
-    /// its own, every pixel decided in turn): the reference the faster
-    /// one must equal.
-    fn reference_dark(img: &GrayImage) -> Vec<u8> {
+    /// Per block: the (dark, light) thresholds and the kind, as first
+    /// written (every block's pixels and 5×5 window summed on its own):
+    /// the reference the faster passes must equal.
+    fn reference_blocks(img: &GrayImage) -> (Vec<(i16, i16)>, Vec<u8>) {
         let (w, h) = (img.width() as usize, img.height() as usize);
         let raw = img.as_raw();
         let (bw, bh) = (w.div_ceil(BLOCK), h.div_ceil(BLOCK));
         let mut avg = vec![0i32; bw * bh];
         let mut range = vec![0i32; bw * bh];
+        let mut minmax = vec![(0i32, 0i32); bw * bh];
         for by in 0..bh {
             let (y0, y1) = (by * BLOCK, ((by + 1) * BLOCK).min(h));
             for bx in 0..bw {
@@ -945,6 +1019,7 @@ mod tests {
                 }
                 let n = ((y1 - y0) * (x1 - x0)) as i32;
                 range[by * bw + bx] = hi - lo;
+                minmax[by * bw + bx] = (lo, hi);
                 let mut a = sum / n;
                 if hi - lo <= MIN_DYNAMIC_RANGE {
                     a = lo / 2;
@@ -961,13 +1036,11 @@ mod tests {
                 avg[by * bw + bx] = a;
             }
         }
-        let mut dark = vec![0u8; w * h];
-        for y in 0..h {
-            let by = y / BLOCK;
+        let mut thr = Vec::new();
+        let mut kind = Vec::new();
+        for by in 0..bh {
             let cy = by.clamp(2, bh.saturating_sub(3).max(2));
-            let mut prev = 0u8;
-            for x in 0..w {
-                let bx = x / BLOCK;
+            for bx in 0..bw {
                 let cx = bx.clamp(2, bw.saturating_sub(3).max(2));
                 let (mut s, mut n, mut r) = (0i32, 0i32, 0i32);
                 for yy in cy.saturating_sub(2)..(cy + 3).min(bh) {
@@ -979,10 +1052,39 @@ mod tests {
                 }
                 let t = s / n.max(1);
                 let dz = (r / 6).clamp(MIN_DEAD_ZONE, MAX_DEAD_ZONE);
-                let v = i32::from(raw[y * w + x]);
-                prev = if v <= t - dz {
+                let (t_lo, t_hi) = (t - dz, t + dz);
+                thr.push((t_lo as i16, t_hi as i16));
+                let (min, max) = minmax[by * bw + bx];
+                kind.push(if min > t_hi {
+                    Uniform::Light
+                } else if max <= t_lo {
+                    Uniform::Dark
+                } else if min > t_lo && max <= t_hi {
+                    Uniform::DeadZone
+                } else {
+                    Uniform::Mixed
+                } as u8);
+            }
+        }
+        (thr, kind)
+    }
+
+    /// The threshold as first written (every pixel decided in turn): the
+    /// reference the faster one must equal.
+    fn reference_dark(img: &GrayImage) -> Vec<u8> {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let raw = img.as_raw();
+        let bw = w.div_ceil(BLOCK);
+        let (thr, _) = reference_blocks(img);
+        let mut dark = vec![0u8; w * h];
+        for y in 0..h {
+            let mut prev = 0u8;
+            for x in 0..w {
+                let (t_lo, t_hi) = thr[(y / BLOCK) * bw + x / BLOCK];
+                let v = i16::from(raw[y * w + x]);
+                prev = if v <= t_lo {
                     1
-                } else if v > t + dz {
+                } else if v > t_hi {
                     0
                 } else {
                     prev
@@ -1007,7 +1109,7 @@ mod tests {
         // mixed blocks after a light, a dark and a mixed block; dead-zone
         // blocks after a mixed one
         let mut steps = [0usize; 4];
-        for (w, h) in [(7, 7), (9, 23), (15, 40), (33, 17), (41, 41), (100, 61), (203, 97), (300, 200)] {
+        for (w, h) in [(7, 7), (9, 23), (15, 40), (33, 17), (41, 41), (100, 61), (203, 97), (300, 200), (256, 64), (321, 99)] {
             let img = GrayImage::from_fn(w, h, |x, y| {
                 let base = if (x / 13 + y / 11) % 3 == 0 { 128 } else { 40 + (x * 3 + y * 2) % 180 };
                 // flat patches (a range of at most 12) beside noisy ones
@@ -1037,6 +1139,46 @@ mod tests {
             }
         }
         assert!(steps.iter().all(|&n| n > 0), "every kind of step exercised: {steps:?}");
+    }
+
+    /// Noise, gradients, flat patches (a range of at most 12) and flat dark
+    /// squares inside lighter ones (the flat-block rule's neighbours), `w`×`h`.
+    fn test_scene(w: u32, h: u32, seed: u64) -> GrayImage {
+        let mut seed = seed;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as u32
+        };
+        GrayImage::from_fn(w, h, |x, y| {
+            let base = match (x / 40 + y / 24) % 4 {
+                0 => 128,
+                1 => 40 + (x * 3 + y * 2) % 180,
+                2 => if (x % 40 > 12 && x % 40 < 28) && (y % 24 > 6 && y % 24 < 18) { 30 } else { 200 },
+                _ => 250,
+            };
+            let noise = if (x / 17 + y / 19) % 2 == 0 { 24 } else { 6 };
+            image::Luma([(base + next() % noise).min(255) as u8])
+        })
+    }
+
+    #[test]
+    fn block_thresholds_and_kinds_equal_the_reference() {
+        // Whole groups of four blocks and not, whole rows of blocks and not,
+        // under five blocks (cut windows) and over, and every kind of block.
+        let mut kinds = [0usize; 4];
+        let sizes = [(7, 7), (8, 8), (31, 9), (32, 8), (39, 33), (40, 40), (64, 64), (100, 61), (256, 64), (288, 72), (203, 97), (1000, 9), (9, 1000), (640, 360), (961, 127)];
+        for (k, &(w, h)) in sizes.iter().enumerate() {
+            let img = test_scene(w, h, k as u64);
+            let bin = Binarized::new(&img);
+            let (thr, kind) = reference_blocks(&img);
+            let got: Vec<(i16, i16)> = bin.thr_lo.iter().copied().zip(bin.thr_hi.iter().copied()).collect();
+            assert_eq!(got, thr, "{w}x{h}");
+            assert_eq!(bin.kind, kind, "{w}x{h}");
+            kind.iter().for_each(|&k| kinds[usize::from(k)] += 1);
+        }
+        assert!(kinds.iter().all(|&n| n > 0), "every kind of block: {kinds:?}");
     }
 
     /// The dead zone filled byte-wise, as written before the bit-wise
