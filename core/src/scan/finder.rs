@@ -714,10 +714,10 @@ fn block_averages(w: usize, h: usize, sum: &[u16], lo: &[u8], hi: &[u8], avg: &m
         let i = by * bw + bx;
         avg[i] = (u32::from(sum[i]) / (rows * cols) as u32) as u8;
     };
-    if w % BLOCK != 0 {
+    if !w.is_multiple_of(BLOCK) {
         (0..bh).for_each(|by| narrow(by, bw - 1));
     }
-    if h % BLOCK != 0 {
+    if !h.is_multiple_of(BLOCK) {
         (0..bw).for_each(|bx| narrow(bh - 1, bx));
     }
     // … and the flat blocks, in order: background, unless the neighbours
