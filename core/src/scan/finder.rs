@@ -263,8 +263,20 @@ impl Lanes {
     /// v > c ⇔ v + (255 − c) ≥ 256, bit 8 of a lane (at most 510, so no
     /// carry into the next lane); 255 − c clamped to 0..=256 covers c ≥ 255
     /// (none) and c < 0 (all).
+    #[cfg(test)]
     fn greater_than(&self, c: i16) -> u8 {
-        let k = (255 - i64::from(c)).clamp(0, 256) as u64 * Self::LOW;
+        self.above(Self::addend(c))
+    }
+
+    /// The lane-wise addend of [`Lanes::greater_than`] for `c`, worked out
+    /// once for all rows of a block.
+    fn addend(c: i16) -> u64 {
+        (255 - i64::from(c)).clamp(0, 256) as u64 * Self::LOW
+    }
+
+    /// [`Lanes::greater_than`] with its addend `k`.
+    #[inline]
+    fn above(&self, k: u64) -> u8 {
         let bit8 = 0x100 * Self::LOW;
         pack_bytes((((self.even + k) & bit8) >> 8) | ((self.odd + k) & bit8))
     }
@@ -282,21 +294,6 @@ fn dead_zone_bits(dark: u8, dead: u8) -> (u8, u8) {
     let filled = dead & !(dead + (dark << 1));
     let lead = dead & !(dead + 1);
     ((dark | filled) as u8, lead as u8)
-}
-
-/// A block of a row of blocks decided for each pixel row.
-#[derive(Debug, Clone, Copy)]
-enum Step {
-    /// A mixed block; `before` is the colour on its left when a uniform
-    /// block decides it, else [`Step::RUNNING`] (the last pixel decided).
-    Mixed { block: u32, before: u8 },
-    /// A dead-zone block after a mixed one: the colour of the last pixel
-    /// decided.
-    Follow { block: u32 },
-}
-
-impl Step {
-    const RUNNING: u8 = 2;
 }
 
 /// Two candidates closer than about three modules are the same finder pattern
@@ -369,17 +366,10 @@ struct Binarized<'a> {
     /// Per block: what its pixels are, when they are all alike (a
     /// [`Uniform`] as `u8`).
     kind: Vec<u8>,
-    /// Per row of blocks, once one of its rows is made: the bits every
-    /// pixel row of it shares (the uniform blocks whose colour no mixed
-    /// block decides), `words` words from `bh * words`…
-    shared: Vec<u64>,
-    /// … and the range of `steps` that completes each row.
-    steps_of: Vec<Option<(u32, u32)>>,
-    /// The blocks decided pixel row by pixel row, left to right.
-    steps: Vec<Step>,
     /// Words per row of `dark`.
     words: usize,
     dark: Vec<u64>,
+    /// Per row of blocks: its rows are made.
     made: Vec<bool>,
 }
 
@@ -424,133 +414,114 @@ impl<'a> Binarized<'a> {
             thr_lo,
             thr_hi,
             kind,
-            shared: vec![0u64; w.div_ceil(64) * bh],
-            steps_of: vec![None; bh],
-            steps: Vec::new(),
             words: w.div_ceil(64),
             dark: vec![0u64; w.div_ceil(64) * h],
-            made: vec![false; h],
+            made: vec![false; bh],
         }
     }
 
     /// Row `y`, thresholded (made on first use), one bit a pixel.
     fn row(&mut self, y: usize) -> &[u64] {
-        if !self.made[y] {
-            self.make_row(y);
+        if !self.made[y / BLOCK] {
+            self.make_rows(y / BLOCK);
         }
         &self.dark[y * self.words..(y + 1) * self.words]
     }
 
-    /// Thresholds row `y`: a block's eight pixels make one byte of a word.
-    /// The bits that all eight rows of a row of blocks share are worked out
-    /// once ([`Binarized::plan_blocks`]) and copied; only mixed blocks, and
-    /// dead-zone blocks that take their colour from one, are decided for
-    /// each row (no branch per block on its kind).
+    /// Thresholds the (up to) eight pixel rows of row of blocks `by`
+    /// together: a block's eight pixels make one byte of a word. Each block's
+    /// kind is looked at once for all eight rows: a uniform block's byte is
+    /// the same in every row (kept in one word for all of them), and a
+    /// mixed block's two thresholds are turned into lane addends once; only
+    /// mixed blocks, and dead-zone blocks that take their colour from one,
+    /// are decided row by row (each row carries its own colour on the
+    /// left, for the dead zone).
     #[inline(never)]
-    fn make_row(&mut self, y: usize) {
-        self.made[y] = true;
-        let by = y / BLOCK;
-        let (start, end) = match self.steps_of[by] {
-            Some(r) => r,
-            None => self.plan_blocks(by),
-        };
-        let (w, words) = (self.w, self.words);
-        let raw = &self.raw[y * w..(y + 1) * w];
-        let out = &mut self.dark[y * words..(y + 1) * words];
-        out.copy_from_slice(&self.shared[by * words..(by + 1) * words]);
-        let thr_lo = &self.thr_lo[by * self.bw..(by + 1) * self.bw];
-        let thr_hi = &self.thr_hi[by * self.bw..(by + 1) * self.bw];
-        // The colour of the last pixel decided, for the dead zone.
-        let mut prev = 0u8;
-        for &step in &self.steps[start as usize..end as usize] {
-            let (b, byte) = match step {
-                Step::Mixed { block, before } => {
-                    let b = block as usize;
-                    if before != Step::RUNNING {
-                        prev = before;
-                    }
-                    let (lo, hi) = (thr_lo[b], thr_hi[b]);
-                    let pixels = &raw[b * BLOCK..((b + 1) * BLOCK).min(w)];
-                    let byte = if let Ok(pixels) = <&[u8; 8]>::try_from(pixels) {
-                        // Each pixel's class alone (dark, or in the dead
-                        // zone), eight at a time in one word, as bits; the dead zone then
-                        // takes the colour on its left: all but the block's
-                        // leading dead pixels without `prev`, so that blocks
-                        // wait on each other for one `or` only.
-                        let lanes = Lanes::new(pixels);
-                        let (above_lo, above_hi) = (lanes.greater_than(lo), lanes.greater_than(hi));
-                        let (bits, lead) = dead_zone_bits(!above_lo, above_lo & !above_hi);
-                        let bits = bits | (lead & 0u8.wrapping_sub(prev));
-                        prev = bits >> 7;
-                        bits
-                    } else {
-                        // The image's last, narrower block.
-                        let mut bits = 0u8;
-                        for (i, &v) in pixels.iter().enumerate() {
-                            let v = i16::from(v);
-                            if v <= lo {
-                                prev = 1;
-                            } else if v > hi {
-                                prev = 0;
-                            }
-                            bits |= prev << i;
-                        }
-                        bits
-                    };
-                    (b, byte)
-                }
-                Step::Follow { block } => (block as usize, 0u8.wrapping_sub(prev)),
-            };
-            out[b / 8] |= u64::from(byte) << (8 * (b % 8));
-        }
-    }
-
-    /// For row of blocks `by`: the bits shared by its pixel rows into
-    /// `shared`, and the steps that complete each row into `steps`.
-    fn plan_blocks(&mut self, by: usize) -> (u32, u32) {
-        let words = self.words;
-        let shared = &mut self.shared[by * words..(by + 1) * words];
-        let start = self.steps.len() as u32;
-        // The colour on the left when no mixed block decides it.
+    fn make_rows(&mut self, by: usize) {
+        self.made[by] = true;
+        const LIGHT: u8 = Uniform::Light as u8;
+        const DARK: u8 = Uniform::Dark as u8;
+        const DEAD_ZONE: u8 = Uniform::DeadZone as u8;
+        let (w, words, bw) = (self.w, self.words, self.bw);
+        let (y0, y1) = (by * BLOCK, ((by + 1) * BLOCK).min(self.h));
+        let rows = y1 - y0;
+        let raw = &self.raw[y0 * w..y1 * w];
+        let dark = &mut self.dark[y0 * words..y1 * words];
+        let kinds = &self.kind[by * bw..(by + 1) * bw];
+        let (thr_lo, thr_hi) = (&self.thr_lo[by * bw..(by + 1) * bw], &self.thr_hi[by * bw..(by + 1) * bw]);
+        // The colour on the left when a uniform block decides it (the same
+        // in every row); `None` after a mixed block, whose rows differ…
         let mut left: Option<u8> = Some(0);
-        for (b, kind) in self.kind[by * self.bw..(by + 1) * self.bw].iter().enumerate() {
-            const LIGHT: u8 = Uniform::Light as u8;
-            const DARK: u8 = Uniform::Dark as u8;
-            const DEAD_ZONE: u8 = Uniform::DeadZone as u8;
-            let byte = match (*kind, left) {
-                (LIGHT, _) => {
-                    left = Some(0);
-                    0
-                }
+        // … and then, per row, the colour of the last pixel decided.
+        let mut prev = [0u8; BLOCK];
+        // The word being filled: its bits shared by all rows, and per row.
+        let mut common = 0u64;
+        let mut own = [0u64; BLOCK];
+        for (b, &kind) in kinds.iter().enumerate() {
+            let shift = 8 * (b % 8);
+            match (kind, left) {
+                (LIGHT, _) => left = Some(0),
                 (DARK, _) => {
                     left = Some(1);
-                    0xFF
+                    common |= 0xFF << shift;
                 }
-                (DEAD_ZONE, Some(c)) => 0u8.wrapping_sub(c),
+                (DEAD_ZONE, Some(c)) => common |= u64::from(0u8.wrapping_sub(c)) << shift,
                 (DEAD_ZONE, None) => {
-                    self.steps.push(Step::Follow { block: b as u32 });
-                    0
+                    for (o, &p) in own.iter_mut().zip(&prev) {
+                        *o |= u64::from(0u8.wrapping_sub(p)) << shift;
+                    }
                 }
                 _ => {
-                    self.steps.push(Step::Mixed {
-                        block: b as u32,
-                        before: left.unwrap_or(Step::RUNNING),
-                    });
-                    left = None;
-                    0
+                    if let Some(c) = left.take() {
+                        prev = [c; BLOCK];
+                    }
+                    let (lo, hi) = (thr_lo[b], thr_hi[b]);
+                    let x0 = b * BLOCK;
+                    if x0 + BLOCK <= w {
+                        let (k_lo, k_hi) = (Lanes::addend(lo), Lanes::addend(hi));
+                        if rows == BLOCK {
+                            // (a whole block: eight rows, unrolled)
+                            for r in 0..BLOCK {
+                                mixed_row(raw, r * w + x0, k_lo, k_hi, &mut prev[r], &mut own[r], shift);
+                            }
+                        } else {
+                            for r in 0..rows {
+                                mixed_row(raw, r * w + x0, k_lo, k_hi, &mut prev[r], &mut own[r], shift);
+                            }
+                        }
+                    } else {
+                        // The image's last, narrower block.
+                        for r in 0..rows {
+                            let mut bits = 0u8;
+                            for (i, &v) in raw[r * w + x0..(r + 1) * w].iter().enumerate() {
+                                let v = i16::from(v);
+                                if v <= lo {
+                                    prev[r] = 1;
+                                } else if v > hi {
+                                    prev[r] = 0;
+                                }
+                                bits |= prev[r] << i;
+                            }
+                            own[r] |= u64::from(bits) << shift;
+                        }
+                    }
                 }
-            };
-            shared[b / 8] |= u64::from(byte) << (8 * (b % 8));
+            }
+            if b % 8 == 7 || b + 1 == bw {
+                let word = b / 8;
+                for (r, o) in own.iter_mut().enumerate().take(rows) {
+                    dark[r * words + word] = common | *o;
+                    *o = 0;
+                }
+                common = 0;
+            }
         }
-        let range = (start, self.steps.len() as u32);
-        self.steps_of[by] = Some(range);
-        range
     }
 
     #[inline]
     fn at(&mut self, x: usize, y: usize) -> u8 {
-        if !self.made[y] {
-            self.make_row(y);
+        if !self.made[y / BLOCK] {
+            self.make_rows(y / BLOCK);
         }
         ((self.dark[y * self.words + x / 64] >> (x % 64)) & 1) as u8
     }
@@ -638,6 +609,22 @@ impl<'a> Binarized<'a> {
         }
         (top + bottom) as f32 / 2.0 + 0.5
     }
+}
+
+/// One pixel row of a mixed block, its eight pixels from `raw[at..]`:
+/// each pixel's class alone (dark, or in the dead zone), eight at a time in
+/// one word, as bits; the dead zone then takes the colour on its left: all
+/// but the block's leading dead pixels without `prev`, the colour of the
+/// row's last pixel decided (updated). The byte goes into `word` at `shift`.
+#[inline(always)]
+fn mixed_row(raw: &[u8], at: usize, k_lo: u64, k_hi: u64, prev: &mut u8, word: &mut u64, shift: usize) {
+    let pixels: &[u8; 8] = raw[at..at + BLOCK].try_into().expect("a block's pixels");
+    let lanes = Lanes::new(pixels);
+    let (above_lo, above_hi) = (lanes.above(k_lo), lanes.above(k_hi));
+    let (bits, lead) = dead_zone_bits(!above_lo, above_lo & !above_hi);
+    let bits = bits | (lead & 0u8.wrapping_sub(*prev));
+    *prev = bits >> 7;
+    *word |= u64::from(bits) << shift;
 }
 
 /// Per 8×8 block of the `w`×`h` image `raw` (the last column and row of
@@ -1107,9 +1094,9 @@ mod tests {
             (seed >> 33) as u32
         };
         // mixed blocks after a light, a dark and a mixed block; dead-zone
-        // blocks after a mixed one
-        let mut steps = [0usize; 4];
-        for (w, h) in [(7, 7), (9, 23), (15, 40), (33, 17), (41, 41), (100, 61), (203, 97), (300, 200), (256, 64), (321, 99)] {
+        // blocks after a mixed one and after a uniform one
+        let mut seen = [0usize; 5];
+        for (w, h) in [(7, 7), (9, 23), (15, 40), (33, 17), (41, 41), (100, 61), (203, 97), (300, 200), (256, 64), (321, 99), (1000, 77)] {
             let img = GrayImage::from_fn(w, h, |x, y| {
                 let base = if (x / 13 + y / 11) % 3 == 0 { 128 } else { 40 + (x * 3 + y * 2) % 180 };
                 // flat patches (a range of at most 12) beside noisy ones
@@ -1130,15 +1117,25 @@ mod tests {
                     .flat_map(|words| (0..w as usize).map(move |x| ((words[x / 64] >> (x % 64)) & 1) as u8))
                     .collect();
                 assert_eq!(made, reference_dark(&img), "{w}x{h}");
-                for s in &bin.steps {
-                    match s {
-                        Step::Mixed { before, .. } => steps[usize::from(*before)] += 1,
-                        Step::Follow { .. } => steps[3] += 1,
+                for kinds in bin.kind.chunks(bin.bw) {
+                    for pair in kinds.windows(2) {
+                        const L: u8 = Uniform::Light as u8;
+                        const D: u8 = Uniform::Dark as u8;
+                        const M: u8 = Uniform::Mixed as u8;
+                        const DZ: u8 = Uniform::DeadZone as u8;
+                        match (pair[0], pair[1]) {
+                            (L, M) => seen[0] += 1,
+                            (D, M) => seen[1] += 1,
+                            (M, M) => seen[2] += 1,
+                            (M, DZ) => seen[3] += 1,
+                            (L | D, DZ) => seen[4] += 1,
+                            _ => {}
+                        }
                     }
                 }
             }
         }
-        assert!(steps.iter().all(|&n| n > 0), "every kind of step exercised: {steps:?}");
+        assert!(seen.iter().all(|&n| n > 0), "every order of kinds exercised: {seen:?}");
     }
 
     /// Noise, gradients, flat patches (a range of at most 12) and flat dark
