@@ -115,9 +115,10 @@ fn scan_row(bin: &mut Binarized, y: usize, row_hits: &mut Vec<(f32, f32)>, hits:
     {
         let w = bin.w;
         let row = bin.row(y);
-        // Run-length scan; `runs` holds the last five complete runs.
+        // Run-length scan; `runs` holds the last five complete runs (moved
+        // along in registers; they lie side by side, so the centre run
+        // starts where the last three together start).
         let mut runs = [0usize; 5];
-        let mut starts = [0usize; 5];
         let mut n = 0usize;
         let mut color = (row[0] & 1) as u8;
         let mut start = 0usize;
@@ -125,13 +126,10 @@ fn scan_row(bin: &mut Binarized, y: usize, row_hits: &mut Vec<(f32, f32)>, hits:
         while x < w {
             x = run_end(row, w, x + 1, color);
             // run [start, x) of `color` complete
-            runs.copy_within(1.., 0);
-            starts.copy_within(1.., 0);
-            runs[4] = x - start;
-            starts[4] = start;
+            runs = [runs[1], runs[2], runs[3], runs[4], x - start];
             n += 1;
             if n >= 5 && is_finder_ratio(&runs) {
-                let cx = starts[2] as f32 + runs[2] as f32 / 2.0;
+                let cx = (x - runs[4] - runs[3] - runs[2]) as f32 + runs[2] as f32 / 2.0;
                 let module_h = runs.iter().sum::<usize>() as f32 / 7.0;
                 row_hits.push((cx, module_h));
             }
