@@ -156,7 +156,7 @@ fn practitioner_view(p: &Practitioner) -> PractitionerView {
     PractitionerView { id: p.id.clone(), display_name: p.display_name.clone(), role: p.role.clone(), facility_ids: p.facility_ids.clone() }
 }
 
-fn credential_view(c: &Credential, now_ms: i64) -> Result<CredentialView> {
+fn credential_view(app: &App, c: &Credential, now_ms: i64) -> Result<CredentialView> {
     let leaf = c.certificate_chain.first().ok_or_else(|| Error::Internal("credential without certificate".into()))?;
     let i = certificate_info(leaf).map_err(|e| Error::Internal(e.to_string()))?;
     Ok(CredentialView {
@@ -169,7 +169,7 @@ fn credential_view(c: &Credential, now_ms: i64) -> Result<CredentialView> {
         valid_from: i.not_before,
         valid_to: i.not_after,
         hc_role: i.hc_role_code,
-        status: super::signature::credential_status(c, now_ms)?.as_str().to_owned(),
+        status: app.credential_status(c, now_ms)?.as_str().to_owned(),
         revoked_at: c.revoked_ms.map(rfc3339),
         key_store: key_store_of(c).0.to_owned(),
         key_uri: key_store_of(c).1,
@@ -378,7 +378,7 @@ impl App {
             revoked_ms: None,
             revoked_reason: None,
         };
-        let view = credential_view(&c, c.created_ms)?;
+        let view = credential_view(self, &c, c.created_ms)?;
         let audit = AuditEvent::new(OPERATOR, "credential.create", id, serde_json::json!({ "practitioner": practitioner_id, "algorithm": c.algorithm, "source": how, "key_store": view.key_store, "subject": view.subject_dn }));
         self.store.create_credential(&c, &audit).await?;
         Ok(view)
@@ -417,7 +417,7 @@ impl App {
 
     pub async fn list_credentials(&self, practitioner_id: Option<&str>) -> Result<Vec<CredentialView>> {
         let now = self.clock.now_ms();
-        self.store.list_credentials(practitioner_id).await?.iter().map(|c| credential_view(c, now)).collect()
+        self.store.list_credentials(practitioner_id).await?.iter().map(|c| credential_view(self, c, now)).collect()
     }
 
     /// Stops a credential from signing (signHash and signDoc answer
@@ -434,7 +434,7 @@ impl App {
         // No grant may sign with it any more: drop every held key.
         self.release_all();
         let c = self.store.get_credential(id).await?.ok_or_else(|| Error::NotFound(format!("credential {id}")))?;
-        credential_view(&c, now)
+        credential_view(self, &c, now)
     }
 
     pub async fn list_devices(&self, practitioner_id: Option<&str>) -> Result<Vec<DeviceView>> {

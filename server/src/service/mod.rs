@@ -16,6 +16,7 @@ pub mod signature;
 pub mod signed_document;
 pub mod signing_log;
 pub mod sweep;
+mod validity;
 pub mod waiters;
 
 use std::sync::Arc;
@@ -140,6 +141,8 @@ pub struct App {
     pub(crate) user_code_key: tokio::sync::OnceCell<ring::hmac::Key>,
     /// Signing calls' authorizations held between calls (held_authorization.rs).
     pub(crate) held: held_authorization::HeldAuthorizations,
+    /// Credentials' certificate validity periods, parsed once (validity.rs).
+    pub(crate) validities: validity::Validities,
 }
 
 impl App {
@@ -167,6 +170,7 @@ impl App {
             metrics,
             user_code_key: tokio::sync::OnceCell::new(),
             held: held_authorization::HeldAuthorizations::default(),
+            validities: validity::Validities::default(),
         })
     }
 

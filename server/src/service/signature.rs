@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::grant::check_usable;
 use super::{App, Error, Result};
-use crate::signing::{CertificateStatus, KeyAlgorithm, KeyHold, SealedKey, SignatureAlgorithm, certificate_info, certificate_validity};
+use crate::signing::{CertificateStatus, KeyAlgorithm, KeyHold, SealedKey, SignatureAlgorithm, certificate_info};
 use crate::store::{Credential, Grant, RecordOutcome, SignatureRecord, Store, Terminal};
 
 /// Most records committed in one transaction.
@@ -294,7 +294,7 @@ impl App {
         let grant = self.admit_grant(grant, &terminal)?;
         let credential = credential.map(Arc::new);
         if let Some(c) = &credential
-            && signs_for(c, &grant, self.clock.now_ms())
+            && self.signs_for(c, &grant, self.clock.now_ms())
         {
             self.held.hold(&token_hash, terminal.clone(), grant.clone(), c.clone());
         }
@@ -313,7 +313,7 @@ impl App {
         if grant.terminal_id != terminal.id || check_usable(&grant, now).is_err() {
             return None;
         }
-        if !signs_for(&held.credential, &grant, now) {
+        if !self.signs_for(&held.credential, &grant, now) {
             return None;
         }
         Some(SigningCall { terminal, grant, credential: Some((credential_id.to_owned(), Some(held.credential.clone()))), token_hash: Some(token_hash.to_vec()) })
@@ -347,7 +347,7 @@ impl App {
         let alg = KeyAlgorithm::parse(&c.algorithm).map_err(|e| Error::Internal(e.to_string()))?;
         let leaf = c.certificate_chain.first().ok_or_else(|| Error::Internal("credential without certificate".into()))?;
         let info = certificate_info(leaf).map_err(|e| Error::Internal(e.to_string()))?;
-        let status = credential_status(&c, self.clock.now_ms())?;
+        let status = self.credential_status(&c, self.clock.now_ms())?;
         let key_status = if status == CertificateStatus::Revoked { "disabled" } else { "enabled" };
         let certs: Vec<String> = match req.certificates.as_deref().unwrap_or("single") {
             "none" => vec![],
@@ -376,7 +376,7 @@ impl App {
         let label = super::signing_log::label_from_request(req.label.as_ref())?;
         let c = self.call_credential(&mut call, &req.credential_id).await?;
         let (grant, terminal) = (&call.grant, &call.terminal);
-        check_can_sign(&c, self.clock.now_ms())?;
+        self.check_can_sign(&c, self.clock.now_ms())?;
         if req.hashes.is_empty() || req.hashes.len() > MAX_HASHES {
             return Err(Error::HashInvalid(format!("1..={MAX_HASHES} hashes per call")));
         }
@@ -479,34 +479,33 @@ impl App {
         let g = self.store.get_grant(&call.grant.id).await?.ok_or(Error::GrantInvalid)?;
         check_usable(&g, now)?;
         let c = self.store.get_credential(credential_id).await?.ok_or(Error::CredentialUnknown)?;
-        check_can_sign(&c, now)
+        self.check_can_sign(&c, now)
     }
 }
 
-/// The credential's status at `now_ms`: revoked by the operator, or the
-/// leaf certificate's validity period.
-pub(crate) fn credential_status(c: &Credential, now_ms: i64) -> Result<CertificateStatus> {
-    let leaf = c.certificate_chain.first().ok_or_else(|| Error::Internal("credential without certificate".into()))?;
-    let validity = certificate_validity(leaf).map_err(|e| Error::Internal(e.to_string()))?;
-    Ok(CertificateStatus::at(validity, c.revoked_ms.is_some(), now_ms))
-}
+impl App {
+    /// The credential's status at `now_ms`: revoked by the operator, or the
+    /// leaf certificate's validity period.
+    pub(crate) fn credential_status(&self, c: &Credential, now_ms: i64) -> Result<CertificateStatus> {
+        Ok(CertificateStatus::at(self.validities.of(c)?, c.revoked_ms.is_some(), now_ms))
+    }
 
-/// Whether credential `c` may sign for `grant` at `now_ms`: the grant's
-/// practitioner's, and [`check_can_sign`] passes.
-fn signs_for(c: &Credential, grant: &Grant, now_ms: i64) -> bool {
-    c.practitioner_id == grant.practitioner_id && check_can_sign(c, now_ms).is_ok()
-}
+    /// Whether credential `c` may sign for `grant` at `now_ms`: the grant's
+    /// practitioner's, and [`App::check_can_sign`] passes.
+    fn signs_for(&self, c: &Credential, grant: &Grant, now_ms: i64) -> bool {
+        c.practitioner_id == grant.practitioner_id && self.check_can_sign(c, now_ms).is_ok()
+    }
 
-/// No signature outside the certificate's validity, none with a revoked credential.
-pub(super) fn check_can_sign(c: &Credential, now_ms: i64) -> Result<()> {
-    let leaf = c.certificate_chain.first().ok_or_else(|| Error::Internal("credential without certificate".into()))?;
-    let validity = certificate_validity(leaf).map_err(|e| Error::Internal(e.to_string()))?;
-    let when = |ms: i64| super::rfc3339(ms).format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-    match CertificateStatus::at(validity, c.revoked_ms.is_some(), now_ms) {
-        CertificateStatus::Valid => Ok(()),
-        CertificateStatus::Revoked => Err(Error::CredentialRevoked),
-        CertificateStatus::Expired => Err(Error::CertificateExpired(when(validity.not_after_ms))),
-        CertificateStatus::NotYetValid => Err(Error::CertificateNotYetValid(when(validity.not_before_ms))),
+    /// No signature outside the certificate's validity, none with a revoked credential.
+    pub(super) fn check_can_sign(&self, c: &Credential, now_ms: i64) -> Result<()> {
+        let validity = self.validities.of(c)?;
+        let when = |ms: i64| super::rfc3339(ms).format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        match CertificateStatus::at(validity, c.revoked_ms.is_some(), now_ms) {
+            CertificateStatus::Valid => Ok(()),
+            CertificateStatus::Revoked => Err(Error::CredentialRevoked),
+            CertificateStatus::Expired => Err(Error::CertificateExpired(when(validity.not_after_ms))),
+            CertificateStatus::NotYetValid => Err(Error::CertificateNotYetValid(when(validity.not_before_ms))),
+        }
     }
 }
 

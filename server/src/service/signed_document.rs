@@ -16,7 +16,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
-use super::signature::check_can_sign;
 use super::{App, Error, Result, random_bytes};
 use crate::signing::{KeyAlgorithm, SealedKey, SignatureAlgorithm, oid};
 use crate::store::{RecordOutcome, SignatureRecord};
@@ -227,7 +226,7 @@ impl App {
         // XAdES carries whole seconds; the audit records the same instant.
         let now = self.clock.now_ms();
         let signing_ms = now - now.rem_euclid(1000);
-        check_can_sign(&c, signing_ms)?;
+        self.check_can_sign(&c, signing_ms)?;
         let key_alg =
             KeyAlgorithm::parse(&c.algorithm).map_err(|e| Error::Internal(e.to_string()))?;
         let mut jobs = Vec::new();
