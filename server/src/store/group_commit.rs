@@ -12,10 +12,14 @@
 //!   rows apart);
 //! * **one write** — the grants' counters, the audit entries and the
 //!   signing-log rows. PostgreSQL takes them as one statement with
-//!   data-modifying `WITH` parts over `unnest` of array parameters;
-//!   SQLite as three statements in one call, each over `json_each` of one
-//!   JSON parameter (SQLite has no array parameters);
+//!   data-modifying `WITH` parts over `unnest` of array parameters.
+//!   SQLite runs the whole commit on a thread with its own connection
+//!   (`store::sqlite`), where no statement crosses a thread: there each
+//!   row is bound to a cached prepared statement and stepped;
 //! * `COMMIT`.
+//!
+//! [`plan`] decides what a batch writes and answers from what the read
+//! found (the rule, `store::tally`; the chain), the same for both.
 //!
 //! Both statements' text is fixed whatever the batch's size, so each
 //! connection prepares them once (statements with one placeholder per row
@@ -25,9 +29,9 @@ use std::collections::HashMap;
 
 use sqlx::Row as _;
 
-use super::tally::GrantTally;
-use super::{StoreError, StoreResult};
-use crate::audit::chain::GENESIS;
+use super::tally::{self, GrantTally};
+use super::{RecordOutcome, SignatureRecord, StoreError, StoreResult};
+use crate::audit::chain::{GENESIS, entry_hash};
 
 /// The read: `$1` the batch's grant ids, `$2` its credential ids, as the
 /// dialect passes a list (`ids`). Column `kind` tells the rows apart: `g`
@@ -55,41 +59,46 @@ pub(crate) struct Read {
     pub head: (i64, [u8; 32]),
 }
 
-/// Decodes the read's rows (the same code for both backends' row types).
-macro_rules! decode_read {
-    ($rows:expr) => {{
-        let mut read = Read { grants: HashMap::new(), revoked_credentials: Vec::new(), head: (0, GENESIS) };
-        for r in $rows {
-            let kind: String = r.try_get("kind")?;
-            match kind.as_str() {
-                "g" => {
-                    read.grants.insert(
-                        r.try_get::<String, _>("id")?,
-                        GrantTally {
-                            terminal_id: r.try_get("terminal_id")?,
-                            practitioner_id: r.try_get("practitioner_id")?,
-                            revoked: r.try_get::<Option<i64>, _>("revoked_ms")?.is_some(),
-                            expires_ms: r.try_get("expires_ms")?,
-                            signature_cap: r.try_get("signature_cap")?,
-                            signatures_made: r.try_get("signatures_made")?,
-                            idle_timeout_s: r.try_get("idle_timeout_s")?,
-                            last_used_ms: r.try_get("last_used_ms")?,
-                            touched: false,
-                        },
-                    );
-                }
-                "c" => read.revoked_credentials.push(r.try_get("id")?),
-                "a" => {
-                    let hash: Vec<u8> = r.try_get("hash")?;
-                    let hash = <[u8; 32]>::try_from(hash.as_slice())
-                        .map_err(|_| StoreError::Corrupt(format!("audit hash of {} bytes", hash.len())))?;
-                    read.head = (r.try_get("seq")?, hash);
-                }
-                other => return Err(StoreError::Corrupt(format!("group commit read kind {other:?}"))),
+/// Decodes one row of the read into `read` (the same code for both
+/// backends' row types: `$get` is the row's getter, `try_get` or `get`).
+macro_rules! decode_read_row {
+    ($read:expr, $r:expr, $get:ident) => {{
+        let kind: String = $r.$get("kind")?;
+        match kind.as_str() {
+            "g" => {
+                let id: String = $r.$get("id")?;
+                let revoked_ms: Option<i64> = $r.$get("revoked_ms")?;
+                $read.grants.insert(
+                    id,
+                    GrantTally {
+                        terminal_id: $r.$get("terminal_id")?,
+                        practitioner_id: $r.$get("practitioner_id")?,
+                        revoked: revoked_ms.is_some(),
+                        expires_ms: $r.$get("expires_ms")?,
+                        signature_cap: $r.$get("signature_cap")?,
+                        signatures_made: $r.$get("signatures_made")?,
+                        idle_timeout_s: $r.$get("idle_timeout_s")?,
+                        last_used_ms: $r.$get("last_used_ms")?,
+                        touched: false,
+                    },
+                );
             }
+            "c" => $read.revoked_credentials.push($r.$get("id")?),
+            "a" => {
+                let hash: Vec<u8> = $r.$get("hash")?;
+                let hash = <[u8; 32]>::try_from(hash.as_slice())
+                    .map_err(|_| StoreError::Corrupt(format!("audit hash of {} bytes", hash.len())))?;
+                $read.head = ($r.$get("seq")?, hash);
+            }
+            other => return Err(StoreError::Corrupt(format!("group commit read kind {other:?}"))),
         }
-        Ok(read)
     }};
+}
+
+impl Read {
+    fn empty() -> Self {
+        Read { grants: HashMap::new(), revoked_credentials: Vec::new(), head: (0, GENESIS) }
+    }
 }
 
 /// Everything one batch writes, column by column.
@@ -192,69 +201,155 @@ impl Write {
     }
 }
 
+/// The batch's grant ids and credential ids, each once: the read's lists.
+pub(crate) fn ids(records: &[SignatureRecord]) -> (Vec<&str>, Vec<&str>) {
+    let mut grant_ids: Vec<&str> = records.iter().map(|r| r.grant_id.as_str()).collect();
+    grant_ids.sort_unstable();
+    grant_ids.dedup();
+    let mut credential_ids: Vec<&str> = records.iter().map(|r| r.credential_id.as_str()).collect();
+    credential_ids.sort_unstable();
+    credential_ids.dedup();
+    (grant_ids, credential_ids)
+}
+
+/// What one batch writes and answers, decided from what the read found.
+pub(crate) struct Plan {
+    pub write: Write,
+    pub outcomes: Vec<RecordOutcome>,
+    /// Grants a record of the batch used up (other replicas are told).
+    pub used_up: Vec<String>,
+}
+
+/// Applies the per-record rule in order (`store::tally`) to what the read
+/// found under the write lock, and lays out the writes: the grants'
+/// counters, the batch's audit entries chained after the last stored one
+/// (the same rows as one append each), and the signing-log row of each,
+/// which shares its entry's seq.
+pub(crate) fn plan(records: &[SignatureRecord], read: Read) -> StoreResult<Plan> {
+    let mut grants = read.grants;
+    let tallied = tally::tally(records, &mut grants, &read.revoked_credentials);
+    let mut write = Write::default();
+    for (id, g) in grants.iter().filter(|(_, g)| g.touched) {
+        write.grant(id, g.signatures_made, g.last_used_ms);
+    }
+    let (mut seq, mut prev_hash) = read.head;
+    for (rec, practitioner_id) in records.iter().zip(&tallied.practitioners) {
+        let Some(practitioner_id) = practitioner_id else { continue };
+        let actor = format!("terminal:{}", rec.terminal_id);
+        for (i, h) in rec.hashes.iter().enumerate() {
+            let mut details = serde_json::json!({ "grant": rec.grant_id, "hash": hex::encode(h), "sign_algo": rec.sign_algo });
+            let format = match rec.signature_formats.get(i).map(String::as_str) {
+                None => "hash",
+                Some("X") => "xades",
+                Some("C") => "cms",
+                Some(o) => return Err(StoreError::Corrupt(format!("signature format {o:?}"))),
+            };
+            if let Some(format) = rec.signature_formats.get(i) {
+                details["format"] = serde_json::json!(format);
+                details["signing_time"] = serde_json::json!(rfc3339_ms(rec.now_ms));
+            }
+            if let Some(label) = &rec.label {
+                details["label"] = serde_json::json!(label);
+            }
+            seq += 1;
+            let details = details.to_string();
+            let hash = entry_hash(&prev_hash, seq, rec.now_ms, &actor, "signature.create", &rec.credential_id, &details);
+            write.audit(AuditRow {
+                seq,
+                at_ms: rec.now_ms,
+                actor: &actor,
+                action: "signature.create",
+                subject: &rec.credential_id,
+                details,
+                prev_hash,
+                hash,
+            });
+            write.signature(SignatureRow {
+                seq,
+                grant_id: &rec.grant_id,
+                practitioner_id,
+                terminal_id: &rec.terminal_id,
+                credential_id: &rec.credential_id,
+                at_ms: rec.now_ms,
+                sign_algo: &rec.sign_algo,
+                format,
+                digest: h,
+                label: rec.label.as_deref(),
+            });
+            prev_hash = hash;
+        }
+    }
+    Ok(Plan { write, outcomes: tallied.outcomes, used_up: tallied.used_up })
+}
+
+fn rfc3339_ms(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
 pub(crate) mod sqlite {
-    //! SQLite: lists as JSON text, read back with `json_each`.
+    //! SQLite: run on the group-commit thread's own connection
+    //! (`store::sqlite`), so no statement crosses a thread. Each row is
+    //! bound to a cached prepared statement and stepped: no lists as JSON
+    //! text to build and parse again (SQLite has no array parameters).
 
     use std::sync::LazyLock;
 
-    use serde_json::{Value, json};
-    use sqlx::SqliteConnection;
+    use rusqlite::{Transaction, params};
+    use serde_json::Value;
 
     use super::*;
 
     static READ: LazyLock<String> =
         LazyLock::new(|| read_sql(|p| format!("id IN (SELECT value FROM json_each({p}))"), "NULL", "NULL"));
 
-    /// Three statements, one call: sqlx runs them in order on the
-    /// connection's thread, each binding the `$n` it names. Blobs travel
-    /// as hex (`unhex`, SQLite ≥ 3.41).
-    const WRITE: &str = "\
-        UPDATE grants SET signatures_made = v.made, last_used_ms = v.used \
-        FROM (SELECT value ->> 0 AS id, value ->> 1 AS made, value ->> 2 AS used FROM json_each($1)) AS v \
-        WHERE grants.id = v.id; \
-        INSERT INTO audit (seq, at_ms, actor, action, subject, details, prev_hash, hash) \
-        SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, unhex(value ->> 6), unhex(value ->> 7) \
-        FROM json_each($2) ORDER BY key; \
-        INSERT INTO signatures (seq, grant_id, practitioner_id, terminal_id, credential_id, at_ms, sign_algo, format, digest, label) \
-        SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, \
-        unhex(value ->> 8), value ->> 9 FROM json_each($3) ORDER BY key";
+    const UPDATE_GRANT: &str = "UPDATE grants SET signatures_made = ?1, last_used_ms = ?2 WHERE id = ?3";
+    const INSERT_AUDIT: &str = "INSERT INTO audit (seq, at_ms, actor, action, subject, details, prev_hash, hash) \
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    const INSERT_SIGNATURE: &str = "INSERT INTO signatures \
+        (seq, grant_id, practitioner_id, terminal_id, credential_id, at_ms, sign_algo, format, digest, label) \
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
     fn ids_json(ids: &[&str]) -> String {
         Value::from(ids.iter().map(|s| Value::from(*s)).collect::<Vec<_>>()).to_string()
     }
 
-    pub(crate) async fn read(conn: &mut SqliteConnection, grant_ids: &[&str], credential_ids: &[&str]) -> StoreResult<Read> {
-        let rows = sqlx::query(READ.as_str()).bind(ids_json(grant_ids)).bind(ids_json(credential_ids)).fetch_all(conn).await?;
-        decode_read!(&rows)
+    pub(crate) fn read(tx: &Transaction<'_>, grant_ids: &[&str], credential_ids: &[&str]) -> StoreResult<Read> {
+        let mut statement = tx.prepare_cached(READ.as_str())?;
+        let mut rows = statement.query(params![ids_json(grant_ids), ids_json(credential_ids)])?;
+        let mut read = Read::empty();
+        while let Some(r) = rows.next()? {
+            decode_read_row!(read, r, get);
+        }
+        Ok(read)
     }
 
-    pub(crate) async fn write(conn: &mut SqliteConnection, w: &Write) -> StoreResult<()> {
-        if w.is_empty() {
-            return Ok(());
+    pub(crate) fn write(tx: &Transaction<'_>, w: &Write) -> StoreResult<()> {
+        let mut grant = tx.prepare_cached(UPDATE_GRANT)?;
+        for i in 0..w.grant_id.len() {
+            grant.execute(params![w.signatures_made[i], w.last_used_ms[i], w.grant_id[i]])?;
         }
-        let grants: Vec<Value> =
-            (0..w.grant_id.len()).map(|i| json!([w.grant_id[i], w.signatures_made[i], w.last_used_ms[i]])).collect();
         let a = &w.audit;
-        let audit: Vec<Value> = (0..a.seq.len())
-            .map(|i| {
-                json!([a.seq[i], a.at_ms[i], a.actor[i], a.action[i], a.subject[i], a.details[i], hex::encode(&a.prev_hash[i]), hex::encode(&a.hash[i])])
-            })
-            .collect();
+        let mut audit = tx.prepare_cached(INSERT_AUDIT)?;
+        for i in 0..a.seq.len() {
+            audit.execute(params![a.seq[i], a.at_ms[i], a.actor[i], a.action[i], a.subject[i], a.details[i], a.prev_hash[i], a.hash[i]])?;
+        }
         let s = &w.signatures;
-        let signatures: Vec<Value> = (0..s.seq.len())
-            .map(|i| {
-                json!([
-                    s.seq[i], s.grant_id[i], s.practitioner_id[i], s.terminal_id[i], s.credential_id[i], s.at_ms[i],
-                    s.sign_algo[i], s.format[i], hex::encode(&s.digest[i]), s.label[i]
-                ])
-            })
-            .collect();
-        sqlx::query(WRITE)
-            .bind(Value::from(grants).to_string())
-            .bind(Value::from(audit).to_string())
-            .bind(Value::from(signatures).to_string())
-            .execute(conn)
-            .await?;
+        let mut signature = tx.prepare_cached(INSERT_SIGNATURE)?;
+        for i in 0..s.seq.len() {
+            signature.execute(params![
+                s.seq[i],
+                s.grant_id[i],
+                s.practitioner_id[i],
+                s.terminal_id[i],
+                s.credential_id[i],
+                s.at_ms[i],
+                s.sign_algo[i],
+                s.format[i],
+                s.digest[i],
+                s.label[i]
+            ])?;
+        }
         Ok(())
     }
 }
@@ -284,7 +379,11 @@ pub(crate) mod postgres {
 
     pub(crate) async fn read(conn: &mut PgConnection, grant_ids: &[&str], credential_ids: &[&str]) -> StoreResult<Read> {
         let rows = sqlx::query(READ.as_str()).bind(grant_ids).bind(credential_ids).fetch_all(conn).await?;
-        decode_read!(&rows)
+        let mut read = Read::empty();
+        for r in &rows {
+            decode_read_row!(read, r, try_get);
+        }
+        Ok(read)
     }
 
     pub(crate) async fn write(conn: &mut PgConnection, w: &Write) -> StoreResult<()> {

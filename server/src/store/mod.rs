@@ -133,6 +133,12 @@ pub enum StoreError {
     /// The database refused or failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// SQLite refused or failed on the group-commit thread's connection.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The SQLite group-commit thread is gone (it panicked).
+    #[error("the SQLite commit thread stopped")]
+    CommitThreadStopped,
     /// Migrations could not be applied.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

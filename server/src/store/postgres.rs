@@ -95,6 +95,26 @@ impl PgStore {
         Ok(WriteTx { tx })
     }
 
+    /// The group commit ([`super::Store::record_signatures`]): under the
+    /// writer lock no grant or credential changes until this commits (a
+    /// revocation committed before it wins, so no signature is returned
+    /// after it). One read (the batch's grants, revoked credentials and the
+    /// audit head), the per-record rule in order, one write (the grants'
+    /// counters, audit entries and signing-log rows), then `COMMIT`.
+    async fn commit_signatures(&self, records: &[super::SignatureRecord]) -> StoreResult<Vec<super::RecordOutcome>> {
+        use super::group_commit::{self as group, postgres as statements};
+        let mut w = self.begin_write().await?;
+        let (grant_ids, credential_ids) = group::ids(records);
+        let read = statements::read(&mut w.tx, &grant_ids, &credential_ids).await?;
+        let plan = group::plan(records, read)?;
+        statements::write(&mut w.tx, &plan.write).await?;
+        for id in plan.used_up {
+            w.publish(super::change::Change::Grant { id }).await?;
+        }
+        w.commit().await?;
+        Ok(plan.outcomes)
+    }
+
     /// The pool, for tests that tamper with rows on purpose.
     pub fn pool(&self) -> &PgPool {
         &self.pool
@@ -208,4 +228,4 @@ async fn follow(opts: PgConnectOptions, tx: mpsc::Sender<ChangeEvent>) {
     }
 }
 
-super::queries::store_impl!(PgStore, sqlx::Postgres, sqlx::postgres::PgRow, super::signing_log_sql::Dialect::Postgres, postgres);
+super::queries::store_impl!(PgStore, sqlx::Postgres, sqlx::postgres::PgRow, super::signing_log_sql::Dialect::Postgres);

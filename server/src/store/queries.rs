@@ -69,12 +69,11 @@ pub(crate) const SIGNING_CONTEXT_SQL: &str = "SELECT \
     WHERE t.id = $1";
 
 macro_rules! store_impl {
-    ($store:ty, $db:ty, $row:ty, $dialect:expr, $group:ident) => {
+    ($store:ty, $db:ty, $row:ty, $dialect:expr) => {
         use sqlx::Row as _;
         use $crate::audit::chain::{entry_hash, ChainedEntry, GENESIS};
         use $crate::store::*;
         use $crate::store::change::Change;
-        use $crate::store::tally;
 
         type Conn = <$db as sqlx::Database>::Connection;
 
@@ -100,11 +99,6 @@ macro_rules! store_impl {
                 .bind(&prev_hash[..]).bind(&hash[..])
                 .execute(&mut *conn).await?;
             Ok(seq)
-        }
-
-        fn rfc3339_ms(ms: i64) -> String {
-            let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-            t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
         }
 
         fn now_ms() -> i64 {
@@ -678,71 +672,8 @@ macro_rules! store_impl {
             }
 
             async fn record_signatures(&self, records: &[SignatureRecord]) -> StoreResult<Vec<RecordOutcome>> {
-                use $crate::store::group_commit::{self as group, $group as backend};
-                let mut w = self.begin_write().await?;
-                // Under the writer lock no grant or credential changes until
-                // this commits (a revocation committed before it wins, so no
-                // signature is returned after it): read the batch's grants,
-                // revoked credentials and the audit head at once, apply the
-                // per-record rule in order (store::tally), then write the
-                // grants' counters, the audit entries and the signing-log
-                // rows at once (store::group_commit).
-                let mut grant_ids: Vec<&str> = records.iter().map(|r| r.grant_id.as_str()).collect();
-                grant_ids.sort_unstable();
-                grant_ids.dedup();
-                let mut credential_ids: Vec<&str> = records.iter().map(|r| r.credential_id.as_str()).collect();
-                credential_ids.sort_unstable();
-                credential_ids.dedup();
-                let read = backend::read(&mut *w.tx, &grant_ids, &credential_ids).await?;
-                let mut grants = read.grants;
-                let tallied = tally::tally(records, &mut grants, &read.revoked_credentials);
-                let mut write = group::Write::default();
-                for (id, g) in grants.iter().filter(|(_, g)| g.touched) {
-                    write.grant(id, g.signatures_made, g.last_used_ms);
-                }
-                // The batch's audit entries, chained after the last stored
-                // one (the same rows as one append each), and the signing-log
-                // row of each, which shares its entry's seq.
-                let (mut seq, mut prev_hash) = read.head;
-                for (rec, practitioner_id) in records.iter().zip(&tallied.practitioners) {
-                    let Some(practitioner_id) = practitioner_id else { continue };
-                    let actor = format!("terminal:{}", rec.terminal_id);
-                    for (i, h) in rec.hashes.iter().enumerate() {
-                        let mut details = serde_json::json!({ "grant": rec.grant_id, "hash": hex::encode(h), "sign_algo": rec.sign_algo });
-                        let format = match rec.signature_formats.get(i).map(String::as_str) {
-                            None => "hash",
-                            Some("X") => "xades",
-                            Some("C") => "cms",
-                            Some(o) => return Err(StoreError::Corrupt(format!("signature format {o:?}"))),
-                        };
-                        if let Some(format) = rec.signature_formats.get(i) {
-                            details["format"] = serde_json::json!(format);
-                            details["signing_time"] = serde_json::json!(rfc3339_ms(rec.now_ms));
-                        }
-                        if let Some(label) = &rec.label {
-                            details["label"] = serde_json::json!(label);
-                        }
-                        seq += 1;
-                        let details = details.to_string();
-                        let hash = entry_hash(&prev_hash, seq, rec.now_ms, &actor, "signature.create", &rec.credential_id, &details);
-                        write.audit(group::AuditRow {
-                            seq, at_ms: rec.now_ms, actor: &actor, action: "signature.create", subject: &rec.credential_id,
-                            details, prev_hash, hash,
-                        });
-                        write.signature(group::SignatureRow {
-                            seq, grant_id: &rec.grant_id, practitioner_id, terminal_id: &rec.terminal_id,
-                            credential_id: &rec.credential_id, at_ms: rec.now_ms, sign_algo: &rec.sign_algo, format,
-                            digest: h, label: rec.label.as_deref(),
-                        });
-                        prev_hash = hash;
-                    }
-                }
-                backend::write(&mut *w.tx, &write).await?;
-                for id in tallied.used_up {
-                    w.publish(Change::Grant { id }).await?;
-                }
-                w.commit().await?;
-                Ok(tallied.outcomes)
+                // Each backend's group commit (store::group_commit).
+                self.commit_signatures(records).await
             }
 
             async fn signature_watermark(&self, practitioner_id: &str) -> StoreResult<i64> {
