@@ -16,6 +16,12 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// mimalloc, not glibc's malloc: a signHash allocates and frees many
+/// small buffers across the runtime's threads, and glibc's arenas cost 4–5 %
+/// of the server's CPU per call (docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // `serve` resolves its configuration first: the log format may come from the config file.
