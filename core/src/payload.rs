@@ -595,6 +595,9 @@ mod tests {
         o
     }
 
+    // The property "every payload with the longest origin fits version 7"
+    // is checked where the symbol is made: server/src/qr.rs (the crate's
+    // segment optimizer alone can need version 8 for some ids).
     #[test]
     fn longest_origin_fits_qr_version_7_at_level_m() {
         let p = LoginPayload {
@@ -670,17 +673,6 @@ mod tests {
                 // Anything accepted must be exactly canonical.
                 prop_assert_eq!(p.to_url(), s.to_string());
             }
-        }
-
-        #[test]
-        fn any_payload_with_the_longest_origin_fits_version_7(id in any::<[u8; 16]>(), secret in any::<[u8; 16]>(), exp in any::<u32>(), enrollment in any::<bool>()) {
-            let origin = longest_origin();
-            let url = if enrollment {
-                EnrollmentPayload { origin, enrollment_id: EnrollmentId(id), secret: QrSecret::from_bytes(secret), expires_at: exp.into() }.to_url()
-            } else {
-                LoginPayload { origin, login_id: LoginId(id), secret: QrSecret::from_bytes(secret), expires_at: exp.into() }.to_url()
-            };
-            prop_assert!(qr_version(&url) <= 7);
         }
 
         #[test]

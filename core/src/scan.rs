@@ -1159,20 +1159,26 @@ mod tests {
         }
     }
 
+    /// White and black patches (the largest sums), near-white and mixed
+    /// ones: the frames the reductions are checked on.
+    fn patches(w: u32, h: u32) -> GrayImage {
+        GrayImage::from_fn(w, h, |x, y| {
+            image::Luma([match (x / 5 + y / 3) % 4 {
+                0 => 255,
+                1 => 0,
+                2 => 254 + ((x + y) % 2) as u8,
+                _ => ((x * 31 + y * 17 + x * y) % 256) as u8,
+            }])
+        })
+    }
+
     #[test]
     fn area_resize_to_half_of_an_odd_size_is_the_general_rule() {
         // Odd widths, odd heights and both (the last column or row covers
         // three pixels or rows), around the sixteen-pixel step, white and
         // black patches (the largest sums), against the general path's rule.
         for (w, h) in [(3u32, 3u32), (3, 2), (2, 3), (5, 4), (33, 9), (34, 9), (33, 10), (35, 7), (63, 31), (65, 66), (321, 181), (1041, 15)] {
-            let img = GrayImage::from_fn(w, h, |x, y| {
-                image::Luma([match (x / 5 + y / 3) % 4 {
-                    0 => 255,
-                    1 => 0,
-                    2 => 254 + ((x + y) % 2) as u8,
-                    _ => ((x * 31 + y * 17 + x * y) % 256) as u8,
-                }])
-            });
+            let img = patches(w, h);
             let (nw, nh) = (w / 2, h / 2);
             assert_eq!(area_resize(&img, nw, nh).as_raw(), reference_area_resize(&img, nw, nh).as_raw(), "{w}x{h}");
         }
@@ -1183,14 +1189,7 @@ mod tests {
         // 1920×1080 to 1280×720 and small sizes, white and black patches
         // (the largest sums), against the general path's rule
         for (w, h) in [(3u32, 3u32), (6, 3), (3, 6), (9, 12), (33, 21), (48, 30), (1920, 1080)] {
-            let img = GrayImage::from_fn(w, h, |x, y| {
-                image::Luma([match (x / 5 + y / 3) % 4 {
-                    0 => 255,
-                    1 => 0,
-                    2 => 254 + ((x + y) % 2) as u8,
-                    _ => ((x * 31 + y * 17 + x * y) % 256) as u8,
-                }])
-            });
+            let img = patches(w, h);
             let (nw, nh) = (w * 2 / 3, h * 2 / 3);
             assert_eq!(area_resize(&img, nw, nh).as_raw(), reference_area_resize(&img, nw, nh).as_raw(), "{w}x{h}");
         }
