@@ -16,11 +16,10 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// mimalloc, not glibc's malloc: a signHash allocates and frees many
-/// small buffers across the runtime's threads, and glibc's arenas cost 4–5 %
-/// of the server's CPU per call (docs/performance.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// The system allocator (glibc), not mimalloc: with mimalloc the server
+// held 105–110 MiB with 10,000 terminals waiting on SQLite (85 MiB with
+// glibc; the target is 100 MB), and signHash was no faster within the
+// noise of alternated runs (docs/performance.md, 2026-12-02 evening).
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
