@@ -17,7 +17,7 @@ fn init_logging(format: LogFormat) {
 }
 
 // The system allocator (glibc), not mimalloc: with mimalloc the server
-// held 105–110 MiB with 10,000 terminals waiting on SQLite (85 MiB with
+// held 104–110 MiB with 10,000 terminals waiting on SQLite (85 MiB with
 // glibc; the target is 100 MB), and signHash was no faster within the
 // noise of alternated runs (docs/performance.md, 2026-12-02 evening).
 
