@@ -6,7 +6,11 @@
 //!    vs `POST /csc/v2/signatures/signHash` (one hash per call, a live grant,
 //!    audit row committed before the response) per second — SQLite, and
 //!    PostgreSQL when `SHOMEI_TEST_DATABASE_URL` is set. Also the server's own
-//!    CPU per signature (from /proc), which the load generator cannot blur.
+//!    CPU per signature (from /proc), which the load generator cannot blur,
+//!    and where both cores went during the phase (from /proc: RSA at its
+//!    raw cost, the server beyond it, the load generator, PostgreSQL's
+//!    processes, idle, time stolen by the hypervisor, the rest), so that a
+//!    ratio below 100 % says what took the difference.
 //! 2. Raw store commits/s (one audit append transaction, through the same
 //!    `Store`) vs complete logins/s over HTTP (device authorization →
 //!    context → ECDSA-signed decision → token).
@@ -214,6 +218,43 @@ fn cpu_secs_of(pid: &str) -> f64 {
     let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
         + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     ticks / clock_ticks()
+}
+
+/// The machine's CPU time so far (all cores, seconds): in all, idle
+/// (idle + iowait) and stolen by the hypervisor, from `/proc/stat`.
+#[derive(Clone, Copy, Default)]
+struct MachineCpu {
+    total: f64,
+    idle: f64,
+    steal: f64,
+}
+
+impl MachineCpu {
+    fn now() -> Self {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let line = stat.lines().find(|l| l.starts_with("cpu ")).unwrap_or("");
+        // user nice system idle iowait irq softirq steal (guest time is inside user)
+        let f: Vec<f64> = line.split_whitespace().skip(1).take(8).map(|v| v.parse().unwrap_or(0.0)).collect();
+        let at = |i: usize| f.get(i).copied().unwrap_or(0.0);
+        let hz = clock_ticks();
+        MachineCpu { total: f.iter().sum::<f64>() / hz, idle: (at(3) + at(4)) / hz, steal: at(7) / hz }
+    }
+
+    fn since(self, before: MachineCpu) -> MachineCpu {
+        MachineCpu { total: self.total - before.total, idle: self.idle - before.idle, steal: self.steal - before.steal }
+    }
+}
+
+/// User+system CPU seconds of every process named `postgres` on this
+/// machine (the database server the bench shares its cores with; 0 when
+/// it runs elsewhere or not at all).
+fn postgres_cpu_secs() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0.0 };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())).map(str::to_owned))
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres"))
+        .map(|pid| cpu_secs_of(&pid))
+        .sum()
 }
 
 fn clock_ticks() -> f64 {
@@ -755,6 +796,12 @@ struct StoreRun {
     server_cpu_ms_per_sig: f64,
     /// This process's CPU (the load generator) per signHash.
     client_cpu_ms_per_sig: f64,
+    /// Where the machine's cores went during the phase, in ms of core time
+    /// per signHash: all of it, PostgreSQL's processes, idle, stolen.
+    machine_ms_per_sig: f64,
+    postgres_cpu_ms_per_sig: f64,
+    idle_ms_per_sig: f64,
+    steal_ms_per_sig: f64,
     /// The audit writer during the phase: records per group commit, mean commit time (ms).
     records_per_commit: f64,
     commit_ms: f64,
@@ -896,6 +943,7 @@ async fn sign_phase(server: &ServerProc, world: &World, s: &Settings, run: &mut 
     let commits0 = commits(world.http.clone()).await;
     let cpu0 = server.cpu_secs();
     let client_cpu0 = cpu_secs_of("self");
+    let (machine0, postgres0) = (MachineCpu::now(), postgres_cpu_secs());
     let t0 = Instant::now();
     let (sign_per_s, sign_failed, sign_error) = throughput(s.concurrency, s.secs, move |w| {
         let (connections, request) = (connections.clone(), request.clone());
@@ -925,6 +973,7 @@ async fn sign_phase(server: &ServerProc, world: &World, s: &Settings, run: &mut 
     let phase_secs = t0.elapsed().as_secs_f64();
     let cpu = server.cpu_secs() - cpu0;
     let client_cpu = cpu_secs_of("self") - client_cpu0;
+    let (machine, postgres_cpu) = (MachineCpu::now().since(machine0), postgres_cpu_secs() - postgres0);
     run.load_after_sign = load_average();
     let commits1 = commits(world.http.clone()).await;
     let batches = commits1[1] - commits0[1];
@@ -935,6 +984,11 @@ async fn sign_phase(server: &ServerProc, world: &World, s: &Settings, run: &mut 
     }
     run.server_cpu_ms_per_sig = cpu * 1000.0 / (sign_per_s * phase_secs).max(1.0);
     run.client_cpu_ms_per_sig = client_cpu * 1000.0 / (sign_per_s * phase_secs).max(1.0);
+    let per_sig = |secs: f64| secs * 1000.0 / (sign_per_s * phase_secs).max(1.0);
+    run.machine_ms_per_sig = per_sig(machine.total);
+    run.postgres_cpu_ms_per_sig = per_sig(postgres_cpu);
+    run.idle_ms_per_sig = per_sig(machine.idle);
+    run.steal_ms_per_sig = per_sig(machine.steal);
     (run.sign_per_s, run.sign_failed, run.sign_error) = (sign_per_s, sign_failed, sign_error);
 }
 
@@ -1708,6 +1762,33 @@ fn print_signing(s: &Settings, runs: &[StoreRun], cores: usize, (raw_all, raw_al
                 .map(|e| format!(" ({e})"))
                 .unwrap_or_default(),
             r.load_after_sign
+        );
+    }
+    println!();
+    // The ratio above, taken apart: raw signing is nothing but RSA on
+    // every core, so whatever else the cores did during the phase is
+    // what signHash lacks of it. Measured from /proc, not sampled.
+    let raw_ms = 1000.0 / raw_one;
+    println!("Where the {cores} cores went during signHash (ms of core time per signHash, share of all):");
+    println!();
+    println!(
+        "| store | all | RSA (one thread's raw cost) | server, beyond RSA | load generator | PostgreSQL | idle | stolen by the hypervisor | other (kernel threads, I/O) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for r in runs {
+        let all = r.machine_ms_per_sig;
+        let part = |ms: f64| format!("{ms:.3} ({})", pct(ms, all));
+        let other = all - r.server_cpu_ms_per_sig - r.client_cpu_ms_per_sig - r.postgres_cpu_ms_per_sig - r.idle_ms_per_sig - r.steal_ms_per_sig;
+        println!(
+            "| {} | {all:.3} | {} | {} | {} | {} | {} | {} | {} |",
+            r.name,
+            part(raw_ms),
+            part(r.server_cpu_ms_per_sig - raw_ms),
+            part(r.client_cpu_ms_per_sig),
+            part(r.postgres_cpu_ms_per_sig),
+            part(r.idle_ms_per_sig),
+            part(r.steal_ms_per_sig),
+            part(other)
         );
     }
     println!();
