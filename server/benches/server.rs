@@ -303,7 +303,7 @@ struct Phone {
 /// address (20 enrollments): the benchmark spreads its logins over this
 /// many terminal + phone pairs so that it measures the server, not its
 /// rate limits (each pair can do 30 logins at once).
-const PAIRS: usize = 96;
+const PAIRS: usize = 192;
 /// Logins each waiting-terminal starts (under its burst of 30).
 const LOGINS_PER_WAITING_TERMINAL: usize = 25;
 
