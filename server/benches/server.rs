@@ -982,9 +982,9 @@ async fn sign_phase(server: &ServerProc, world: &World, s: &Settings, run: &mut 
     if let Some(mut p) = perf {
         let _ = p.wait();
     }
-    run.server_cpu_ms_per_sig = cpu * 1000.0 / (sign_per_s * phase_secs).max(1.0);
-    run.client_cpu_ms_per_sig = client_cpu * 1000.0 / (sign_per_s * phase_secs).max(1.0);
     let per_sig = |secs: f64| secs * 1000.0 / (sign_per_s * phase_secs).max(1.0);
+    run.server_cpu_ms_per_sig = per_sig(cpu);
+    run.client_cpu_ms_per_sig = per_sig(client_cpu);
     run.machine_ms_per_sig = per_sig(machine.total);
     run.postgres_cpu_ms_per_sig = per_sig(postgres_cpu);
     run.idle_ms_per_sig = per_sig(machine.idle);
