@@ -222,7 +222,7 @@ fn cpu_secs_of(pid: &str) -> f64 {
 
 /// The machine's CPU time so far (all cores, seconds): in all, idle
 /// (idle + iowait) and stolen by the hypervisor, from `/proc/stat`.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 struct MachineCpu {
     total: f64,
     idle: f64,
@@ -257,14 +257,20 @@ fn postgres_cpu_secs() -> f64 {
         .sum()
 }
 
+/// Clock ticks per second, asked of `getconf` once: the phase's CPU
+/// readings call this once per process, and each spawn inside the
+/// measured window would count as the machine's work.
 fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 // ---------------------------------------------------------------- an HTTP world
