@@ -7,6 +7,20 @@
 //! caps throughput at a few thousand per second. Requests hand their
 //! records to [`SignatureLog`]; it takes whatever has queued up, commits
 //! it in ONE transaction, and only then wakes each waiting request.
+//!
+//! A small signHash call with a software key hands its record *before* it
+//! signs and signs while the record commits: the call waits for the
+//! longer of the two, not their sum. Before, with 32 callers on two cores,
+//! every caller spent a commit's time (≈2.4 ms on PostgreSQL) with its
+//! signature done and nothing to compute, and the cores sat idle 10–15 %
+//! of the time (docs/performance.md). The security rule is unchanged: no
+//! signature leaves before its record is committed, and a record the
+//! commit refuses (revoked, capped, ended) drops its signature unreturned.
+//! The key is opened and the request checked before the record is handed
+//! (`SigningBackend::prepare_held`), so what can fail then fails before
+//! anything is recorded; were the signing itself to fail after its record
+//! committed, the call appends a `signature.failed` entry naming the
+//! committed one's grant and hashes and answers an internal error.
 
 use std::sync::Arc;
 
@@ -29,18 +43,21 @@ const INLINE_SIGNATURES: usize = 4;
 
 type Reply = oneshot::Sender<std::result::Result<RecordOutcome, String>>;
 
-/// Longest a batch waits for the records of calls still signing (see
-/// [`SignatureLog`]): about two RSA-2048 signatures on this kind of core.
-const GATHER: std::time::Duration = std::time::Duration::from_micros(2_000);
+/// Longest a batch waits for more records (see [`SignatureLog`]).
+const GATHER: std::time::Duration = std::time::Duration::from_micros(1_000);
 
 /// Handle to the audit group-commit writer.
 ///
-/// Records of calls that are still signing when a batch is taken would
-/// each start, alone or nearly, the next commit; the writer waits for them
-/// instead (at most [`GATHER`], and only while such calls exist: a lone
-/// call commits at once), as PostgreSQL's `commit_delay` with
-/// `commit_siblings` does. Under load this makes fewer, fuller commits —
-/// every commit's statements and hand-offs cost CPU the signatures need.
+/// Records that arrive just after a batch was taken would each start,
+/// alone or nearly, the next commit; the writer waits for more instead (at
+/// most [`GATHER`] from the batch's first record), as PostgreSQL's
+/// `commit_delay` with `commit_siblings` does, but only when more are
+/// likely: while calls that sign before they record are signing
+/// ([`SignatureLog::coming`]), or when the previous batch held more than
+/// one record (concurrent callers; their next calls are on their way).
+/// A lone call on a quiet server commits at once. Under load this makes
+/// fewer, fuller commits — every commit's statements and hand-offs cost
+/// CPU the signatures need.
 pub(crate) struct SignatureLog {
     tx: mpsc::Sender<(SignatureRecord, Reply)>,
     /// Bumped after each committed batch: wakes the phones following the
@@ -77,6 +94,7 @@ impl SignatureLog {
         let coming = Arc::new(Coming::default());
         let gather = coming.clone();
         tokio::spawn(async move {
+            let mut busy = false;
             while let Some(first) = rx.recv().await {
                 let mut batch = vec![first];
                 let until = tokio::time::Instant::now() + GATHER;
@@ -87,7 +105,7 @@ impl SignatureLog {
                             Err(_) => break,
                         }
                     }
-                    if batch.len() >= MAX_BATCH || gather.calls.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                    if batch.len() >= MAX_BATCH || (!busy && gather.calls.load(std::sync::atomic::Ordering::Acquire) == 0) {
                         break;
                     }
                     tokio::select! {
@@ -99,6 +117,7 @@ impl SignatureLog {
                         () = tokio::time::sleep_until(until) => break,
                     }
                 }
+                busy = batch.len() > 1;
                 let (records, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
                 let started = std::time::Instant::now();
                 let committed = store.record_signatures(&records).await;
@@ -133,13 +152,33 @@ impl SignatureLog {
         OnItsWay { coming: self.coming.clone() }
     }
 
+    /// Records `r` (the call signed first, see [`SignatureLog::coming`]):
+    /// resolves once its batch committed.
     pub(super) async fn record(&self, r: SignatureRecord, on_its_way: OnItsWay) -> Result<RecordOutcome> {
-        let (reply, wait) = oneshot::channel();
-        let sent = self.tx.send((r, reply)).await;
+        let handed = self.hand(r).await;
         // Queued (or refused): the writer need not wait for it any longer.
         drop(on_its_way);
-        sent.map_err(|_| Error::Internal("signature log stopped".into()))?;
-        wait.await.map_err(|_| Error::Internal("signature log stopped".into()))?.map_err(Error::Internal)
+        handed?.outcome().await
+    }
+
+    /// Queues `r` for the next batch and returns at once; the outcome comes
+    /// from [`Handed::outcome`]. For a call that signs while its record commits.
+    pub(super) async fn hand(&self, r: SignatureRecord) -> Result<Handed> {
+        let (reply, wait) = oneshot::channel();
+        self.tx.send((r, reply)).await.map_err(|_| Error::Internal("signature log stopped".into()))?;
+        Ok(Handed { wait })
+    }
+}
+
+/// A record queued for the group commit (see [`SignatureLog::hand`]).
+pub(super) struct Handed {
+    wait: oneshot::Receiver<std::result::Result<RecordOutcome, String>>,
+}
+
+impl Handed {
+    /// What the commit of the record's batch decided.
+    pub(super) async fn outcome(self) -> Result<RecordOutcome> {
+        self.wait.await.map_err(|_| Error::Internal("signature log stopped".into()))?.map_err(Error::Internal)
     }
 }
 
@@ -405,6 +444,46 @@ impl App {
             self.backend.sign_digests_held(&hold, &sealed, alg, refs)
         };
         let refs: Vec<&[u8]> = digests.iter().map(Vec::as_slice).collect();
+        if refs.len() <= INLINE_SIGNATURES && self.backend.signs_inline(&sealed) {
+            // Record and sign at once (module docs): everything that can
+            // refuse the call before signing is checked first.
+            let hold = KeyHold { grant_id: &grant.id, now_ms: signing_ms, until_ms };
+            if let Err(e) = self.backend.prepare_held(&hold, &sealed, alg, &refs) {
+                // Held rows carry the credential's stored key: let the next
+                // call read it afresh (a key repaired in the store signs again).
+                self.release_grant(&grant.id);
+                return Err(e.into());
+            }
+            let record = SignatureRecord {
+                grant_id: grant.id.clone(),
+                credential_id: c.id.clone(),
+                terminal_id: terminal.id.clone(),
+                hashes: digests.clone(),
+                sign_algo: alg.as_str().to_owned(),
+                now_ms: signing_ms,
+                signature_formats: Vec::new(),
+                label,
+            };
+            let handed = self.signature_log.hand(record).await?;
+            // Let the calls that arrived with this one hand their records
+            // before this thread spends a signature's time: they then join
+            // the same batch instead of the next.
+            tokio::task::yield_now().await;
+            let signed = sign(&refs);
+            return match handed.outcome().await? {
+                RecordOutcome::Recorded(made) => {
+                    self.recorded(&call, made, signing_ms);
+                    match signed {
+                        Ok(signatures) => {
+                            self.metrics.signatures(crate::metrics::SignatureKind::Hash, signatures.len() as u64);
+                            Ok(SignHashResponse { signatures: signatures.iter().map(|s| STANDARD.encode(s)).collect() })
+                        }
+                        Err(e) => Err(self.failed_after_record(&call, &c.id, &digests, e.into()).await),
+                    }
+                }
+                outcome => Err(self.refused_at_commit(&call, &c.id, outcome).await),
+            };
+        }
         let on_its_way = self.signature_log.coming();
         // One RSA-2048 signature is ≈0.25 ms: cheaper than moving a single
         // hash to the blocking pool and back (two thread hand-offs), so small
@@ -445,6 +524,23 @@ impl App {
             }
             outcome => Err(self.refused_at_commit(&call, &c.id, outcome).await),
         }
+    }
+
+    /// The answer to a call whose signing failed after its record was
+    /// committed (module docs): the audit log says so next to the record
+    /// (`signature.failed`, the same grant and hashes), then the error.
+    async fn failed_after_record(&self, call: &SigningCall, credential_id: &str, digests: &[Vec<u8>], e: Error) -> Error {
+        tracing::error!(grant = %call.grant.id, credential = %credential_id, error = %e, "signing failed after its record was committed");
+        let details = serde_json::json!({
+            "grant": call.grant.id,
+            "hashes": digests.iter().map(hex::encode).collect::<Vec<_>>(),
+            "error": e.to_string(),
+        });
+        let audit = crate::store::AuditEvent::new(format!("terminal:{}", call.terminal.id), "signature.failed", credential_id, details);
+        if let Err(a) = self.store.append_audit(self.clock.now_ms(), &audit).await {
+            tracing::error!(error = %a, "recording a signing failure");
+        }
+        e
     }
 
     /// The answer to a call whose record the commit refused (revoked,

@@ -112,6 +112,24 @@ pub trait SigningBackend: Send + Sync {
         self.sign_digests(key, alg, digests)
     }
 
+    /// Everything [`sign_digests_held`](Self::sign_digests_held) checks
+    /// and opens before it signs, done now: the request's digests and
+    /// algorithm are checked and the key opened and held for the grant.
+    /// A caller that records a signature before computing it (the inline
+    /// signHash path, `service::signature`) calls this first, so that a key
+    /// that does not open, or a request the key cannot sign, fails before
+    /// anything is recorded. The default only checks the request.
+    fn prepare_held(
+        &self,
+        hold: &KeyHold<'_>,
+        key: &SealedKey,
+        alg: SignatureAlgorithm,
+        digests: &[&[u8]],
+    ) -> Result<(), SigningError> {
+        let _ = hold;
+        check_request(key, alg, digests)
+    }
+
     /// Grant `grant_id` ended (revoked, ended from the phone, used up): drop
     /// every key held for it.
     fn release_grant(&self, grant_id: &str) {
@@ -202,6 +220,16 @@ impl SoftwareBackend {
     /// The KEK this backend opens keys with (to seal new ones).
     pub fn kek(&self) -> &Kek {
         &self.kek
+    }
+
+    /// The key held for `hold`'s grant, or opened now and held.
+    fn held_or_open(&self, hold: &KeyHold<'_>, key: &SealedKey) -> Result<Arc<OpenKey>, SigningError> {
+        if let Some(open) = self.held.get(hold, key) {
+            return Ok(open);
+        }
+        let open = Arc::new(self.open(key)?);
+        self.held.insert(hold, key, open.clone());
+        Ok(open)
     }
 
     fn open(&self, key: &SealedKey) -> Result<OpenKey, SigningError> {
@@ -400,15 +428,19 @@ impl SigningBackend for SoftwareBackend {
         digests: &[&[u8]],
     ) -> Result<Vec<Vec<u8>>, SigningError> {
         check_request(key, alg, digests)?;
-        let open = match self.held.get(hold, key) {
-            Some(open) => open,
-            None => {
-                let open = Arc::new(self.open(key)?);
-                self.held.insert(hold, key, open.clone());
-                open
-            }
-        };
+        let open = self.held_or_open(hold, key)?;
         digests.iter().map(|d| open.sign(d)).collect()
+    }
+
+    fn prepare_held(
+        &self,
+        hold: &KeyHold<'_>,
+        key: &SealedKey,
+        alg: SignatureAlgorithm,
+        digests: &[&[u8]],
+    ) -> Result<(), SigningError> {
+        check_request(key, alg, digests)?;
+        self.held_or_open(hold, key).map(drop)
     }
 
     fn release_grant(&self, grant_id: &str) {

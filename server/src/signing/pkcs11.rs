@@ -869,6 +869,19 @@ impl SigningBackend for Pkcs11Backend {
         }
     }
 
+    fn prepare_held(
+        &self,
+        hold: &KeyHold<'_>,
+        key: &SealedKey,
+        alg: SignatureAlgorithm,
+        digests: &[&[u8]],
+    ) -> Result<(), SigningError> {
+        match TokenKeyRef::from_stored(&key.sealed_pkcs8) {
+            Some(r) => r.and_then(|_| super::backend::check_request(key, alg, digests)),
+            None => self.software.prepare_held(hold, key, alg, digests),
+        }
+    }
+
     fn release_grant(&self, grant_id: &str) {
         self.software.release_grant(grant_id);
     }

@@ -35,6 +35,7 @@ mod http;
 mod openapi;
 mod pkcs11;
 mod readiness;
+mod record_first;
 mod replicas;
 mod signdoc;
 mod signing_log;
