@@ -100,3 +100,66 @@ async fn concurrent_calls_each_get_their_own_signature_and_record() {
     assert_eq!(recorded, expected, "one record per call, with its hash");
     assert_eq!(env.admin_get("/admin/v1/audit/verify").await["ok"], true);
 }
+
+/// Signs nothing: it checks and opens keys as the software backend does
+/// (`prepare_held`), then fails every signature — a fault inside the
+/// signing itself, after the call's record was handed to the commit.
+struct FailsToSign(shomei_server::signing::SoftwareBackend);
+
+impl shomei_server::signing::SigningBackend for FailsToSign {
+    fn sign_digest(&self, _: &shomei_server::signing::SealedKey, _: shomei_server::signing::SignatureAlgorithm, _: &[u8]) -> Result<Vec<u8>, shomei_server::signing::SigningError> {
+        Err(shomei_server::signing::SigningError::Crypto("injected fault"))
+    }
+
+    fn prepare_held(
+        &self,
+        hold: &shomei_server::signing::KeyHold<'_>,
+        key: &shomei_server::signing::SealedKey,
+        alg: shomei_server::signing::SignatureAlgorithm,
+        digests: &[&[u8]],
+    ) -> Result<(), shomei_server::signing::SigningError> {
+        self.0.prepare_held(hold, key, alg, digests)
+    }
+}
+
+/// A signature that fails after its record committed: the call answers an
+/// internal error with no signature, and the audit log says so next to the
+/// record — a `signature.failed` entry with the same grant and hash — and
+/// still verifies. (A second App on the running server's store, with the
+/// faulty backend; the grant comes from the real HTTP flow.)
+#[tokio::test]
+async fn a_signature_failing_after_its_record_committed_is_logged_as_failed() {
+    let env = Env::new().await;
+    let w = env.world().await;
+    let phone = env.enroll(&w.practitioner).await;
+    let token = env.grant(&w.terminal, &phone).await;
+    let running = env.app();
+    let faulty = shomei_server::service::App::new(
+        running.store.clone(),
+        running.policy.clone(),
+        running.origin.clone(),
+        running.kek.clone(),
+        std::sync::Arc::new(FailsToSign(shomei_server::signing::SoftwareBackend::new(running.kek.clone()))),
+    );
+    let call = faulty.authorize_signing(&w.terminal.0, &w.terminal.1, &token, &w.credential).await.unwrap();
+    let request: shomei_server::service::signature::SignHashRequest = serde_json::from_value(serde_json::json!({
+        "credentialID": w.credential, "hashes": [std64(&[9; 32])], "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1", "signAlgo": "1.2.840.113549.1.1.11"
+    }))
+    .unwrap();
+    let err = faulty.csc_sign_hash(call, request).await.expect_err("no signature comes back");
+    assert!(err.to_string().contains("injected fault"), "{err}");
+
+    let r = env.http.get(format!("{}/admin/v1/audit/export", env.admin_base)).bearer_auth(&env.token).send().await.unwrap();
+    let entries: Vec<Value> = r.text().await.unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let created: Vec<&Value> = entries.iter().filter(|e| e["action"] == "signature.create").collect();
+    let failed: Vec<&Value> = entries.iter().filter(|e| e["action"] == "signature.failed").collect();
+    assert_eq!((created.len(), failed.len()), (1, 1), "the committed record and its failure");
+    assert!(failed[0]["seq"].as_i64() > created[0]["seq"].as_i64(), "the failure follows the record");
+    assert_eq!(failed[0]["subject"], w.credential);
+    let created_details: Value = serde_json::from_str(created[0]["details"].as_str().unwrap()).unwrap();
+    let failed_details: Value = serde_json::from_str(failed[0]["details"].as_str().unwrap()).unwrap();
+    assert_eq!(failed_details["grant"], created_details["grant"]);
+    assert_eq!(failed_details["hashes"], serde_json::json!([hex::encode([9u8; 32])]));
+    assert_eq!(signatures_made(&env).await, 1, "the record counts against the grant, as committed");
+    assert_eq!(env.admin_get("/admin/v1/audit/verify").await["ok"], true);
+}
