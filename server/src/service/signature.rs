@@ -444,9 +444,29 @@ impl App {
             self.backend.sign_digests_held(&hold, &sealed, alg, refs)
         };
         let refs: Vec<&[u8]> = digests.iter().map(Vec::as_slice).collect();
+        let record = |hashes: Vec<Vec<u8>>, now_ms: i64, label: Option<String>| SignatureRecord {
+            grant_id: grant.id.clone(),
+            credential_id: c.id.clone(),
+            terminal_id: terminal.id.clone(),
+            hashes,
+            sign_algo: alg.as_str().to_owned(),
+            now_ms,
+            signature_formats: Vec::new(),
+            label,
+        };
+        let answer = |made: i64, at_ms: i64, signatures: Vec<Vec<u8>>| {
+            self.recorded(&call, made, at_ms);
+            self.metrics.signatures(crate::metrics::SignatureKind::Hash, signatures.len() as u64);
+            SignHashResponse { signatures: signatures.iter().map(|s| STANDARD.encode(s)).collect() }
+        };
+        // One RSA-2048 signature is ≈0.2 ms: cheaper than moving a single
+        // hash to the blocking pool and back (two thread hand-offs), so small
+        // calls sign on the runtime thread, while their record commits
+        // (module docs); big batches go to the pool. A token key always
+        // signs on the blocking pool: its call may wait for a session or the
+        // device.
         if refs.len() <= INLINE_SIGNATURES && self.backend.signs_inline(&sealed) {
-            // Record and sign at once (module docs): everything that can
-            // refuse the call before signing is checked first.
+            // Everything that can refuse the call before signing is checked first.
             let hold = KeyHold { grant_id: &grant.id, now_ms: signing_ms, until_ms };
             if let Err(e) = self.backend.prepare_held(&hold, &sealed, alg, &refs) {
                 // Held rows carry the credential's stored key: let the next
@@ -454,45 +474,25 @@ impl App {
                 self.release_grant(&grant.id);
                 return Err(e.into());
             }
-            let record = SignatureRecord {
-                grant_id: grant.id.clone(),
-                credential_id: c.id.clone(),
-                terminal_id: terminal.id.clone(),
-                hashes: digests.clone(),
-                sign_algo: alg.as_str().to_owned(),
-                now_ms: signing_ms,
-                signature_formats: Vec::new(),
-                label,
-            };
-            let handed = self.signature_log.hand(record).await?;
+            let handed = self.signature_log.hand(record(digests.clone(), signing_ms, label)).await?;
             // Let the calls that arrived with this one hand their records
             // before this thread spends a signature's time: they then join
             // the same batch instead of the next.
             tokio::task::yield_now().await;
             let signed = sign(&refs);
             return match handed.outcome().await? {
-                RecordOutcome::Recorded(made) => {
-                    self.recorded(&call, made, signing_ms);
-                    match signed {
-                        Ok(signatures) => {
-                            self.metrics.signatures(crate::metrics::SignatureKind::Hash, signatures.len() as u64);
-                            Ok(SignHashResponse { signatures: signatures.iter().map(|s| STANDARD.encode(s)).collect() })
-                        }
-                        Err(e) => Err(self.failed_after_record(&call, &c.id, &digests, e.into()).await),
+                RecordOutcome::Recorded(made) => match signed {
+                    Ok(signatures) => Ok(answer(made, signing_ms, signatures)),
+                    Err(e) => {
+                        self.recorded(&call, made, signing_ms);
+                        Err(self.failed_after_record(&call, &c.id, &digests, e.into()).await)
                     }
-                }
+                },
                 outcome => Err(self.refused_at_commit(&call, &c.id, outcome).await),
             };
         }
         let on_its_way = self.signature_log.coming();
-        // One RSA-2048 signature is ≈0.25 ms: cheaper than moving a single
-        // hash to the blocking pool and back (two thread hand-offs), so small
-        // calls sign on the runtime thread; big batches go to the pool.
-        // A token key always signs on the blocking pool: its call may wait
-        // for a session or the device.
-        let signatures = if refs.len() <= INLINE_SIGNATURES && self.backend.signs_inline(&sealed) {
-            sign(&refs)?
-        } else {
+        let signatures = {
             let backend = self.backend.clone();
             let to_sign = digests.clone();
             let grant_id = grant.id.clone();
@@ -506,22 +506,8 @@ impl App {
         };
         drop(refs);
         let now = self.clock.now_ms();
-        let record = SignatureRecord {
-            grant_id: grant.id.clone(),
-            credential_id: c.id.clone(),
-            terminal_id: terminal.id.clone(),
-            hashes: digests,
-            sign_algo: alg.as_str().to_owned(),
-            now_ms: now,
-            signature_formats: Vec::new(),
-            label,
-        };
-        match self.signature_log.record(record, on_its_way).await? {
-            RecordOutcome::Recorded(made) => {
-                self.recorded(&call, made, now);
-                self.metrics.signatures(crate::metrics::SignatureKind::Hash, signatures.len() as u64);
-                Ok(SignHashResponse { signatures: signatures.iter().map(|s| STANDARD.encode(s)).collect() })
-            }
+        match self.signature_log.record(record(digests, now, label), on_its_way).await? {
+            RecordOutcome::Recorded(made) => Ok(answer(made, now, signatures)),
             outcome => Err(self.refused_at_commit(&call, &c.id, outcome).await),
         }
     }
