@@ -410,7 +410,8 @@ impl App {
         })
     }
 
-    /// CSC `signatures/signHash`: sign, record in the audit log, then return.
+    /// CSC `signatures/signHash`: sign and record in the audit log (a small
+    /// call with a software key does both at once, module docs), then return.
     pub async fn csc_sign_hash(&self, mut call: SigningCall, req: SignHashRequest) -> Result<SignHashResponse> {
         let label = super::signing_log::label_from_request(req.label.as_ref())?;
         let c = self.call_credential(&mut call, &req.credential_id).await?;
