@@ -440,10 +440,6 @@ impl App {
         // backend may hold the opened key for it until it ends.
         let signing_ms = self.clock.now_ms();
         let until_ms = App::grant_end_ms(grant);
-        let sign = |refs: &[&[u8]]| {
-            let hold = KeyHold { grant_id: &grant.id, now_ms: signing_ms, until_ms };
-            self.backend.sign_digests_held(&hold, &sealed, alg, refs)
-        };
         let refs: Vec<&[u8]> = digests.iter().map(Vec::as_slice).collect();
         let record = |hashes: Vec<Vec<u8>>, now_ms: i64, label: Option<String>| SignatureRecord {
             grant_id: grant.id.clone(),
@@ -480,7 +476,7 @@ impl App {
             // before this thread spends a signature's time: they then join
             // the same batch instead of the next.
             tokio::task::yield_now().await;
-            let signed = sign(&refs);
+            let signed = self.backend.sign_digests_held(&hold, &sealed, alg, &refs);
             return match handed.outcome().await? {
                 RecordOutcome::Recorded(made) => match signed {
                     Ok(signatures) => Ok(answer(made, signing_ms, signatures)),
