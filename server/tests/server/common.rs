@@ -125,6 +125,19 @@ impl Env {
         r.json().await.unwrap()
     }
 
+    /// The whole audit log, one JSON object per entry (`GET /admin/v1/audit/export`).
+    pub async fn audit_export(&self) -> Vec<Value> {
+        let r = self
+            .http
+            .get(format!("{}/admin/v1/audit/export", self.admin_base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "audit export: {}", r.status());
+        r.text().await.unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
     /// Facility + terminal + practitioner (allowed there) + dev-CA credential.
     pub async fn world(&self) -> World {
         let f = self.admin("/admin/v1/facilities", json!({ "name": "Clinic A" })).await;

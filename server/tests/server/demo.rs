@@ -130,19 +130,7 @@ async fn approved_session(env: &Env) -> (String, Phone, Value) {
 }
 
 async fn audit(env: &Env) -> Vec<Value> {
-    let r = env
-        .http
-        .get(format!("{}/admin/v1/audit/export", env.admin_base))
-        .bearer_auth(&env.token)
-        .send()
-        .await
-        .unwrap();
-    r.text()
-        .await
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    env.audit_export().await
 }
 
 fn code(v: &Value) -> &str {

@@ -34,20 +34,7 @@ fn no_store(h: &reqwest::header::HeaderMap) -> bool {
 }
 
 async fn audit_actions(env: &Env) -> Vec<Value> {
-    let r = env
-        .http
-        .get(format!("{}/admin/v1/audit/export", env.admin_base))
-        .bearer_auth(&env.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    r.text()
-        .await
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .collect()
+    env.audit_export().await
 }
 
 #[cfg(unix)]

@@ -6,6 +6,7 @@
 
 use reqwest::StatusCode;
 use serde_json::Value;
+use shomei_server::signing::{KeyHold, SealedKey, SignatureAlgorithm, SigningBackend, SigningError, SoftwareBackend};
 
 use crate::common::*;
 
@@ -15,9 +16,7 @@ async fn sqlite(env: &Env) -> sqlx::SqlitePool {
 
 /// The audit log's `signature.create` entries, from the export.
 async fn signature_entries(env: &Env) -> Vec<Value> {
-    let r = env.http.get(format!("{}/admin/v1/audit/export", env.admin_base)).bearer_auth(&env.token).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    r.text().await.unwrap().lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).filter(|e| e["action"] == "signature.create").collect()
+    env.audit_export().await.into_iter().filter(|e| e["action"] == "signature.create").collect()
 }
 
 async fn signatures_made(env: &Env) -> i64 {
@@ -104,20 +103,20 @@ async fn concurrent_calls_each_get_their_own_signature_and_record() {
 /// Signs nothing: it checks and opens keys as the software backend does
 /// (`prepare_held`), then fails every signature — a fault inside the
 /// signing itself, after the call's record was handed to the commit.
-struct FailsToSign(shomei_server::signing::SoftwareBackend);
+struct FailsToSign(SoftwareBackend);
 
-impl shomei_server::signing::SigningBackend for FailsToSign {
-    fn sign_digest(&self, _: &shomei_server::signing::SealedKey, _: shomei_server::signing::SignatureAlgorithm, _: &[u8]) -> Result<Vec<u8>, shomei_server::signing::SigningError> {
-        Err(shomei_server::signing::SigningError::Crypto("injected fault"))
+impl SigningBackend for FailsToSign {
+    fn sign_digest(&self, _: &SealedKey, _: SignatureAlgorithm, _: &[u8]) -> Result<Vec<u8>, SigningError> {
+        Err(SigningError::Crypto("injected fault"))
     }
 
     fn prepare_held(
         &self,
-        hold: &shomei_server::signing::KeyHold<'_>,
-        key: &shomei_server::signing::SealedKey,
-        alg: shomei_server::signing::SignatureAlgorithm,
+        hold: &KeyHold<'_>,
+        key: &SealedKey,
+        alg: SignatureAlgorithm,
         digests: &[&[u8]],
-    ) -> Result<(), shomei_server::signing::SigningError> {
+    ) -> Result<(), SigningError> {
         self.0.prepare_held(hold, key, alg, digests)
     }
 }
@@ -139,7 +138,7 @@ async fn a_signature_failing_after_its_record_committed_is_logged_as_failed() {
         running.policy.clone(),
         running.origin.clone(),
         running.kek.clone(),
-        std::sync::Arc::new(FailsToSign(shomei_server::signing::SoftwareBackend::new(running.kek.clone()))),
+        std::sync::Arc::new(FailsToSign(SoftwareBackend::new(running.kek.clone()))),
     );
     let call = faulty.authorize_signing(&w.terminal.0, &w.terminal.1, &token, &w.credential).await.unwrap();
     let request: shomei_server::service::signature::SignHashRequest = serde_json::from_value(serde_json::json!({
@@ -149,8 +148,7 @@ async fn a_signature_failing_after_its_record_committed_is_logged_as_failed() {
     let err = faulty.csc_sign_hash(call, request).await.expect_err("no signature comes back");
     assert!(err.to_string().contains("injected fault"), "{err}");
 
-    let r = env.http.get(format!("{}/admin/v1/audit/export", env.admin_base)).bearer_auth(&env.token).send().await.unwrap();
-    let entries: Vec<Value> = r.text().await.unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let entries = env.audit_export().await;
     let created: Vec<&Value> = entries.iter().filter(|e| e["action"] == "signature.create").collect();
     let failed: Vec<&Value> = entries.iter().filter(|e| e["action"] == "signature.failed").collect();
     assert_eq!((created.len(), failed.len()), (1, 1), "the committed record and its failure");
