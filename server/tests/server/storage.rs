@@ -828,6 +828,128 @@ async fn migration_0005_backfills_signatures_from_the_audit_log_on_postgres() {
     db.drop_db().await;
 }
 
+/// A signing-log row inserted by hand: grant g1 is p1's at terminal t1
+/// (signing_log_fixture); `practitioner` and `terminal` are what the row
+/// claims.
+const HAND_ROW: &str = "INSERT INTO signatures (seq, grant_id, practitioner_id, terminal_id, credential_id, at_ms, sign_algo, format, digest, label) \
+    VALUES ($1, 'g1', $2, $3, 'c-g1', 1000, 'rsa-pkcs1-sha256', 'hash', $4, NULL)";
+
+/// What a hand-made row claiming (`practitioner`, `terminal`) for g1 did:
+/// `Ok` when stored, else the database's refusal.
+macro_rules! insert_hand_row {
+    ($pool:expr, $seq:expr, $practitioner:expr, $terminal:expr) => {
+        sqlx::query(HAND_ROW).bind($seq).bind($practitioner).bind($terminal).bind(vec![1u8; 32]).execute($pool).await.map(|_| ())
+    };
+}
+
+fn is_foreign_key_refusal(e: &sqlx::Error) -> bool {
+    let text = e.to_string().to_lowercase();
+    text.contains("foreign key")
+}
+
+#[tokio::test]
+async fn a_signing_log_row_must_name_its_grants_own_practitioner_and_terminal_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = shomei_server::store::sqlite::SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+    signing_log_fixture(&store).await;
+    // p2 and t2 exist, but g1 is neither p2's nor t2's.
+    for (practitioner, terminal) in [("p2", "t1"), ("p1", "t2"), ("p1", "nobody")] {
+        let e = insert_hand_row!(store.pool(), 900, practitioner, terminal).unwrap_err();
+        assert!(is_foreign_key_refusal(&e), "{practitioner}/{terminal}: {e}");
+    }
+    assert!(s_rows(&store).await.is_empty(), "no refused row stayed");
+    insert_hand_row!(store.pool(), 900, "p1", "t1").unwrap();
+    assert_eq!(s_rows(&store).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_signing_log_row_must_name_its_grants_own_practitioner_and_terminal_on_postgres() {
+    let Some(db) = PgDb::create().await else { return };
+    let store = shomei_server::store::postgres::PgStore::connect(&db.url()).await.unwrap();
+    signing_log_fixture(&store).await;
+    for (practitioner, terminal) in [("p2", "t1"), ("p1", "t2"), ("p1", "nobody")] {
+        let e = insert_hand_row!(store.pool(), 900_i64, practitioner, terminal).unwrap_err();
+        assert!(is_foreign_key_refusal(&e), "{practitioner}/{terminal}: {e}");
+    }
+    assert!(s_rows(&store).await.is_empty(), "no refused row stayed");
+    insert_hand_row!(store.pool(), 900_i64, "p1", "t1").unwrap();
+    assert_eq!(s_rows(&store).await.len(), 1);
+    store.pool().close().await;
+    db.drop_db().await;
+}
+
+/// p1's signing-log rows, through the store.
+async fn s_rows(s: &dyn Store) -> Vec<SignatureEntry> {
+    s.signatures_since("p1", None, 0, 100).await.unwrap()
+}
+
+/// The migrations before 0007, as a migrator of their own.
+fn before_0007(all: sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {
+    let mut m = all;
+    m.migrations = std::borrow::Cow::Owned(m.migrations.iter().filter(|m| m.version < 7).cloned().collect());
+    assert_eq!(m.migrations.len(), 6);
+    m
+}
+
+/// A database at migration 0006 holding a signing log, then opened by this
+/// binary (which applies 0007): the same rows come back.
+async fn rows_survive_0007(s: &dyn Store) {
+    let rows = s_rows(s).await;
+    assert_eq!(rows.iter().map(|r| (r.digest[0], r.format.as_str(), r.terminal_id.as_str(), r.label.as_deref())).collect::<Vec<_>>(),
+        vec![(1, "hash", "t1", Some("first")), (2, "xades", "t2", None), (3, "cms", "t2", None)]);
+    assert_eq!(s.grant_signatures("g2", SignaturePage { watermark: i64::MAX, before_seq: None, limit: 10 }).await.unwrap().len(), 2);
+}
+
+/// The 0006 schema's rows, inserted by hand: p1 with grants g1 (at t1) and
+/// g2 (at t2), and three signing-log rows.
+const ROWS_AT_0006: &[&str] = &[
+    "INSERT INTO facilities VALUES ('f1', 'Clinic', 1)",
+    "INSERT INTO terminals VALUES ('t1', 'f1', 'EHR', x'01', 2, NULL)",
+    "INSERT INTO terminals VALUES ('t2', 'f1', 'Counter', x'02', 2, NULL)",
+    "INSERT INTO practitioners VALUES ('p1', 'Dr', 'doctor', 3)",
+    "INSERT INTO practitioner_facilities VALUES ('p1', 'f1')",
+    "INSERT INTO devices (id, practitioner_id, name, platform, public_key, token_hash, created_ms) VALUES ('d1', 'p1', 'phone', 'desktop', x'04', x'05', 4)",
+    "INSERT INTO grants (id, practitioner_id, terminal_id, device_id, login_id, created_ms, expires_ms, last_used_ms) VALUES ('g1', 'p1', 't1', 'd1', 'l1', 5, 9000000000000, 5)",
+    "INSERT INTO grants (id, practitioner_id, terminal_id, device_id, login_id, created_ms, expires_ms, last_used_ms) VALUES ('g2', 'p1', 't2', 'd1', 'l2', 5, 9000000000000, 5)",
+    "INSERT INTO signatures VALUES (1, 'g1', 'p1', 't1', 'c1', 1000, 'rsa-pkcs1-sha256', 'hash', x'0101010101010101010101010101010101010101010101010101010101010101', 'first')",
+    "INSERT INTO signatures VALUES (2, 'g2', 'p1', 't2', 'c1', 1001, 'rsa-pkcs1-sha256', 'xades', x'0202020202020202020202020202020202020202020202020202020202020202', NULL)",
+    "INSERT INTO signatures VALUES (3, 'g2', 'p1', 't2', 'c1', 1002, 'rsa-pkcs1-sha256', 'cms', x'0303030303030303030303030303030303030303030303030303030303030303', NULL)",
+];
+
+#[tokio::test]
+async fn migration_0007_keeps_the_signing_log_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    {
+        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true).foreign_keys(true);
+        let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+        before_0007(sqlx::migrate!("migrations/sqlite")).run(&pool).await.unwrap();
+        for row in ROWS_AT_0006 {
+            sqlx::query(row).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+    }
+    let store = shomei_server::store::sqlite::SqliteStore::open(&path).await.unwrap();
+    rows_survive_0007(&store).await;
+}
+
+#[tokio::test]
+async fn migration_0007_keeps_the_signing_log_on_postgres() {
+    let Some(db) = PgDb::create().await else { return };
+    {
+        let pool = sqlx::PgPool::connect(&db.url()).await.unwrap();
+        before_0007(sqlx::migrate!("migrations/postgres")).run(&pool).await.unwrap();
+        for row in ROWS_AT_0006 {
+            sqlx::query(&row.replace("x'", "'\\x")).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+    }
+    let store = shomei_server::store::postgres::PgStore::connect(&db.url()).await.unwrap();
+    rows_survive_0007(&store).await;
+    store.pool().close().await;
+    db.drop_db().await;
+}
+
 /// A shared server's log: p1's grants g1 and g2 hold 300 and 200
 /// signatures among 6,000 of another practitioner's (g3, p2), recorded
 /// interleaved — enough rows that a planner with statistics would rather
