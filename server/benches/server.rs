@@ -757,6 +757,9 @@ impl RawConnection {
 
 /// RSA-2048 PKCS#1 v1.5 signatures per second with aws-lc-rs on `threads`
 /// threads, each with its own parsed key, for `secs`.
+/// How long each raw RSA measurement next to a signHash phase runs.
+const RAW_ADJACENT: Duration = Duration::from_secs(3);
+
 fn raw_rsa(threads: usize, secs: Duration) -> f64 {
     use aws_lc_rs::digest::{Digest, SHA256};
     let key = Arc::new(
@@ -797,6 +800,13 @@ struct StoreRun {
     /// /proc/loadavg (1, 5, 15 min) right after the signHash phase.
     load_after_sign: String,
     sign_per_s: f64,
+    /// Raw RSA on every core right before and right after this store's
+    /// signHash phase, and on one thread right before it (signatures/s).
+    raw_adjacent: (f64, f64),
+    raw_one_adjacent: f64,
+    /// CPU the server and PostgreSQL used while those raw figures were
+    /// taken (seconds): what could have slowed them.
+    raw_adjacent_disturbance_secs: f64,
     sign_failed: u64,
     sign_error: Option<String>,
     server_cpu_ms_per_sig: f64,
@@ -823,6 +833,12 @@ struct StoreRun {
     hwm_mib: f64,
     waiting: usize,
     waiter_cpu_pct: f64,
+}
+
+impl StoreRun {
+    fn raw_adjacent_mean(&self) -> f64 {
+        (self.raw_adjacent.0 + self.raw_adjacent.1) / 2.0
+    }
 }
 
 async fn run_store(name: &'static str, database_url: Option<String>, s: &Settings) -> StoreRun {
@@ -946,6 +962,16 @@ async fn sign_phase(server: &ServerProc, world: &World, s: &Settings, run: &mut 
         }
         v
     };
+    // Raw RSA next to the phase: the machine's speed drifts over a run
+    // (docs/performance.md), and a baseline taken minutes away from the
+    // phase measures another machine. The server and PostgreSQL are idle
+    // by now; what CPU they still use meanwhile is reported with it.
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let disturbance = || server.cpu_secs() + postgres_cpu_secs();
+    let quiet0 = disturbance();
+    run.raw_one_adjacent = tokio::task::block_in_place(|| raw_rsa(1, RAW_ADJACENT));
+    run.raw_adjacent.0 = tokio::task::block_in_place(|| raw_rsa(cores, RAW_ADJACENT));
+    run.raw_adjacent_disturbance_secs = disturbance() - quiet0;
     let commits0 = commits(world.http.clone()).await;
     let cpu0 = server.cpu_secs();
     let client_cpu0 = cpu_secs_of("self");
@@ -988,6 +1014,9 @@ async fn sign_phase(server: &ServerProc, world: &World, s: &Settings, run: &mut 
     if let Some(mut p) = perf {
         let _ = p.wait();
     }
+    let quiet1 = disturbance();
+    run.raw_adjacent.1 = tokio::task::block_in_place(|| raw_rsa(cores, RAW_ADJACENT));
+    run.raw_adjacent_disturbance_secs += disturbance() - quiet1;
     let per_sig = |secs: f64| secs * 1000.0 / (sign_per_s * phase_secs).max(1.0);
     run.server_cpu_ms_per_sig = per_sig(cpu);
     run.client_cpu_ms_per_sig = per_sig(client_cpu);
@@ -1748,17 +1777,18 @@ fn print_signing(s: &Settings, runs: &[StoreRun], cores: usize, (raw_all, raw_al
     );
     println!();
     println!(
-        "| store | signHash/s | of raw (all cores) | server CPU per signHash | raw CPU per signature / server CPU per signHash | load generator CPU per signHash | records per group commit | commit time | failed | load average after |"
+        "| store | signHash/s | of raw (all cores, next to the phase) | of raw (whole run's mean) | server CPU per signHash | raw CPU per signature / server CPU per signHash | load generator CPU per signHash | records per group commit | commit time | failed | load average after |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for r in runs {
         println!(
-            "| {} | {:.0} | {} | {:.3} ms | {} | {:.3} ms | {:.1} | {:.2} ms | {}{} | {} |",
+            "| {} | {:.0} | {} | {} | {:.3} ms | {} | {:.3} ms | {:.1} | {:.2} ms | {}{} | {} |",
             r.name,
             r.sign_per_s,
+            pct(r.sign_per_s, r.raw_adjacent_mean()),
             pct(r.sign_per_s, raw),
             r.server_cpu_ms_per_sig,
-            pct(1000.0 / raw_one, r.server_cpu_ms_per_sig),
+            pct(1000.0 / r.raw_one_adjacent, r.server_cpu_ms_per_sig),
             r.client_cpu_ms_per_sig,
             r.records_per_commit,
             r.commit_ms,
@@ -1771,17 +1801,34 @@ fn print_signing(s: &Settings, runs: &[StoreRun], cores: usize, (raw_all, raw_al
         );
     }
     println!();
+    println!("Raw RSA next to each phase ({}s each; the server and PostgreSQL idle meanwhile):", RAW_ADJACENT.as_secs());
+    println!();
+    println!("| store | {cores} threads before | {cores} threads after | mean | 1 thread before | server + PostgreSQL CPU meanwhile |");
+    println!("|---|---|---|---|---|---|");
+    for r in runs {
+        let (b, a) = r.raw_adjacent;
+        println!(
+            "| {} | {b:.0}/s | {a:.0}/s | {:.0}/s | {:.0}/s ({:.3} ms per signature) | {:.0} ms over {}s |",
+            r.name,
+            r.raw_adjacent_mean(),
+            r.raw_one_adjacent,
+            1000.0 / r.raw_one_adjacent,
+            r.raw_adjacent_disturbance_secs * 1000.0,
+            RAW_ADJACENT.as_secs() * 3
+        );
+    }
+    println!();
     // The ratio above, taken apart: raw signing is nothing but RSA on
     // every core, so whatever else the cores did during the phase is
     // what signHash lacks of it. Measured from /proc, not sampled.
-    let raw_ms = 1000.0 / raw_one;
-    println!("Where the {cores} cores went during signHash (ms of core time per signHash, share of all):");
+    println!("Where the {cores} cores went during signHash (ms of core time per signHash, share of all; RSA at the one-thread cost measured next to the phase):");
     println!();
     println!(
         "| store | all | RSA (one thread's raw cost) | server, beyond RSA | load generator | PostgreSQL | idle | stolen by the hypervisor | other (kernel threads, I/O) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for r in runs {
+        let raw_ms = 1000.0 / r.raw_one_adjacent;
         let all = r.machine_ms_per_sig;
         let part = |ms: f64| format!("{ms:.3} ({})", pct(ms, all));
         let other = all - r.server_cpu_ms_per_sig - r.client_cpu_ms_per_sig - r.postgres_cpu_ms_per_sig - r.idle_ms_per_sig - r.steal_ms_per_sig;
