@@ -13,5 +13,4 @@ ALTER TABLE signatures DROP CONSTRAINT signatures_grant_id_fkey,
   DROP CONSTRAINT signatures_practitioner_id_fkey,
   DROP CONSTRAINT signatures_terminal_id_fkey;
 ALTER TABLE signatures ADD CONSTRAINT signatures_grant_fkey FOREIGN KEY (grant_id, practitioner_id, terminal_id)
-  REFERENCES grants (id, practitioner_id, terminal_id) NOT VALID;
-ALTER TABLE signatures VALIDATE CONSTRAINT signatures_grant_fkey;
+  REFERENCES grants (id, practitioner_id, terminal_id);
