@@ -5,7 +5,9 @@
 //! 1. Raw aws-lc-rs RSA-2048 signing on all cores (threads, parsed key)
 //!    vs `POST /csc/v2/signatures/signHash` (one hash per call, a live grant,
 //!    audit row committed before the response) per second — SQLite, and
-//!    PostgreSQL when `SHOMEI_TEST_DATABASE_URL` is set. Also the server's own
+//!    PostgreSQL when `SHOMEI_TEST_DATABASE_URL` is set. The raw figure each
+//!    ratio uses is measured right before and right after that store's
+//!    phase (the machine's speed drifts within a run). Also the server's own
 //!    CPU per signature (from /proc), which the load generator cannot blur,
 //!    and where both cores went during the phase (from /proc: RSA at its
 //!    raw cost, the server beyond it, the load generator, PostgreSQL's
