@@ -757,11 +757,11 @@ impl RawConnection {
 
 // ---------------------------------------------------------------- 1. raw RSA
 
-/// RSA-2048 PKCS#1 v1.5 signatures per second with aws-lc-rs on `threads`
-/// threads, each with its own parsed key, for `secs`.
 /// How long each raw RSA measurement next to a signHash phase runs.
 const RAW_ADJACENT: Duration = Duration::from_secs(3);
 
+/// RSA-2048 PKCS#1 v1.5 signatures per second with aws-lc-rs on `threads`
+/// threads, each with its own parsed key, for `secs`.
 fn raw_rsa(threads: usize, secs: Duration) -> f64 {
     use aws_lc_rs::digest::{Digest, SHA256};
     let key = Arc::new(
