@@ -842,38 +842,48 @@ macro_rules! insert_hand_row {
     };
 }
 
-fn is_foreign_key_refusal(e: &sqlx::Error) -> bool {
-    let text = e.to_string().to_lowercase();
-    text.contains("foreign key")
+/// signing_log_fixture, then hand-made rows for g1 through `insert`: a
+/// row naming g1 with another practitioner or terminal is refused as a
+/// foreign-key violation and leaves nothing (p2 and t2 exist, but g1 is
+/// neither p2's nor t2's: the three single keys of 0005 took both); g1's
+/// own pair is stored.
+async fn only_the_grants_own_pair_is_stored<F, Fut>(s: &dyn Store, insert: F)
+where
+    F: Fn(&'static str, &'static str) -> Fut,
+    Fut: std::future::Future<Output = Result<(), sqlx::Error>>,
+{
+    signing_log_fixture(s).await;
+    for (practitioner, terminal) in [("p2", "t1"), ("p1", "t2"), ("p1", "nobody")] {
+        let e = insert(practitioner, terminal).await.unwrap_err();
+        assert!(e.to_string().to_lowercase().contains("foreign key"), "{practitioner}/{terminal}: {e}");
+    }
+    assert!(s_rows(s).await.is_empty(), "no refused row stayed");
+    insert("p1", "t1").await.unwrap();
+    assert_eq!(s_rows(s).await.len(), 1);
 }
 
 #[tokio::test]
 async fn a_signing_log_row_must_name_its_grants_own_practitioner_and_terminal_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let store = shomei_server::store::sqlite::SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
-    signing_log_fixture(&store).await;
-    // p2 and t2 exist, but g1 is neither p2's nor t2's.
-    for (practitioner, terminal) in [("p2", "t1"), ("p1", "t2"), ("p1", "nobody")] {
-        let e = insert_hand_row!(store.pool(), 900, practitioner, terminal).unwrap_err();
-        assert!(is_foreign_key_refusal(&e), "{practitioner}/{terminal}: {e}");
-    }
-    assert!(s_rows(&store).await.is_empty(), "no refused row stayed");
-    insert_hand_row!(store.pool(), 900, "p1", "t1").unwrap();
-    assert_eq!(s_rows(&store).await.len(), 1);
+    let pool = store.pool().clone();
+    only_the_grants_own_pair_is_stored(&store, |p, t| {
+        let pool = pool.clone();
+        async move { insert_hand_row!(&pool, 900, p, t) }
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_signing_log_row_must_name_its_grants_own_practitioner_and_terminal_on_postgres() {
     let Some(db) = PgDb::create().await else { return };
     let store = shomei_server::store::postgres::PgStore::connect(&db.url()).await.unwrap();
-    signing_log_fixture(&store).await;
-    for (practitioner, terminal) in [("p2", "t1"), ("p1", "t2"), ("p1", "nobody")] {
-        let e = insert_hand_row!(store.pool(), 900_i64, practitioner, terminal).unwrap_err();
-        assert!(is_foreign_key_refusal(&e), "{practitioner}/{terminal}: {e}");
-    }
-    assert!(s_rows(&store).await.is_empty(), "no refused row stayed");
-    insert_hand_row!(store.pool(), 900_i64, "p1", "t1").unwrap();
-    assert_eq!(s_rows(&store).await.len(), 1);
+    let pool = store.pool().clone();
+    only_the_grants_own_pair_is_stored(&store, |p, t| {
+        let pool = pool.clone();
+        async move { insert_hand_row!(&pool, 900_i64, p, t) }
+    })
+    .await;
     store.pool().close().await;
     db.drop_db().await;
 }
