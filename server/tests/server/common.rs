@@ -114,28 +114,20 @@ impl Env {
     }
 
     pub async fn admin_get(&self, path: &str) -> Value {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.admin_base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{path}: {}", r.status());
-        r.json().await.unwrap()
+        self.admin_get_ok(path).await.json().await.unwrap()
     }
 
     /// The whole audit log, one JSON object per entry (`GET /admin/v1/audit/export`).
     pub async fn audit_export(&self) -> Vec<Value> {
-        let r = self
-            .http
-            .get(format!("{}/admin/v1/audit/export", self.admin_base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "audit export: {}", r.status());
+        let r = self.admin_get_ok("/admin/v1/audit/export").await;
         r.text().await.unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    /// `GET path` on the admin API with the operator token, asserted 2xx.
+    async fn admin_get_ok(&self, path: &str) -> reqwest::Response {
+        let r = self.http.get(format!("{}{path}", self.admin_base)).bearer_auth(&self.token).send().await.unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r
     }
 
     /// Facility + terminal + practitioner (allowed there) + dev-CA credential.
