@@ -755,13 +755,50 @@ impl RawConnection {
     }
 }
 
+/// Row 1's load generator: `concurrency` keep-alive connections, each
+/// sending the same prepared signHash request bytes and reading the answer
+/// with a minimal HTTP/1.1 reader (RawConnection), so that the client takes
+/// as little as possible of the cores the server signs on. Every answer is
+/// still checked: status 200 and one 256-byte signature. Returns
+/// (calls/s, failed, first error).
+async fn sign_load(addr: std::net::SocketAddr, request: Vec<u8>, concurrency: usize, secs: Duration) -> (f64, u64, Option<String>) {
+    let request = Arc::new(request);
+    let connections: Arc<Vec<tokio::sync::Mutex<Option<RawConnection>>>> =
+        Arc::new((0..concurrency).map(|_| tokio::sync::Mutex::new(None)).collect());
+    throughput(concurrency, secs, move |w| {
+        let (connections, request) = (connections.clone(), request.clone());
+        async move {
+            let mut slot = connections[w].lock().await;
+            if slot.is_none() {
+                *slot = Some(RawConnection::connect(addr).await?);
+            }
+            let conn = slot.as_mut().expect("connected");
+            let r = conn.round_trip(&request).await;
+            if r.is_err() {
+                *slot = None;
+            }
+            let (status, body) = r?;
+            if status != 200 {
+                return Err(format!("signHash: {status} {}", String::from_utf8_lossy(&body)));
+            }
+            let v: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+            match v["signatures"][0].as_str().map(|s| s.len()) {
+                Some(344) => Ok(()), // base64 of 256 bytes
+                _ => Err(format!("signHash body: {v}")),
+            }
+        }
+    })
+    .await
+}
+
 // ---------------------------------------------------------------- 1. raw RSA
 
 /// How long each raw RSA measurement next to a signHash phase runs.
 const RAW_ADJACENT: Duration = Duration::from_secs(3);
 
 /// RSA-2048 PKCS#1 v1.5 signatures per second with aws-lc-rs on `threads`
-/// threads, each with its own parsed key, for `secs`.
+/// threads sharing one parsed key (as the server's workers share a held
+/// key), for `secs`.
 fn raw_rsa(threads: usize, secs: Duration) -> f64 {
     use aws_lc_rs::digest::{Digest, SHA256};
     let key = Arc::new(
@@ -794,6 +831,116 @@ fn raw_rsa(threads: usize, secs: Duration) -> f64 {
     total as f64 / t0.elapsed().as_secs_f64()
 }
 
+// ---------------------------------------------------------------- 1. the ceiling: HTTP and RSA alone
+
+/// In the environment of the child this binary starts as its bare signer.
+const BARE_SIGNER_ENV: &str = "SHOMEI_BENCH_BARE_SIGNER";
+
+/// What any server answering signHash over HTTP on these cores, with this
+/// load generator, could reach: the same HTTP/1 stack as `shomei serve`
+/// (hyper's HTTP/1 connection with its timer, an axum router, Tokio with
+/// the same settings) in a process of its own, parsing the same request's
+/// JSON, decoding the hash and signing it with aws-lc-rs. It checks no
+/// token, reads and writes no store and keeps no log: signHash's ratio to
+/// raw can only be lower, and the difference is what Shomei's own work
+/// costs.
+struct BareSigner {
+    child: Child,
+    addr: std::net::SocketAddr,
+}
+
+impl BareSigner {
+    fn start() -> BareSigner {
+        let mut child = Command::new(std::env::current_exe().expect("this benchmark's path"))
+            .env(BARE_SIGNER_ENV, "1")
+            // The child exits when this end closes, even if this process dies first.
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn the bare signer");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the bare signer's address");
+        let addr = line.trim().parse().expect("the bare signer prints its address");
+        BareSigner { child, addr }
+    }
+
+    fn cpu_secs(&self) -> f64 {
+        cpu_secs_of(&self.child.id().to_string())
+    }
+}
+
+impl Drop for BareSigner {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The bare signer's process (see `BareSigner`).
+fn bare_signer_main() {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.event_interval(1); // as `shomei serve` (server/src/main.rs)
+    let rt = b.enable_all().build().expect("runtime");
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    });
+    rt.block_on(async {
+        let key = Arc::new(aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("keygen"));
+        let router = axum::Router::new()
+            .route("/csc/v2/signatures/signHash", axum::routing::post(bare_sign_hash))
+            .with_state(key);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        println!("{}", listener.local_addr().expect("address"));
+        use std::io::Write as _;
+        std::io::stdout().flush().expect("stdout");
+        loop {
+            let Ok((io, _)) = listener.accept().await else { continue };
+            let _ = io.set_nodelay(true); // as `shomei serve` (server/src/run.rs)
+            let router = router.clone();
+            tokio::spawn(async move {
+                use tower::ServiceExt as _;
+                let service = router.map_request(|r: axum::http::Request<hyper::body::Incoming>| r.map(axum::body::Body::new));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30))
+                    .serve_connection(
+                        hyper_util::rt::TokioIo::new(io),
+                        hyper_util::service::TowerToHyperService::new(service),
+                    )
+                    .await;
+            });
+        }
+    });
+}
+
+/// The fields of a CSC signHash request the bare signer reads.
+#[derive(serde::Deserialize)]
+struct BareSignHashRequest {
+    hashes: Vec<String>,
+}
+
+async fn bare_sign_hash(
+    axum::extract::State(key): axum::extract::State<Arc<aws_lc_rs::rsa::KeyPair>>,
+    axum::Json(req): axum::Json<BareSignHashRequest>,
+) -> Result<axum::Json<Value>, axum::http::StatusCode> {
+    use aws_lc_rs::digest::{Digest, SHA256};
+    let bad = axum::http::StatusCode::BAD_REQUEST;
+    let mut signatures = Vec::with_capacity(req.hashes.len());
+    for h in &req.hashes {
+        let d = base64::engine::general_purpose::STANDARD.decode(h).map_err(|_| bad)?;
+        let d = Digest::import_less_safe(&d, &SHA256).map_err(|_| bad)?;
+        let mut sig = vec![0u8; key.public_modulus_len()];
+        key.sign_digest(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &d, &mut sig)
+            .map_err(|_| axum::http::StatusCode::INTERNAL_SERVER_ERROR)?;
+        signatures.push(base64::engine::general_purpose::STANDARD.encode(sig));
+    }
+    Ok(axum::Json(json!({ "signatures": signatures })))
+}
+
 // ---------------------------------------------------------------- per-store run
 
 #[derive(Default)]
@@ -811,6 +958,9 @@ struct StoreRun {
     raw_adjacent_disturbance_secs: f64,
     sign_failed: u64,
     sign_error: Option<String>,
+    /// The bare signer (HTTP and RSA alone) under the same load, right
+    /// before the raw figures taken ahead of this store's phase.
+    bare: BareRun,
     server_cpu_ms_per_sig: f64,
     /// This process's CPU (the load generator) per signHash.
     client_cpu_ms_per_sig: f64,
@@ -907,6 +1057,51 @@ async fn run_store(name: &'static str, database_url: Option<String>, s: &Setting
     run
 }
 
+/// The bare signer's phase: calls/s, its CPU, the load generator's and
+/// the idle time per call.
+#[derive(Default)]
+struct BareRun {
+    per_s: f64,
+    failed: u64,
+    error: Option<String>,
+    server_cpu_ms_per_call: f64,
+    client_cpu_ms_per_call: f64,
+    idle_ms_per_call: f64,
+}
+
+/// A signHash request for `host`: `auth` holds the authorization header
+/// lines (each ending in CRLF), `body` the JSON.
+fn sign_request(host: std::net::SocketAddr, auth: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST /csc/v2/signatures/signHash HTTP/1.1\r\nhost: {host}\r\n{auth}content-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Row 1's ceiling: the same requests, the same load generator, against
+/// the bare signer, with its own process started and stopped around it.
+async fn bare_phase(auth: &str, body: &str, s: &Settings, run: &mut StoreRun) {
+    let signer = BareSigner::start();
+    let request = sign_request(signer.addr, auth, body);
+    let cpu0 = signer.cpu_secs();
+    let client_cpu0 = cpu_secs_of("self");
+    let machine0 = MachineCpu::now();
+    let t0 = Instant::now();
+    let (per_s, failed, error) = sign_load(signer.addr, request, s.concurrency, s.secs).await;
+    let calls = (per_s * t0.elapsed().as_secs_f64()).max(1.0);
+    let machine = MachineCpu::now().since(machine0);
+    run.bare = BareRun {
+        per_s,
+        failed,
+        error,
+        server_cpu_ms_per_call: (signer.cpu_secs() - cpu0) * 1000.0 / calls,
+        client_cpu_ms_per_call: (cpu_secs_of("self") - client_cpu0) * 1000.0 / calls,
+        idle_ms_per_call: machine.idle * 1000.0 / calls,
+    };
+}
+
 /// Row 1's HTTP side: signHash, one hash per call, a live grant, for the
 /// practitioner with the credential (pair 0).
 async fn sign_phase(server: &ServerProc, world: &World, s: &Settings, run: &mut StoreRun) {
@@ -935,28 +1130,15 @@ async fn sign_phase(server: &ServerProc, world: &World, s: &Settings, run: &mut 
             .spawn()
             .expect("perf (Debian linux-perf)")
     });
-    // The load generator: one keep-alive connection per worker, each
-    // sending the same prepared request bytes and reading the answer with
-    // a minimal HTTP/1.1 reader (RawConnection), so that the client takes
-    // as little as possible of the two cores the server signs on. Every
-    // answer is still checked: status 200 and one 256-byte signature.
     let addr: std::net::SocketAddr = world
         .base
         .strip_prefix("http://")
         .expect("plain HTTP")
         .parse()
         .expect("address");
-    let request = std::sync::Arc::new(
-        format!(
-            "POST /csc/v2/signatures/signHash HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {access}\r\n\
-             shomei-terminal-authorization: {term_auth}\r\ncontent-type: application/json\r\n\
-             content-length: {}\r\n\r\n{sign_body}",
-            sign_body.len()
-        )
-        .into_bytes(),
-    );
-    let connections: Arc<Vec<tokio::sync::Mutex<Option<RawConnection>>>> =
-        Arc::new((0..s.concurrency).map(|_| tokio::sync::Mutex::new(None)).collect());
+    // The same header lines as a real EHR's call: the bare signer is sent them too.
+    let auth = format!("authorization: Bearer {access}\r\nshomei-terminal-authorization: {term_auth}\r\n");
+    let request = sign_request(addr, &auth, &sign_body);
     let commits = |http: reqwest::Client| async move {
         let mut v = [0.0; 3];
         for (i, series) in ["shomei_audit_batch_records_sum", "shomei_audit_batch_records_count", "shomei_audit_commit_duration_seconds_sum"].iter().enumerate() {
@@ -969,6 +1151,7 @@ async fn sign_phase(server: &ServerProc, world: &World, s: &Settings, run: &mut 
     // phase measures another machine. The server and PostgreSQL are idle
     // by now; what CPU they still use meanwhile is reported with it.
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    bare_phase(&auth, &sign_body, s, run).await;
     let disturbance = || server.cpu_secs() + postgres_cpu_secs();
     let quiet0 = disturbance();
     run.raw_one_adjacent = tokio::task::block_in_place(|| raw_rsa(1, RAW_ADJACENT));
@@ -979,30 +1162,7 @@ async fn sign_phase(server: &ServerProc, world: &World, s: &Settings, run: &mut 
     let client_cpu0 = cpu_secs_of("self");
     let (machine0, postgres0) = (MachineCpu::now(), postgres_cpu_secs());
     let t0 = Instant::now();
-    let (sign_per_s, sign_failed, sign_error) = throughput(s.concurrency, s.secs, move |w| {
-        let (connections, request) = (connections.clone(), request.clone());
-        async move {
-            let mut slot = connections[w].lock().await;
-            if slot.is_none() {
-                *slot = Some(RawConnection::connect(addr).await?);
-            }
-            let conn = slot.as_mut().expect("connected");
-            let r = conn.round_trip(&request).await;
-            if r.is_err() {
-                *slot = None;
-            }
-            let (status, body) = r?;
-            if status != 200 {
-                return Err(format!("signHash: {status} {}", String::from_utf8_lossy(&body)));
-            }
-            let v: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-            match v["signatures"][0].as_str().map(|s| s.len()) {
-                Some(344) => Ok(()), // base64 of 256 bytes
-                _ => Err(format!("signHash body: {v}")),
-            }
-        }
-    })
-    .await;
+    let (sign_per_s, sign_failed, sign_error) = sign_load(addr, request, s.concurrency, s.secs).await;
     // all requests of the phase (warm-up included) cost server CPU; count them by the audit log
     let phase_secs = t0.elapsed().as_secs_f64();
     let cpu = server.cpu_secs() - cpu0;
@@ -1656,6 +1816,9 @@ fn pct(a: f64, b: f64) -> String {
 }
 
 fn main() {
+    if std::env::var_os(BARE_SIGNER_ENV).is_some() {
+        return bare_signer_main();
+    }
     let s = Settings {
         secs: Duration::from_secs(env_u64("SHOMEI_BENCH_SECS", 5)),
         waiters: env_u64("SHOMEI_BENCH_WAITERS", 10_000) as usize,
@@ -1800,6 +1963,31 @@ fn print_signing(s: &Settings, runs: &[StoreRun], cores: usize, (raw_all, raw_al
                 .map(|e| format!(" ({e})"))
                 .unwrap_or_default(),
             r.load_after_sign
+        );
+    }
+    println!();
+    // The ceiling: HTTP, JSON and RSA with nothing of Shomei's, under the
+    // same load. Its distance from raw is what serving over loopback on
+    // the signing cores costs; signHash's distance from it is Shomei's own
+    // work (authentication, grant checks, the committed record).
+    println!("The ceiling: a bare signer (the same HTTP/1 stack, JSON and aws-lc-rs, no authentication, no store) under the same load, right before the raw figures below:");
+    println!();
+    println!("| store phase | bare calls/s | of raw (next to the phase) | signHash ÷ bare | bare server CPU per call | of it beyond RSA | load generator CPU per call | idle per call | failed |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for r in runs {
+        let b = &r.bare;
+        println!(
+            "| {} | {:.0} | {} | {} | {:.3} ms | {:.3} ms | {:.3} ms | {:.3} ms | {}{} |",
+            r.name,
+            b.per_s,
+            pct(b.per_s, r.raw_adjacent_mean()),
+            pct(r.sign_per_s, b.per_s),
+            b.server_cpu_ms_per_call,
+            b.server_cpu_ms_per_call - 1000.0 / r.raw_one_adjacent,
+            b.client_cpu_ms_per_call,
+            b.idle_ms_per_call,
+            b.failed,
+            b.error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
         );
     }
     println!();
