@@ -12,7 +12,10 @@
 //!    and where both cores went during the phase (from /proc: RSA at its
 //!    raw cost, the server beyond it, the load generator, PostgreSQL's
 //!    processes, idle, time stolen by the hypervisor, the rest), so that a
-//!    ratio below 100 % says what took the difference.
+//!    ratio below 100 % says what took the difference. And the ceiling:
+//!    the same requests against a bare signer (`BareSigner`: the same HTTP
+//!    stack, JSON and aws-lc-rs, nothing of Shomei's), so that signHash ÷
+//!    bare says what Shomei's own work costs.
 //! 2. Raw store commits/s (one audit append transaction, through the same
 //!    `Store`) vs complete logins/s over HTTP (device authorization →
 //!    context → ECDSA-signed decision → token).
