@@ -43,8 +43,8 @@
 //! `SHOMEI_BENCH_SECS` (per throughput phase, default 5), `SHOMEI_BENCH_WAITERS`
 //! (default 10000), `SHOMEI_BENCH_CONCURRENCY` (signHash workers, default 32),
 //! `SHOMEI_BENCH_SERVER_BIN` (another `shomei` binary to start, e.g. an
-//! earlier build), `SHOMEI_BENCH_PERF` (a directory: `perf record` the
-//! server during each signHash phase), `SHOMEI_BENCH_HOLD_WAITING` (seconds
+//! earlier build), `SHOMEI_BENCH_PERF` (a directory: `perf record -a`
+//! during each signHash and bare-signer phase), `SHOMEI_BENCH_HOLD_WAITING` (seconds
 //! to keep the waiting terminals connected after the RSS reading).
 //! Results and the machine: docs/performance.md.
 
@@ -79,9 +79,10 @@ struct Settings {
     /// `-- sign` / `-- waiting`: only row 1 / row 4 (for profiling and
     /// for comparing allocators or builds quickly); `None`: every row.
     only: Option<&'static str>,
-    /// `SHOMEI_BENCH_PERF=<dir>`: `perf record` the server during each
-    /// signHash phase into `<dir>/signhash-<store>.data` (profiling runs
-    /// only: perf takes CPU from the same cores).
+    /// `SHOMEI_BENCH_PERF=<dir>`: `perf record -a` during each signHash
+    /// phase and each bare-signer phase into `<dir>/signhash-<store>.data`
+    /// and `<dir>/bare-<store>.data` (profiling runs only: perf takes CPU
+    /// from the same cores).
     perf_dir: Option<std::path::PathBuf>,
     /// `SHOMEI_BENCH_HOLD_WAITING=<s>`: keep the waiting terminals connected
     /// this long after the RSS reading (to inspect the server: smaps, gdb).
@@ -1060,6 +1061,26 @@ async fn run_store(name: &'static str, database_url: Option<String>, s: &Setting
     run
 }
 
+/// Profiling runs (`SHOMEI_BENCH_PERF`): `perf record` of the whole machine
+/// (`-a`: on the Firecracker VMs this runs on, `-p <pid>` records no
+/// samples) over the load phase about to start, warm-up included, into
+/// `<dir>/<name>.data`. Tell the processes apart by pid or comm in
+/// `perf report`/`perf script`: the server, the bare signer, this load
+/// generator, PostgreSQL.
+fn perf_record(s: &Settings, name: &str) -> Option<Child> {
+    let out = s.perf_dir.as_ref()?.join(format!("{name}.data"));
+    eprintln!("perf record -a into {}", out.display());
+    let child = Command::new("perf")
+        .args(["record", "-a", "-F", "499", "--call-graph", "dwarf,8192", "-o"])
+        .arg(&out)
+        .args(["--", "sleep"])
+        .arg(format!("{}", (s.secs * 6 / 5).as_secs_f64()))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("perf (Debian linux-perf)");
+    Some(child)
+}
+
 /// The bare signer's phase: calls/s, its CPU, the load generator's and
 /// the idle time per call.
 #[derive(Default)]
@@ -1092,7 +1113,11 @@ async fn bare_phase(auth: &str, body: &str, s: &Settings, run: &mut StoreRun) {
     let client_cpu0 = cpu_secs_of("self");
     let machine0 = MachineCpu::now();
     let t0 = Instant::now();
+    let perf = perf_record(s, &format!("bare-{}", run.name.to_lowercase()));
     let (per_s, failed, error) = sign_load(signer.addr, request, s.concurrency, s.secs).await;
+    if let Some(mut p) = perf {
+        let _ = p.wait();
+    }
     let calls = (per_s * t0.elapsed().as_secs_f64()).max(1.0);
     let machine = MachineCpu::now().since(machine0);
     run.bare = BareRun {
@@ -1118,21 +1143,6 @@ async fn sign_phase(server: &ServerProc, world: &World, s: &Settings, run: &mut 
             .to_string()
     };
     let term_auth = terminal.auth();
-    // Profiling runs: perf samples the server over the whole phase (warm-up included).
-    let perf = s.perf_dir.as_ref().map(|dir| {
-        let out = dir.join(format!("signhash-{}.data", run.name.to_lowercase()));
-        eprintln!("perf record of server pid {} into {}", server.pid(), out.display());
-        Command::new("perf")
-            .args(["record", "-F", "499", "--call-graph", "dwarf,16384", "-p"])
-            .arg(server.pid().to_string())
-            .arg("-o")
-            .arg(&out)
-            .args(["--", "sleep"])
-            .arg(format!("{}", (s.secs * 6 / 5).as_secs_f64()))
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("perf (Debian linux-perf)")
-    });
     let addr: std::net::SocketAddr = world
         .base
         .strip_prefix("http://")
@@ -1165,6 +1175,7 @@ async fn sign_phase(server: &ServerProc, world: &World, s: &Settings, run: &mut 
     let client_cpu0 = cpu_secs_of("self");
     let (machine0, postgres0) = (MachineCpu::now(), postgres_cpu_secs());
     let t0 = Instant::now();
+    let perf = perf_record(s, &format!("signhash-{}", run.name.to_lowercase()));
     let (sign_per_s, sign_failed, sign_error) = sign_load(addr, request, s.concurrency, s.secs).await;
     // all requests of the phase (warm-up included) cost server CPU; count them by the audit log
     let phase_secs = t0.elapsed().as_secs_f64();
