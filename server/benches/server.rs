@@ -44,7 +44,7 @@
 //! (default 10000), `SHOMEI_BENCH_CONCURRENCY` (signHash workers, default 32),
 //! `SHOMEI_BENCH_SERVER_BIN` (another `shomei` binary to start, e.g. an
 //! earlier build), `SHOMEI_BENCH_PERF` (a directory: `perf record -a`
-//! during each signHash and bare-signer phase), `SHOMEI_BENCH_HOLD_WAITING` (seconds
+//! during each signHash phase, the bare signer's slices included), `SHOMEI_BENCH_HOLD_WAITING` (seconds
 //! to keep the waiting terminals connected after the RSS reading).
 //! Results and the machine: docs/performance.md.
 
@@ -79,9 +79,9 @@ struct Settings {
     /// `-- sign` / `-- waiting`: only row 1 / row 4 (for profiling and
     /// for comparing allocators or builds quickly); `None`: every row.
     only: Option<&'static str>,
-    /// `SHOMEI_BENCH_PERF=<dir>`: `perf record -a` during each signHash
-    /// phase and each bare-signer phase into `<dir>/signhash-<store>.data`
-    /// and `<dir>/bare-<store>.data` (profiling runs only: perf takes CPU
+    /// `SHOMEI_BENCH_PERF=<dir>`: `perf record -a` during each store's
+    /// signHash phase (its slices and the bare signer's) into
+    /// `<dir>/signhash-<store>.data` (profiling runs only: perf takes CPU
     /// from the same cores).
     perf_dir: Option<std::path::PathBuf>,
     /// `SHOMEI_BENCH_HOLD_WAITING=<s>`: keep the waiting terminals connected
@@ -228,7 +228,7 @@ fn cpu_secs_of(pid: &str) -> f64 {
 
 /// The machine's CPU time so far (all cores, seconds): in all, idle
 /// (idle + iowait) and stolen by the hypervisor, from `/proc/stat`.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct MachineCpu {
     total: f64,
     idle: f64,
@@ -957,13 +957,13 @@ struct StoreRun {
     /// signHash phase, and on one thread right before it (signatures/s).
     raw_adjacent: (f64, f64),
     raw_one_adjacent: f64,
-    /// CPU the server and PostgreSQL used while those raw figures were
+    /// CPU the server, the bare signer and PostgreSQL used while those raw figures were
     /// taken (seconds): what could have slowed them.
     raw_adjacent_disturbance_secs: f64,
     sign_failed: u64,
     sign_error: Option<String>,
-    /// The bare signer (HTTP and RSA alone) under the same load, right
-    /// before the raw figures taken ahead of this store's phase.
+    /// The bare signer (HTTP and RSA alone) under the same load, in
+    /// slices alternating with signHash's (`SLICES`).
     bare: BareRun,
     server_cpu_ms_per_sig: f64,
     /// This process's CPU (the load generator) per signHash.
@@ -1063,18 +1063,18 @@ async fn run_store(name: &'static str, database_url: Option<String>, s: &Setting
 
 /// Profiling runs (`SHOMEI_BENCH_PERF`): `perf record` of the whole machine
 /// (`-a`: on the Firecracker VMs this runs on, `-p <pid>` records no
-/// samples) over the load phase about to start, warm-up included, into
-/// `<dir>/<name>.data`. Tell the processes apart by pid or comm in
+/// samples) for `secs`, over the load phase about to start (warm-ups
+/// included), into `<dir>/<name>.data`. Tell the processes apart by pid or comm in
 /// `perf report`/`perf script`: the server, the bare signer, this load
 /// generator, PostgreSQL.
-fn perf_record(s: &Settings, name: &str) -> Option<Child> {
+fn perf_record(s: &Settings, name: &str, secs: Duration) -> Option<Child> {
     let out = s.perf_dir.as_ref()?.join(format!("{name}.data"));
     eprintln!("perf record -a into {}", out.display());
     let child = Command::new("perf")
         .args(["record", "-a", "-F", "499", "--call-graph", "dwarf,8192", "-o"])
         .arg(&out)
         .args(["--", "sleep"])
-        .arg(format!("{}", (s.secs * 6 / 5).as_secs_f64()))
+        .arg(format!("{}", secs.as_secs_f64()))
         .stdout(Stdio::null())
         .spawn()
         .expect("perf (Debian linux-perf)");
@@ -1104,30 +1104,59 @@ fn sign_request(host: std::net::SocketAddr, auth: &str, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Row 1's ceiling: the same requests, the same load generator, against
-/// the bare signer, with its own process started and stopped around it.
-async fn bare_phase(auth: &str, body: &str, s: &Settings, run: &mut StoreRun) {
-    let signer = BareSigner::start();
-    let request = sign_request(signer.addr, auth, body);
-    let cpu0 = signer.cpu_secs();
-    let client_cpu0 = cpu_secs_of("self");
-    let machine0 = MachineCpu::now();
-    let t0 = Instant::now();
-    let perf = perf_record(s, &format!("bare-{}", run.name.to_lowercase()));
-    let (per_s, failed, error) = sign_load(signer.addr, request, s.concurrency, s.secs).await;
-    if let Some(mut p) = perf {
-        let _ = p.wait();
+/// Row 1 alternates signHash's load and the bare signer's in this many
+/// slices each (bare, signHash, signHash, bare, …), so that both see the
+/// same machine: its speed drifts from one phase to the next
+/// (docs/performance.md), and a ceiling measured seconds away from the
+/// phase it bounds compared it with another machine.
+const SLICES: u32 = 4;
+
+/// One process's load in row 1, summed over its slices.
+#[derive(Default)]
+struct Slices {
+    /// Calls answered in the counted windows, and those windows' length.
+    calls: f64,
+    counted_secs: f64,
+    /// Calls over the slices' whole length (warm-up included): what the
+    /// CPU read around them paid for.
+    all_calls: f64,
+    /// CPU seconds of the process under load, of this one, of PostgreSQL,
+    /// and of the machine.
+    process_cpu: f64,
+    client_cpu: f64,
+    postgres_cpu: f64,
+    machine: MachineCpu,
+    failed: u64,
+    error: Option<String>,
+}
+
+impl Slices {
+    /// One slice of `secs`: the load, and the CPU read around it.
+    async fn run(&mut self, addr: std::net::SocketAddr, request: &[u8], concurrency: usize, secs: Duration, process_cpu: impl Fn() -> f64) {
+        let (cpu0, client0, postgres0, machine0) = (process_cpu(), cpu_secs_of("self"), postgres_cpu_secs(), MachineCpu::now());
+        let t0 = Instant::now();
+        let (per_s, failed, error) = sign_load(addr, request.to_vec(), concurrency, secs).await;
+        self.all_calls += per_s * t0.elapsed().as_secs_f64();
+        self.calls += per_s * secs.as_secs_f64();
+        self.counted_secs += secs.as_secs_f64();
+        self.process_cpu += process_cpu() - cpu0;
+        self.client_cpu += cpu_secs_of("self") - client0;
+        self.postgres_cpu += postgres_cpu_secs() - postgres0;
+        let m = MachineCpu::now().since(machine0);
+        (self.machine.total, self.machine.idle, self.machine.steal) =
+            (self.machine.total + m.total, self.machine.idle + m.idle, self.machine.steal + m.steal);
+        self.failed += failed;
+        self.error = self.error.take().or(error);
     }
-    let calls = (per_s * t0.elapsed().as_secs_f64()).max(1.0);
-    let machine = MachineCpu::now().since(machine0);
-    run.bare = BareRun {
-        per_s,
-        failed,
-        error,
-        server_cpu_ms_per_call: (signer.cpu_secs() - cpu0) * 1000.0 / calls,
-        client_cpu_ms_per_call: (cpu_secs_of("self") - client_cpu0) * 1000.0 / calls,
-        idle_ms_per_call: machine.idle * 1000.0 / calls,
-    };
+
+    fn per_s(&self) -> f64 {
+        self.calls / self.counted_secs.max(f64::MIN_POSITIVE)
+    }
+
+    /// `secs` of CPU per call, in ms.
+    fn per_call_ms(&self, secs: f64) -> f64 {
+        secs * 1000.0 / self.all_calls.max(1.0)
+    }
 }
 
 /// Row 1's HTTP side: signHash, one hash per call, a live grant, for the
@@ -1164,24 +1193,25 @@ async fn sign_phase(server: &ServerProc, world: &World, s: &Settings, run: &mut 
     // phase measures another machine. The server and PostgreSQL are idle
     // by now; what CPU they still use meanwhile is reported with it.
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    bare_phase(&auth, &sign_body, s, run).await;
-    let disturbance = || server.cpu_secs() + postgres_cpu_secs();
+    let bare = BareSigner::start();
+    let bare_request = sign_request(bare.addr, &auth, &sign_body);
+    let disturbance = || server.cpu_secs() + postgres_cpu_secs() + bare.cpu_secs();
     let quiet0 = disturbance();
     run.raw_one_adjacent = tokio::task::block_in_place(|| raw_rsa(1, RAW_ADJACENT));
     run.raw_adjacent.0 = tokio::task::block_in_place(|| raw_rsa(cores, RAW_ADJACENT));
     run.raw_adjacent_disturbance_secs = disturbance() - quiet0;
     let commits0 = commits(world.http.clone()).await;
-    let cpu0 = server.cpu_secs();
-    let client_cpu0 = cpu_secs_of("self");
-    let (machine0, postgres0) = (MachineCpu::now(), postgres_cpu_secs());
-    let t0 = Instant::now();
-    let perf = perf_record(s, &format!("signhash-{}", run.name.to_lowercase()));
-    let (sign_per_s, sign_failed, sign_error) = sign_load(addr, request, s.concurrency, s.secs).await;
-    // all requests of the phase (warm-up included) cost server CPU; count them by the audit log
-    let phase_secs = t0.elapsed().as_secs_f64();
-    let cpu = server.cpu_secs() - cpu0;
-    let client_cpu = cpu_secs_of("self") - client_cpu0;
-    let (machine, postgres_cpu) = (MachineCpu::now().since(machine0), postgres_cpu_secs() - postgres0);
+    let perf = perf_record(s, &format!("signhash-{}", run.name.to_lowercase()), s.secs * 12 / 5);
+    let (mut signing, mut ceiling) = (Slices::default(), Slices::default());
+    let slice = s.secs / SLICES;
+    for i in 0..SLICES * 2 {
+        // bare, signHash, signHash, bare, bare, …
+        if (i % 4 == 0) || (i % 4 == 3) {
+            ceiling.run(bare.addr, &bare_request, s.concurrency, slice, || bare.cpu_secs()).await;
+        } else {
+            signing.run(addr, &request, s.concurrency, slice, || server.cpu_secs()).await;
+        }
+    }
     run.load_after_sign = load_average();
     let commits1 = commits(world.http.clone()).await;
     let batches = commits1[1] - commits0[1];
@@ -1193,14 +1223,23 @@ async fn sign_phase(server: &ServerProc, world: &World, s: &Settings, run: &mut 
     let quiet1 = disturbance();
     run.raw_adjacent.1 = tokio::task::block_in_place(|| raw_rsa(cores, RAW_ADJACENT));
     run.raw_adjacent_disturbance_secs += disturbance() - quiet1;
-    let per_sig = |secs: f64| secs * 1000.0 / (sign_per_s * phase_secs).max(1.0);
-    run.server_cpu_ms_per_sig = per_sig(cpu);
-    run.client_cpu_ms_per_sig = per_sig(client_cpu);
-    run.machine_ms_per_sig = per_sig(machine.total);
-    run.postgres_cpu_ms_per_sig = per_sig(postgres_cpu);
-    run.idle_ms_per_sig = per_sig(machine.idle);
-    run.steal_ms_per_sig = per_sig(machine.steal);
-    (run.sign_per_s, run.sign_failed, run.sign_error) = (sign_per_s, sign_failed, sign_error);
+    drop(bare);
+    run.server_cpu_ms_per_sig = signing.per_call_ms(signing.process_cpu);
+    run.client_cpu_ms_per_sig = signing.per_call_ms(signing.client_cpu);
+    run.machine_ms_per_sig = signing.per_call_ms(signing.machine.total);
+    run.postgres_cpu_ms_per_sig = signing.per_call_ms(signing.postgres_cpu);
+    run.idle_ms_per_sig = signing.per_call_ms(signing.machine.idle);
+    run.steal_ms_per_sig = signing.per_call_ms(signing.machine.steal);
+    (run.sign_per_s, run.sign_failed) = (signing.per_s(), signing.failed);
+    run.sign_error = signing.error.take();
+    run.bare = BareRun {
+        per_s: ceiling.per_s(),
+        failed: ceiling.failed,
+        error: ceiling.error.take(),
+        server_cpu_ms_per_call: ceiling.per_call_ms(ceiling.process_cpu),
+        client_cpu_ms_per_call: ceiling.per_call_ms(ceiling.client_cpu),
+        idle_ms_per_call: ceiling.per_call_ms(ceiling.machine.idle),
+    };
 }
 
 /// For `n` logins in turn: the terminal listens (SSE and a long-poll), the
@@ -1984,7 +2023,7 @@ fn print_signing(s: &Settings, runs: &[StoreRun], cores: usize, (raw_all, raw_al
     // same load. Its distance from raw is what serving over loopback on
     // the signing cores costs; signHash's distance from it is Shomei's own
     // work (authentication, grant checks, the committed record).
-    println!("The ceiling: a bare signer (the same HTTP/1 stack, JSON and aws-lc-rs, no authentication, no store) under the same load, right before the raw figures below:");
+    println!("The ceiling: a bare signer (the same HTTP/1 stack, JSON and aws-lc-rs, no authentication, no store) under the same load, in {SLICES} slices alternating with signHash's ({:.2}s each, a fifth of it warm-up):", (s.secs / SLICES).as_secs_f64());
     println!();
     println!("| store phase | bare calls/s | of raw (next to the phase) | signHash ÷ bare | bare server CPU per call | of it beyond RSA | load generator CPU per call | idle per call | failed |");
     println!("|---|---|---|---|---|---|---|---|---|");
@@ -2005,9 +2044,9 @@ fn print_signing(s: &Settings, runs: &[StoreRun], cores: usize, (raw_all, raw_al
         );
     }
     println!();
-    println!("Raw RSA next to each phase ({}s each; the server and PostgreSQL idle meanwhile):", RAW_ADJACENT.as_secs());
+    println!("Raw RSA next to each phase ({}s each; the server, the bare signer and PostgreSQL idle meanwhile):", RAW_ADJACENT.as_secs());
     println!();
-    println!("| store | {cores} threads before | {cores} threads after | mean | 1 thread before | server + PostgreSQL CPU meanwhile |");
+    println!("| store | {cores} threads before | {cores} threads after | mean | 1 thread before | server + bare signer + PostgreSQL CPU meanwhile |");
     println!("|---|---|---|---|---|---|");
     for r in runs {
         let (b, a) = r.raw_adjacent;
