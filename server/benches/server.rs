@@ -964,7 +964,7 @@ struct StoreRun {
     sign_error: Option<String>,
     /// The bare signer (HTTP and RSA alone) under the same load, in
     /// slices alternating with signHash's (`SLICES`).
-    bare: BareRun,
+    bare: Slices,
     server_cpu_ms_per_sig: f64,
     /// This process's CPU (the load generator) per signHash.
     client_cpu_ms_per_sig: f64,
@@ -1079,18 +1079,6 @@ fn perf_record(s: &Settings, name: &str, secs: Duration) -> Option<Child> {
         .spawn()
         .expect("perf (Debian linux-perf)");
     Some(child)
-}
-
-/// The bare signer's phase: calls/s, its CPU, the load generator's and
-/// the idle time per call.
-#[derive(Default)]
-struct BareRun {
-    per_s: f64,
-    failed: u64,
-    error: Option<String>,
-    server_cpu_ms_per_call: f64,
-    client_cpu_ms_per_call: f64,
-    idle_ms_per_call: f64,
 }
 
 /// A signHash request for `host`: `auth` holds the authorization header
@@ -1232,14 +1220,7 @@ async fn sign_phase(server: &ServerProc, world: &World, s: &Settings, run: &mut 
     run.steal_ms_per_sig = signing.per_call_ms(signing.machine.steal);
     (run.sign_per_s, run.sign_failed) = (signing.per_s(), signing.failed);
     run.sign_error = signing.error.take();
-    run.bare = BareRun {
-        per_s: ceiling.per_s(),
-        failed: ceiling.failed,
-        error: ceiling.error.take(),
-        server_cpu_ms_per_call: ceiling.per_call_ms(ceiling.process_cpu),
-        client_cpu_ms_per_call: ceiling.per_call_ms(ceiling.client_cpu),
-        idle_ms_per_call: ceiling.per_call_ms(ceiling.machine.idle),
-    };
+    run.bare = ceiling;
 }
 
 /// For `n` logins in turn: the terminal listens (SSE and a long-poll), the
@@ -2029,16 +2010,17 @@ fn print_signing(s: &Settings, runs: &[StoreRun], cores: usize, (raw_all, raw_al
     println!("|---|---|---|---|---|---|---|---|---|");
     for r in runs {
         let b = &r.bare;
+        let bare_cpu = b.per_call_ms(b.process_cpu);
         println!(
             "| {} | {:.0} | {} | {} | {:.3} ms | {:.3} ms | {:.3} ms | {:.3} ms | {}{} |",
             r.name,
-            b.per_s,
-            pct(b.per_s, r.raw_adjacent_mean()),
-            pct(r.sign_per_s, b.per_s),
-            b.server_cpu_ms_per_call,
-            b.server_cpu_ms_per_call - 1000.0 / r.raw_one_adjacent,
-            b.client_cpu_ms_per_call,
-            b.idle_ms_per_call,
+            b.per_s(),
+            pct(b.per_s(), r.raw_adjacent_mean()),
+            pct(r.sign_per_s, b.per_s()),
+            bare_cpu,
+            bare_cpu - 1000.0 / r.raw_one_adjacent,
+            b.per_call_ms(b.client_cpu),
+            b.per_call_ms(b.machine.idle),
             b.failed,
             b.error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
         );
