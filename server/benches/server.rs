@@ -952,7 +952,6 @@ struct StoreRun {
     name: &'static str,
     /// /proc/loadavg (1, 5, 15 min) right after the signHash phase.
     load_after_sign: String,
-    sign_per_s: f64,
     /// Raw RSA on every core right before and right after this store's
     /// signHash phase, and on one thread right before it (signatures/s).
     raw_adjacent: (f64, f64),
@@ -960,20 +959,12 @@ struct StoreRun {
     /// CPU the server, the bare signer and PostgreSQL used while those raw figures were
     /// taken (seconds): what could have slowed them.
     raw_adjacent_disturbance_secs: f64,
-    sign_failed: u64,
-    sign_error: Option<String>,
-    /// The bare signer (HTTP and RSA alone) under the same load, in
-    /// slices alternating with signHash's (`SLICES`).
+    /// signHash's load, and the bare signer's (HTTP and RSA alone) under
+    /// the same load generator, in slices alternating with it (`SLICES`):
+    /// calls/s, and the CPU of the server, the load generator, PostgreSQL
+    /// and the machine around them.
+    signing: Slices,
     bare: Slices,
-    server_cpu_ms_per_sig: f64,
-    /// This process's CPU (the load generator) per signHash.
-    client_cpu_ms_per_sig: f64,
-    /// Where the machine's cores went during the phase, in ms of core time
-    /// per signHash: all of it, PostgreSQL's processes, idle, stolen.
-    machine_ms_per_sig: f64,
-    postgres_cpu_ms_per_sig: f64,
-    idle_ms_per_sig: f64,
-    steal_ms_per_sig: f64,
     /// The audit writer during the phase: records per group commit, mean commit time (ms).
     records_per_commit: f64,
     commit_ms: f64,
@@ -1131,8 +1122,7 @@ impl Slices {
         self.client_cpu += cpu_secs_of("self") - client0;
         self.postgres_cpu += postgres_cpu_secs() - postgres0;
         let m = MachineCpu::now().since(machine0);
-        (self.machine.total, self.machine.idle, self.machine.steal) =
-            (self.machine.total + m.total, self.machine.idle + m.idle, self.machine.steal + m.steal);
+        self.machine = MachineCpu { total: self.machine.total + m.total, idle: self.machine.idle + m.idle, steal: self.machine.steal + m.steal };
         self.failed += failed;
         self.error = self.error.take().or(error);
     }
@@ -1212,15 +1202,7 @@ async fn sign_phase(server: &ServerProc, world: &World, s: &Settings, run: &mut 
     run.raw_adjacent.1 = tokio::task::block_in_place(|| raw_rsa(cores, RAW_ADJACENT));
     run.raw_adjacent_disturbance_secs += disturbance() - quiet1;
     drop(bare);
-    run.server_cpu_ms_per_sig = signing.per_call_ms(signing.process_cpu);
-    run.client_cpu_ms_per_sig = signing.per_call_ms(signing.client_cpu);
-    run.machine_ms_per_sig = signing.per_call_ms(signing.machine.total);
-    run.postgres_cpu_ms_per_sig = signing.per_call_ms(signing.postgres_cpu);
-    run.idle_ms_per_sig = signing.per_call_ms(signing.machine.idle);
-    run.steal_ms_per_sig = signing.per_call_ms(signing.machine.steal);
-    (run.sign_per_s, run.sign_failed) = (signing.per_s(), signing.failed);
-    run.sign_error = signing.error.take();
-    run.bare = ceiling;
+    (run.signing, run.bare) = (signing, ceiling);
 }
 
 /// For `n` logins in turn: the terminal listens (SSE and a long-poll), the
@@ -1980,19 +1962,21 @@ fn print_signing(s: &Settings, runs: &[StoreRun], cores: usize, (raw_all, raw_al
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for r in runs {
+        let (sig, per_s) = (&r.signing, r.signing.per_s());
+        let server_cpu = sig.per_call_ms(sig.process_cpu);
         println!(
             "| {} | {:.0} | {} | {} | {:.3} ms | {} | {:.3} ms | {:.1} | {:.2} ms | {}{} | {} |",
             r.name,
-            r.sign_per_s,
-            pct(r.sign_per_s, r.raw_adjacent_mean()),
-            pct(r.sign_per_s, raw),
-            r.server_cpu_ms_per_sig,
-            pct(1000.0 / r.raw_one_adjacent, r.server_cpu_ms_per_sig),
-            r.client_cpu_ms_per_sig,
+            per_s,
+            pct(per_s, r.raw_adjacent_mean()),
+            pct(per_s, raw),
+            server_cpu,
+            pct(1000.0 / r.raw_one_adjacent, server_cpu),
+            sig.per_call_ms(sig.client_cpu),
             r.records_per_commit,
             r.commit_ms,
-            r.sign_failed,
-            r.sign_error
+            sig.failed,
+            sig.error
                 .as_ref()
                 .map(|e| format!(" ({e})"))
                 .unwrap_or_default(),
@@ -2016,7 +2000,7 @@ fn print_signing(s: &Settings, runs: &[StoreRun], cores: usize, (raw_all, raw_al
             r.name,
             b.per_s(),
             pct(b.per_s(), r.raw_adjacent_mean()),
-            pct(r.sign_per_s, b.per_s()),
+            pct(r.signing.per_s(), b.per_s()),
             bare_cpu,
             bare_cpu - 1000.0 / r.raw_one_adjacent,
             b.per_call_ms(b.client_cpu),
@@ -2054,19 +2038,22 @@ fn print_signing(s: &Settings, runs: &[StoreRun], cores: usize, (raw_all, raw_al
     println!("|---|---|---|---|---|---|---|---|---|");
     for r in runs {
         let raw_ms = 1000.0 / r.raw_one_adjacent;
-        let all = r.machine_ms_per_sig;
+        let sig = &r.signing;
+        let ms = |secs: f64| sig.per_call_ms(secs);
+        let all = ms(sig.machine.total);
         let part = |ms: f64| format!("{ms:.3} ({})", pct(ms, all));
-        let other = all - r.server_cpu_ms_per_sig - r.client_cpu_ms_per_sig - r.postgres_cpu_ms_per_sig - r.idle_ms_per_sig - r.steal_ms_per_sig;
+        let (server, client, postgres, idle, steal) =
+            (ms(sig.process_cpu), ms(sig.client_cpu), ms(sig.postgres_cpu), ms(sig.machine.idle), ms(sig.machine.steal));
         println!(
             "| {} | {all:.3} | {} | {} | {} | {} | {} | {} | {} |",
             r.name,
             part(raw_ms),
-            part(r.server_cpu_ms_per_sig - raw_ms),
-            part(r.client_cpu_ms_per_sig),
-            part(r.postgres_cpu_ms_per_sig),
-            part(r.idle_ms_per_sig),
-            part(r.steal_ms_per_sig),
-            part(other)
+            part(server - raw_ms),
+            part(client),
+            part(postgres),
+            part(idle),
+            part(steal),
+            part(all - server - client - postgres - idle - steal)
         );
     }
     println!();
