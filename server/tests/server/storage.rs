@@ -960,6 +960,48 @@ async fn migration_0007_keeps_the_signing_log_on_postgres() {
     db.drop_db().await;
 }
 
+/// A SQLite database at migration 0007 holding an audit chain, then opened
+/// by this binary (0008 makes `audit.seq` the rowid): the same chain
+/// verifies, its seq is the rowid, seq stays unique, and the next append
+/// chains after the migrated head.
+#[tokio::test]
+async fn migration_0008_keeps_the_audit_chain_with_seq_as_the_rowid() {
+    use shomei_server::audit::chain::{GENESIS, entry_hash};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    {
+        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true).foreign_keys(true);
+        let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+        let mut before = sqlx::migrate!("migrations/sqlite");
+        before.migrations = std::borrow::Cow::Owned(before.migrations.iter().filter(|m| m.version < 8).cloned().collect());
+        before.run(&pool).await.unwrap();
+        let mut prev = GENESIS;
+        for seq in 1..=5i64 {
+            let details = format!("{{\"n\":{seq}}}");
+            let hash = entry_hash(&prev, seq, 1_000 + seq, "test", "test.append", "s", &details);
+            sqlx::query("INSERT INTO audit (seq, at_ms, actor, action, subject, details, prev_hash, hash) VALUES (?1, ?2, 'test', 'test.append', 's', ?3, ?4, ?5)")
+                .bind(seq).bind(1_000 + seq).bind(&details).bind(&prev[..]).bind(&hash[..])
+                .execute(&pool).await.unwrap();
+            prev = hash;
+        }
+        pool.close().await;
+    }
+    let store = shomei_server::store::sqlite::SqliteStore::open(&path).await.unwrap();
+    let entries = audit_all(&store).await;
+    assert_eq!(verify(entries.iter()).unwrap().count, 5);
+    let pool = store.pool();
+    let as_rowid: i64 = sqlx::query_scalar("SELECT count(*) FROM audit WHERE rowid = seq").fetch_one(pool).await.unwrap();
+    assert_eq!(as_rowid, 5);
+    let indexes: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit'").fetch_one(pool).await.unwrap();
+    assert_eq!(indexes, 0, "no index beside the rowid");
+    let duplicate = sqlx::query("INSERT INTO audit SELECT * FROM audit WHERE seq = 3").execute(pool).await;
+    assert!(duplicate.is_err(), "seq stays unique");
+    store.append_audit(2_000, &ev("test.append", "after")).await.unwrap();
+    let entries = audit_all(&store).await;
+    assert_eq!(verify(entries.iter()).unwrap().count, 6);
+    assert_eq!(entries.last().map(|e| (e.seq, e.subject.as_str())), Some((6, "after")));
+}
+
 /// A shared server's log: p1's grants g1 and g2 hold 300 and 200
 /// signatures among 6,000 of another practitioner's (g3, p2), recorded
 /// interleaved — enough rows that a planner with statistics would rather
