@@ -1703,7 +1703,7 @@ async fn signing_log(name: &'static str, database_url: Option<String>) -> Signin
             label: Some(format!("Rx {n}")),
         };
         let out = store
-            .record_signatures(&[rec])
+            .record_signatures(vec![rec])
             .await
             .expect("seed signatures");
         assert!(

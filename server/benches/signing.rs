@@ -173,7 +173,7 @@ fn pkcs11_vs_software(c: &mut Criterion) {
     let software_key = SealedKey::seal(&kek, "software-credential", &software_credential);
     let token = std::sync::Arc::new(Pkcs11Token::open(&cfg).expect("open SoftHSM2 token"));
     let token_key = token.generate(KeyAlgorithm::Rsa2048, "pkcs11-credential").expect("generate in token");
-    let hsm_key = SealedKey { credential_id: "pkcs11-credential".into(), algorithm: KeyAlgorithm::Rsa2048, sealed_pkcs8: token_key.key_ref.to_uri().into_bytes() };
+    let hsm_key = SealedKey { credential_id: "pkcs11-credential".into(), algorithm: KeyAlgorithm::Rsa2048, sealed_pkcs8: token_key.key_ref.to_uri().into_bytes().into() };
     let backend = Pkcs11Backend::new(token, SoftwareBackend::new(kek));
     let digest = aws_lc_rs::digest::digest(&SHA256, b"<Prescription>benchmark</Prescription>").as_ref().to_vec();
     let hold = KeyHold { grant_id: "bench-grant", now_ms: 0, until_ms: i64::MAX };

@@ -50,7 +50,7 @@ struct RequestLabels {
     method: &'static str,
     /// The route template (`/v1/phone/logins/{id}/decision`), or
     /// `unmatched` for requests no route took (404s, probes).
-    route: String,
+    route: &'static str,
     status: u16,
 }
 
@@ -58,7 +58,7 @@ struct RequestLabels {
 struct LatencyLabels {
     listener: &'static str,
     method: &'static str,
-    route: String,
+    route: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -315,17 +315,17 @@ impl Metrics {
         &self,
         listener: Listener,
         method: &axum::http::Method,
-        route: Option<&str>,
+        route: Option<&'static str>,
         status: u16,
         elapsed: Duration,
     ) {
         let method = method_label(method);
-        let route = route.unwrap_or("unmatched").to_owned();
+        let route = route.unwrap_or("unmatched");
         self.request_seconds
             .get_or_create(&LatencyLabels {
                 listener: listener.as_str(),
                 method,
-                route: route.clone(),
+                route,
             })
             .observe(elapsed.as_secs_f64());
         self.requests
@@ -417,6 +417,24 @@ impl Metrics {
 }
 
 /// A closed set: an unknown method (`FOO /x`) must not create a series.
+/// A route template as a label that lives as long as the process, so that
+/// counting a request allocates nothing. Templates come from the routers
+/// (a fixed set), each stored once.
+pub fn route_label(template: &str) -> &'static str {
+    static ROUTES: std::sync::LazyLock<std::sync::RwLock<std::collections::HashSet<&'static str>>> =
+        std::sync::LazyLock::new(Default::default);
+    if let Some(r) = ROUTES.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(template) {
+        return r;
+    }
+    let mut routes = ROUTES.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(r) = routes.get(template) {
+        return r;
+    }
+    let r: &'static str = Box::leak(template.to_owned().into_boxed_str());
+    routes.insert(r);
+    r
+}
+
 fn method_label(m: &axum::http::Method) -> &'static str {
     use axum::http::Method;
     match *m {

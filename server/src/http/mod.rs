@@ -351,10 +351,10 @@ async fn count_request(
     next: axum::middleware::Next,
 ) -> Response {
     let method = req.method().clone();
-    let route = req.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_owned());
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map(|p| crate::metrics::route_label(p.as_str()));
     let started = std::time::Instant::now();
     let r = next.run(req).await;
-    metrics.request(listener, &method, route.as_deref(), r.status().as_u16(), started.elapsed());
+    metrics.request(listener, &method, route, r.status().as_u16(), started.elapsed());
     r
 }
 

@@ -344,7 +344,7 @@ impl App {
                 })
                 .await
                 .map_err(|e| Error::Internal(e.to_string()))??;
-                (alg, key.key_ref.to_uri().into_bytes(), chain, "pkcs11-dev-ca")
+                (alg, key.key_ref.to_uri().into_bytes().into(), chain, "pkcs11-dev-ca")
             }
             CredentialSource::Import(new) => {
                 self.check_not_expired(&new.certificate_chain)?;
@@ -365,7 +365,7 @@ impl App {
                 if on_token != cert_public {
                     return Err(SigningError::CertificateKeyMismatch.into());
                 }
-                (alg, key_ref.to_uri().into_bytes(), certificate_chain, "pkcs11-import")
+                (alg, key_ref.to_uri().into_bytes().into(), certificate_chain, "pkcs11-import")
             }
         };
         let c = Credential {

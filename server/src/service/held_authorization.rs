@@ -174,7 +174,7 @@ mod tests {
             id: "c".into(),
             practitioner_id: "p".into(),
             algorithm: "rsa2048".into(),
-            sealed_key: vec![2; 8],
+            sealed_key: vec![2; 8].into(),
             certificate_chain: vec![vec![3; 8]],
             created_ms: 0,
             revoked_ms: None,

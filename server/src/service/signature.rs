@@ -120,8 +120,9 @@ impl SignatureLog {
                 busy = batch.len() > 1;
                 let (records, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
                 let started = std::time::Instant::now();
-                let committed = store.record_signatures(&records).await;
-                metrics.audit_commit(records.len(), started.elapsed(), committed.is_ok());
+                let count = records.len();
+                let committed = store.record_signatures(records).await;
+                metrics.audit_commit(count, started.elapsed(), committed.is_ok());
                 match committed {
                     Ok(outcomes) => {
                         wake.send_modify(|n| *n = n.wrapping_add(1));

@@ -65,7 +65,7 @@ mod tests {
             id: id.into(),
             practitioner_id: "p".into(),
             algorithm: "rsa2048".into(),
-            sealed_key: vec![],
+            sealed_key: Vec::new().into(),
             certificate_chain: vec![leaf],
             created_ms: 0,
             revoked_ms: None,

@@ -45,8 +45,11 @@ pub struct SealedKey {
     pub credential_id: String,
     /// The key's algorithm.
     pub algorithm: KeyAlgorithm,
-    /// `Kek::seal(pkcs8, credential_id.as_bytes())`.
-    pub sealed_pkcs8: Vec<u8>,
+    /// `Kek::seal(pkcs8, credential_id.as_bytes())`. Shared with the
+    /// credential row it was read from: each signing call names its key by
+    /// this, and a held key is found again by it (`HeldKeys::get`), where
+    /// the same allocation compares equal without reading its bytes.
+    pub sealed_pkcs8: Arc<[u8]>,
 }
 
 impl std::fmt::Debug for SealedKey {
@@ -65,7 +68,7 @@ impl SealedKey {
         SealedKey {
             credential_id: credential_id.to_owned(),
             algorithm: credential.algorithm,
-            sealed_pkcs8: kek.seal(&credential.pkcs8, credential_id.as_bytes()),
+            sealed_pkcs8: kek.seal(&credential.pkcs8, credential_id.as_bytes()).into(),
         }
     }
 }

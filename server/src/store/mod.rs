@@ -224,7 +224,9 @@ pub struct Credential {
     pub practitioner_id: String,
     /// `rsa2048` | `ecdsa-p256`.
     pub algorithm: String,
-    pub sealed_key: Vec<u8>,
+    /// The sealed key (`signing::SealedKey`), shared with the signing calls
+    /// that use this row.
+    pub sealed_key: std::sync::Arc<[u8]>,
     /// DER certificates, leaf first.
     pub certificate_chain: Vec<Vec<u8>>,
     pub created_ms: i64,
@@ -666,8 +668,9 @@ pub trait Store: Send + Sync + 'static {
     /// Records several signHash/signDoc calls in ONE transaction (group
     /// commit): per record, the grant's counter moves only if it is still
     /// usable and under its cap and the credential is not revoked, and one
-    /// audit entry per signed hash is appended.
-    async fn record_signatures(&self, records: &[SignatureRecord]) -> StoreResult<Vec<RecordOutcome>>;
+    /// audit entry per signed hash is appended. The records are the
+    /// store's to keep (SQLite hands them to its commit thread as they are).
+    async fn record_signatures(&self, records: Vec<SignatureRecord>) -> StoreResult<Vec<RecordOutcome>>;
 
     /// The highest signature `seq` of a practitioner (0 when none): where
     /// a newest-first walk stops and following begins.

@@ -101,8 +101,9 @@ impl PgStore {
     /// after it). One read (the batch's grants, revoked credentials and the
     /// audit head), the per-record rule in order, one write (the grants'
     /// counters, audit entries and signing-log rows), then `COMMIT`.
-    async fn commit_signatures(&self, records: &[super::SignatureRecord]) -> StoreResult<Vec<super::RecordOutcome>> {
+    async fn commit_signatures(&self, records: Vec<super::SignatureRecord>) -> StoreResult<Vec<super::RecordOutcome>> {
         use super::group_commit::{self as group, postgres as statements};
+        let records = records.as_slice();
         let mut w = self.begin_write().await?;
         let (grant_ids, credential_ids) = group::ids(records);
         let read = statements::read(&mut w.tx, &grant_ids, &credential_ids).await?;

@@ -26,7 +26,7 @@ macro_rules! credential_columns {
     ($r:expr, $p:literal) => {
         Ok::<_, $crate::store::StoreError>(Credential {
             id: $r.try_get(concat!($p, "id"))?, practitioner_id: $r.try_get(concat!($p, "practitioner_id"))?,
-            algorithm: $r.try_get(concat!($p, "algorithm"))?, sealed_key: $r.try_get(concat!($p, "sealed_key"))?,
+            algorithm: $r.try_get(concat!($p, "algorithm"))?, sealed_key: $r.try_get::<Vec<u8>, _>(concat!($p, "sealed_key"))?.into(),
             certificate_chain: chain_from_text(&$r.try_get::<String, _>(concat!($p, "certificate_chain"))?)?,
             created_ms: $r.try_get(concat!($p, "created_ms"))?, revoked_ms: $r.try_get(concat!($p, "revoked_ms"))?,
             revoked_reason: $r.try_get(concat!($p, "revoked_reason"))?,
@@ -331,7 +331,7 @@ macro_rules! store_impl {
             async fn create_credential(&self, c: &Credential, audit: &AuditEvent) -> StoreResult<()> {
                 let mut w = self.begin_write().await?;
                 sqlx::query("INSERT INTO credentials (id, practitioner_id, algorithm, sealed_key, certificate_chain, created_ms) VALUES ($1,$2,$3,$4,$5,$6)")
-                    .bind(&c.id).bind(&c.practitioner_id).bind(&c.algorithm).bind(&c.sealed_key)
+                    .bind(&c.id).bind(&c.practitioner_id).bind(&c.algorithm).bind(&*c.sealed_key)
                     .bind(chain_to_text(&c.certificate_chain)).bind(c.created_ms)
                     .execute(&mut *w.tx).await.map_err(|e| dup(e, "credential"))?;
                 audit_tx(&mut *w.tx, c.created_ms, audit).await?;
@@ -671,7 +671,7 @@ macro_rules! store_impl {
                 Ok(n)
             }
 
-            async fn record_signatures(&self, records: &[SignatureRecord]) -> StoreResult<Vec<RecordOutcome>> {
+            async fn record_signatures(&self, records: Vec<SignatureRecord>) -> StoreResult<Vec<RecordOutcome>> {
                 // Each backend's group commit (store::group_commit).
                 self.commit_signatures(records).await
             }

@@ -90,9 +90,9 @@ impl SqliteStore {
     /// commit thread; the writer lock keeps the process's other writers
     /// (which write through the pool) out until it has committed, so the
     /// file's own write lock is never contended.
-    async fn commit_signatures(&self, records: &[super::SignatureRecord]) -> StoreResult<Vec<super::RecordOutcome>> {
+    async fn commit_signatures(&self, records: Vec<super::SignatureRecord>) -> StoreResult<Vec<super::RecordOutcome>> {
         let _writer = self.writer.lock().await;
-        self.committer.commit(records.to_vec()).await
+        self.committer.commit(records).await
     }
 
     pub(crate) async fn begin_write(&self) -> StoreResult<WriteTx<'_>> {

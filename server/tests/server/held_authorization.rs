@@ -121,7 +121,7 @@ async fn a_cap_used_up_unseen_by_this_server_signs_nothing() {
         signature_formats: Vec::new(),
         label: None,
     };
-    let outcomes = env.app().store.record_signatures(std::slice::from_ref(&other)).await.unwrap();
+    let outcomes = env.app().store.record_signatures(vec![other]).await.unwrap();
     assert_eq!(outcomes, vec![shomei_server::store::RecordOutcome::Recorded(3)]);
 
     assert_problem(&env.sign_one(&token, &w.terminal, &w.credential, &[2; 32]).await, 403, "grant_exhausted");

@@ -325,7 +325,7 @@ async fn the_token_key_is_sensitive_never_extractable_and_the_store_holds_only_i
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(stored.sealed_key, key_uri.as_bytes());
+    assert_eq!(&*stored.sealed_key, key_uri.as_bytes());
     let key_ref = TokenKeyRef::from_stored(&stored.sealed_key)
         .unwrap()
         .unwrap();

@@ -246,7 +246,7 @@ async fn signing_context_is_the_three_lookups_in_one(s: Arc<dyn Store>) {
     approve(&*s, "l1", "d1", grant("g1", "l1", "d1", Some(7))).await;
     assert!(s.issue_grant_token("g1", &[8; 32], &ev("grant.token_issue", "g1")).await.unwrap());
     let c = Credential {
-        id: "c1".into(), practitioner_id: "p1".into(), algorithm: "rsa2048".into(), sealed_key: vec![5; 40],
+        id: "c1".into(), practitioner_id: "p1".into(), algorithm: "rsa2048".into(), sealed_key: vec![5; 40].into(),
         certificate_chain: vec![vec![6; 10], vec![7; 12]], created_ms: 60, revoked_ms: None, revoked_reason: None,
     };
     s.create_credential(&c, &ev("credential.create", "c1")).await.unwrap();
@@ -279,12 +279,12 @@ async fn signature_records_respect_cap_and_revocation(s: Arc<dyn Store>) {
     approve(&*s, "l1", "d1", grant("g1", "l1", "d1", Some(3))).await;
     let rec = |n: usize| SignatureRecord { grant_id: "g1".into(), credential_id: "c1".into(), terminal_id: "t1".into(), hashes: vec![vec![1; 32]; n], sign_algo: "rsa".into(), now_ms: 500, signature_formats: Vec::new(), label: None };
     // One batch (group commit): 2 fit, the next 2 would pass the cap, then 1 fits.
-    let out = s.record_signatures(&[rec(2), rec(2), rec(1)]).await.unwrap();
+    let out = s.record_signatures(vec![rec(2), rec(2), rec(1)]).await.unwrap();
     assert_eq!(out, vec![RecordOutcome::Recorded(2), RecordOutcome::GrantUnusable, RecordOutcome::Recorded(3)]);
     assert!(s.revoke_device("d1", 600, &ev("device.revoke", "d1")).await.unwrap());
     let mut late = rec(1);
     late.now_ms = 700;
-    assert_eq!(s.record_signatures(&[late]).await.unwrap(), vec![RecordOutcome::GrantUnusable]);
+    assert_eq!(s.record_signatures(vec![late]).await.unwrap(), vec![RecordOutcome::GrantUnusable]);
     let sigs = audit_all(&*s).await.iter().filter(|e| e.action == "signature.create").count();
     assert_eq!(sigs, 3);
 }
@@ -296,7 +296,7 @@ async fn revoked_credential_records_no_signature(s: Arc<dyn Store>) {
     s.create_login(&login("l1", 1), &ev("login.start", "l1")).await.unwrap();
     approve(&*s, "l1", "d1", grant("g1", "l1", "d1", None)).await;
     let c = Credential {
-        id: "c1".into(), practitioner_id: "p1".into(), algorithm: "rsa2048".into(), sealed_key: vec![5; 40],
+        id: "c1".into(), practitioner_id: "p1".into(), algorithm: "rsa2048".into(), sealed_key: vec![5; 40].into(),
         certificate_chain: vec![vec![6; 10]], created_ms: 60, revoked_ms: None, revoked_reason: None,
     };
     s.create_credential(&c, &ev("credential.create", "c1")).await.unwrap();
@@ -304,7 +304,7 @@ async fn revoked_credential_records_no_signature(s: Arc<dyn Store>) {
         grant_id: "g1".into(), credential_id: "c1".into(), terminal_id: "t1".into(), hashes: vec![vec![1; 32], vec![2; 32]],
         sign_algo: "rsa".into(), now_ms: 500, signature_formats: vec!["X".into(), "C".into()], label: None,
     };
-    assert_eq!(s.record_signatures(std::slice::from_ref(&rec)).await.unwrap(), vec![RecordOutcome::Recorded(2)]);
+    assert_eq!(s.record_signatures(vec![rec.clone()]).await.unwrap(), vec![RecordOutcome::Recorded(2)]);
     let details: Vec<serde_json::Value> = audit_all(&*s).await.iter().filter(|e| e.action == "signature.create").map(|e| serde_json::from_str(&e.details).unwrap()).collect();
     assert_eq!(details[0]["format"], "X");
     assert_eq!(details[1]["format"], "C");
@@ -314,7 +314,7 @@ async fn revoked_credential_records_no_signature(s: Arc<dyn Store>) {
     let stored = s.get_credential("c1").await.unwrap().unwrap();
     assert_eq!((stored.revoked_ms, stored.revoked_reason.as_deref()), (Some(600), Some("card lost")));
     // A signature made before the revocation but recorded after it is refused.
-    assert_eq!(s.record_signatures(&[rec]).await.unwrap(), vec![RecordOutcome::CredentialRevoked]);
+    assert_eq!(s.record_signatures(vec![rec]).await.unwrap(), vec![RecordOutcome::CredentialRevoked]);
     assert_eq!(s.get_grant("g1").await.unwrap().unwrap().signatures_made, 2, "the grant's count did not move");
     let entries = audit_all(&*s).await;
     assert_eq!(entries.iter().filter(|e| e.action == "signature.create").count(), 2);
@@ -337,7 +337,7 @@ async fn group_commit_chains_every_signature_of_a_batch(s: Arc<dyn Store>) {
     };
     let mut wrong_terminal = rec(9, 1);
     wrong_terminal.terminal_id = "t2".into();
-    let out = s.record_signatures(&[rec(0, 300), wrong_terminal, rec(100, 400), rec(200, 301)]).await.unwrap();
+    let out = s.record_signatures(vec![rec(0, 300), wrong_terminal, rec(100, 400), rec(200, 301)]).await.unwrap();
     assert_eq!(out, vec![RecordOutcome::Recorded(300), RecordOutcome::GrantUnusable, RecordOutcome::Recorded(700), RecordOutcome::GrantUnusable]);
     let entries = audit_all(&*s).await;
     assert_eq!(entries.len(), before + 700);
@@ -372,7 +372,7 @@ async fn group_commit_writes_back_each_grants_own_counters(s: Arc<dyn Store>) {
     let mut batch: Vec<SignatureRecord> = (0..150).map(|g| rec(g, 2, 1_000 + g as i64)).collect();
     batch.extend((0..150).map(|g| rec(g, 2, 5_000 + g as i64)));
     batch.push(rec(150, 1, 200 + 60_000));
-    let out = s.record_signatures(&batch).await.unwrap();
+    let out = s.record_signatures(batch).await.unwrap();
     for g in 0..150usize {
         assert_eq!(out[g], RecordOutcome::Recorded(2), "grant {g}");
         let second = if g % 2 == 0 { RecordOutcome::GrantUnusable } else { RecordOutcome::Recorded(4) };
@@ -535,7 +535,7 @@ async fn walk(s: &dyn Store, grant: Option<&str>, from_ms: i64, watermark: i64, 
 
 async fn signing_log_rows_share_their_audit_entry_and_keep_label_and_format(s: Arc<dyn Store>) {
     signing_log_fixture(&*s).await;
-    let out = s.record_signatures(&[
+    let out = s.record_signatures(vec![
         signed("g1", "t1", 1_000, &[1], &[], Some("処方箋 #1")),
         signed("g2", "t2", 1_001, &[2, 3], &["X", "C"], None),
         signed("g3", "t1", 1_002, &[4], &[], Some("other")),
@@ -560,7 +560,7 @@ async fn signing_log_rows_share_their_audit_entry_and_keep_label_and_format(s: A
     assert_eq!(theirs[0].label.as_deref(), Some("other"));
     // A refused record leaves no row (and no audit entry).
     s.revoke_grant("g1", "ended", 1_100, &ev("grant.revoke", "g1")).await.unwrap();
-    assert_eq!(s.record_signatures(&[signed("g1", "t1", 1_200, &[9], &[], None)]).await.unwrap(), vec![RecordOutcome::GrantUnusable]);
+    assert_eq!(s.record_signatures(vec![signed("g1", "t1", 1_200, &[9], &[], None)]).await.unwrap(), vec![RecordOutcome::GrantUnusable]);
     assert_eq!(s.signatures_since("p1", None, 0, 100).await.unwrap().len(), 3);
     // The ended grant's signatures stay listed.
     assert_eq!(walk(&*s, Some("g1"), 0, s.signature_watermark("p1").await.unwrap(), 10).await.len(), 1);
@@ -571,19 +571,19 @@ async fn signing_log_walk_is_stable_under_inserts_and_following_sees_the_rest(s:
     signing_log_fixture(&*s).await;
     // One from long before "today", then 23 on g1 and 10 on g2, several per
     // batch, some sharing a millisecond.
-    s.record_signatures(&[signed("g1", "t1", 1_000, &[250], &[], None)]).await.unwrap();
+    s.record_signatures(vec![signed("g1", "t1", 1_000, &[250], &[], None)]).await.unwrap();
     for i in 0..10u8 {
         let at = 100_000 + (i as i64 / 2);
-        let recs = [signed("g1", "t1", at, &[i * 3, i * 3 + 1], &[], None), signed("g2", "t2", at, &[200 + i], &[], None)];
-        s.record_signatures(&recs).await.unwrap();
+        let recs = vec![signed("g1", "t1", at, &[i * 3, i * 3 + 1], &[], None), signed("g2", "t2", at, &[200 + i], &[], None)];
+        s.record_signatures(recs).await.unwrap();
     }
-    s.record_signatures(&[signed("g1", "t1", 100_010, &[100, 101, 102], &[], None)]).await.unwrap();
+    s.record_signatures(vec![signed("g1", "t1", 100_010, &[100, 101, 102], &[], None)]).await.unwrap();
     let w = s.signature_watermark("p1").await.unwrap();
     assert_eq!(s.signature_watermark("nobody").await.unwrap(), 0);
     // Page 1 of g1, then signatures arrive, then the rest of the walk.
     let first = s.grant_signatures("g1", SignaturePage { watermark: w, before_seq: None, limit: 4 }).await.unwrap();
     assert_eq!(first.len(), 4);
-    s.record_signatures(&[signed("g1", "t1", 100_011, &[150, 151], &[], None), signed("g2", "t2", 99_000, &[152], &[], None)]).await.unwrap();
+    s.record_signatures(vec![signed("g1", "t1", 100_011, &[150, 151], &[], None), signed("g2", "t2", 99_000, &[152], &[], None)]).await.unwrap();
     let last = first.last().unwrap();
     let mut all = first.clone();
     let mut before = Some(last.seq);
@@ -797,7 +797,7 @@ async fn backfilled_rows_match_recorded_ones(s: &dyn Store, run: impl std::futur
 
 async fn record_then_forget_rows(s: &dyn Store) {
     signing_log_fixture(s).await;
-    s.record_signatures(&[signed("g1", "t1", 1_000, &[1], &[], Some("dropped by the backfill")), signed("g2", "t2", 1_001, &[2, 3], &["X", "C"], None)]).await.unwrap();
+    s.record_signatures(vec![signed("g1", "t1", 1_000, &[1], &[], Some("dropped by the backfill")), signed("g2", "t2", 1_001, &[2, 3], &["X", "C"], None)]).await.unwrap();
 }
 
 #[tokio::test]
@@ -1010,9 +1010,9 @@ async fn signing_log_for_plans(s: &dyn Store) {
     signing_log_fixture(s).await;
     let batch = |n: usize| -> Vec<u8> { (0..=255).cycle().take(n).collect() };
     for i in 0..10 {
-        s.record_signatures(&[signed("g3", "t1", 1_000 + i, &batch(600), &[], Some("Rx"))]).await.unwrap();
-        s.record_signatures(&[signed("g1", "t1", 1_000 + i, &batch(30), &[], Some("Rx"))]).await.unwrap();
-        s.record_signatures(&[signed("g2", "t2", 1_000 + i, &batch(20), &[], None)]).await.unwrap();
+        s.record_signatures(vec![signed("g3", "t1", 1_000 + i, &batch(600), &[], Some("Rx"))]).await.unwrap();
+        s.record_signatures(vec![signed("g1", "t1", 1_000 + i, &batch(30), &[], Some("Rx"))]).await.unwrap();
+        s.record_signatures(vec![signed("g2", "t2", 1_000 + i, &batch(20), &[], None)]).await.unwrap();
     }
 }
 
