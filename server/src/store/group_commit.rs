@@ -9,7 +9,8 @@
 //!
 //! * **one read** — the batch's grants, its revoked credentials and the
 //!   audit chain's head, as one `UNION ALL` (a `kind` column tells the
-//!   rows apart);
+//!   rows apart). SQLite, whose statements cost no round trip on its
+//!   commit thread, reads the same rows by key, one small statement each;
 //! * **one write** — the grants' counters, the audit entries and the
 //!   signing-log rows. PostgreSQL takes them as one statement with
 //!   data-modifying `WITH` parts over `unnest` of array parameters.
@@ -268,15 +269,20 @@ pub(crate) mod sqlite {
     //! bound to a cached prepared statement and stepped: no lists as JSON
     //! text to build and parse again (SQLite has no array parameters).
 
-    use std::sync::LazyLock;
-
     use rusqlite::{Transaction, params};
-    use serde_json::Value;
 
     use super::*;
 
-    static READ: LazyLock<String> =
-        LazyLock::new(|| read_sql(|p| format!("id IN (SELECT value FROM json_each({p}))"), "NULL", "NULL"));
+    /// The read, as one lookup by key per grant and per credential of the
+    /// batch and one for the chain's head: here a statement costs no round
+    /// trip, and a lookup needs no list built as JSON text, parsed again by
+    /// `json_each` and copied into a temporary b-tree for `IN` (which the
+    /// one-statement read did, for a batch of usually one grant). The rows
+    /// are the one-statement read's (`read_sql`), decoded the same way.
+    const READ_GRANT: &str = "SELECT 'g' AS kind, id, terminal_id, practitioner_id, revoked_ms, expires_ms, signature_cap, \
+        signatures_made, idle_timeout_s, last_used_ms FROM grants WHERE id = ?1";
+    const READ_REVOKED_CREDENTIAL: &str = "SELECT 'c' AS kind, id FROM credentials WHERE id = ?1 AND revoked_ms IS NOT NULL";
+    const READ_HEAD: &str = "SELECT 'a' AS kind, seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
 
     const UPDATE_GRANT: &str = "UPDATE grants SET signatures_made = ?1, last_used_ms = ?2 WHERE id = ?3";
     const INSERT_AUDIT: &str = "INSERT INTO audit (seq, at_ms, actor, action, subject, details, prev_hash, hash) \
@@ -285,17 +291,26 @@ pub(crate) mod sqlite {
         (seq, grant_id, practitioner_id, terminal_id, credential_id, at_ms, sign_algo, format, digest, label) \
         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
-    fn ids_json(ids: &[&str]) -> String {
-        Value::from(ids.iter().map(|s| Value::from(*s)).collect::<Vec<_>>()).to_string()
-    }
-
     pub(crate) fn read(tx: &Transaction<'_>, grant_ids: &[&str], credential_ids: &[&str]) -> StoreResult<Read> {
-        let mut statement = tx.prepare_cached(READ.as_str())?;
-        let mut rows = statement.query(params![ids_json(grant_ids), ids_json(credential_ids)])?;
         let mut read = Read::empty();
-        while let Some(r) = rows.next()? {
-            decode_read_row!(read, r, get);
+        let mut decode = |sql: &str, id: Option<&str>| -> StoreResult<()> {
+            let mut statement = tx.prepare_cached(sql)?;
+            let mut rows = match id {
+                Some(id) => statement.query(params![id])?,
+                None => statement.query([])?,
+            };
+            while let Some(r) = rows.next()? {
+                decode_read_row!(read, r, get);
+            }
+            Ok(())
+        };
+        for id in grant_ids {
+            decode(READ_GRANT, Some(id))?;
         }
+        for id in credential_ids {
+            decode(READ_REVOKED_CREDENTIAL, Some(id))?;
+        }
+        decode(READ_HEAD, None)?;
         Ok(read)
     }
 
