@@ -202,7 +202,6 @@ pub(crate) fn plan(records: &[SignatureRecord], read: Read) -> StoreResult<Plan<
         write.grant(id, g.signatures_made, g.last_used_ms);
     }
     let (mut seq, mut prev_hash) = read.head;
-    let mut hex_hash = Vec::new();
     for (rec, practitioner_id) in records.iter().zip(tallied.practitioners) {
         let Some(mut practitioner_id) = practitioner_id else { continue };
         let mut actor = format!("terminal:{}", rec.terminal_id);
@@ -214,12 +213,10 @@ pub(crate) fn plan(records: &[SignatureRecord], read: Read) -> StoreResult<Plan<
                 Some(f @ "C") => ("cms", Some(f)),
                 Some(o) => return Err(StoreError::Corrupt(format!("signature format {o:?}"))),
             };
-            hex_hash.resize(h.len() * 2, 0);
-            hex::encode_to_slice(h, &mut hex_hash).map_err(|e| StoreError::Corrupt(format!("digest: {e}")))?;
             let details = serde_json::to_string(&SignatureDetails {
                 format: signature_format,
                 grant: &rec.grant_id,
-                hash: std::str::from_utf8(&hex_hash).map_err(|e| StoreError::Corrupt(format!("digest: {e}")))?,
+                hash: &hex::encode(h),
                 label: rec.label.as_deref(),
                 sign_algo: &rec.sign_algo,
                 signing_time: signature_format.and(signing_time.as_deref()),
