@@ -893,12 +893,20 @@ async fn s_rows(s: &dyn Store) -> Vec<SignatureEntry> {
     s.signatures_since("p1", None, 0, 100).await.unwrap()
 }
 
-/// The migrations before 0007, as a migrator of their own.
-fn before_0007(all: sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {
+/// The migrations before `version`, as a migrator of their own.
+fn migrations_before(all: sqlx::migrate::Migrator, version: i64) -> sqlx::migrate::Migrator {
     let mut m = all;
-    m.migrations = std::borrow::Cow::Owned(m.migrations.iter().filter(|m| m.version < 7).cloned().collect());
-    assert_eq!(m.migrations.len(), 6);
+    m.migrations = std::borrow::Cow::Owned(m.migrations.iter().filter(|m| m.version < version).cloned().collect());
+    assert_eq!(m.migrations.len() as i64, version - 1);
     m
+}
+
+/// A new SQLite file at `path` with the migrations before `version` applied.
+async fn sqlite_before(path: &std::path::Path, version: i64) -> sqlx::SqlitePool {
+    let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(path).create_if_missing(true).foreign_keys(true);
+    let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+    migrations_before(sqlx::migrate!("migrations/sqlite"), version).run(&pool).await.unwrap();
+    pool
 }
 
 /// A database at migration 0006 holding a signing log, then opened by this
@@ -931,9 +939,7 @@ async fn migration_0007_keeps_the_signing_log_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
     {
-        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true).foreign_keys(true);
-        let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
-        before_0007(sqlx::migrate!("migrations/sqlite")).run(&pool).await.unwrap();
+        let pool = sqlite_before(&path, 7).await;
         for row in ROWS_AT_0006 {
             sqlx::query(row).execute(&pool).await.unwrap();
         }
@@ -948,7 +954,7 @@ async fn migration_0007_keeps_the_signing_log_on_postgres() {
     let Some(db) = PgDb::create().await else { return };
     {
         let pool = sqlx::PgPool::connect(&db.url()).await.unwrap();
-        before_0007(sqlx::migrate!("migrations/postgres")).run(&pool).await.unwrap();
+        migrations_before(sqlx::migrate!("migrations/postgres"), 7).run(&pool).await.unwrap();
         for row in ROWS_AT_0006 {
             sqlx::query(&row.replace("x'", "'\\x")).execute(&pool).await.unwrap();
         }
@@ -970,11 +976,7 @@ async fn migration_0008_keeps_the_audit_chain_with_seq_as_the_rowid() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
     {
-        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true).foreign_keys(true);
-        let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
-        let mut before = sqlx::migrate!("migrations/sqlite");
-        before.migrations = std::borrow::Cow::Owned(before.migrations.iter().filter(|m| m.version < 8).cloned().collect());
-        before.run(&pool).await.unwrap();
+        let pool = sqlite_before(&path, 8).await;
         let mut prev = GENESIS;
         for seq in 1..=5i64 {
             let details = format!("{{\"n\":{seq}}}");
