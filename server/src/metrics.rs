@@ -416,7 +416,6 @@ impl Metrics {
     }
 }
 
-/// A closed set: an unknown method (`FOO /x`) must not create a series.
 /// A route template as a label that lives as long as the process, so that
 /// counting a request allocates nothing. Templates come from the routers
 /// (a fixed set), each stored once.
@@ -435,6 +434,7 @@ pub fn route_label(template: &str) -> &'static str {
     r
 }
 
+/// A closed set: an unknown method (`FOO /x`) must not create a series.
 fn method_label(m: &axum::http::Method) -> &'static str {
     use axum::http::Method;
     match *m {
